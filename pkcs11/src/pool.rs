@@ -1,0 +1,981 @@
+//! A per-token session pool that signs concurrently and heals itself.
+//!
+//! One login per token, kept alive by an *anchor* session (closing a token's last session logs
+//! it out and invalidates key handles). Worker sessions are bounded and each is held for one
+//! operation only. When a call fails in a way that means the token went away or lost its state
+//! (session or object handle invalid, not logged in, device removed, …) the pool reconnects —
+//! new sessions, login, keys found again — and retries once; if that does not work (the module
+//! may need `C_Finalize`/`C_Initialize`, which it also tries) the pool turns *unavailable*:
+//! requests fail at once with [`Error::TokenUnavailable`] while a background thread keeps
+//! reconnecting with exponential backoff, so the pool recovers by itself when the token is back.
+//! A rejected or locked PIN stops the retries: trying a wrong PIN again would lock a real token.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::MechanismType;
+use cryptoki::object::ObjectHandle;
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use seald_signer::{SignError, SignatureAlgorithm, Signer};
+use serde::Serialize;
+
+use crate::error::{Error, PinRole, PinTries, Result};
+use crate::key::{self, KeyKind, KeySelector, PublicKey};
+use crate::mechanism::{self, MechanismSet};
+use crate::module::{Access, Module};
+use crate::pin::Pin;
+use crate::slot::TokenSelector;
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Worker sessions at most (the anchor session comes on top).
+    pub max_sessions: usize,
+    /// How long a request waits for a free session before [`Error::PoolBusy`].
+    pub acquire_timeout: Duration,
+    /// First delay between background reconnection attempts; doubles up to `retry_max`.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// Mechanisms never to use on this token even though it offers them (a token with a broken
+    /// implementation of one); seald then falls back to the raw mechanism.
+    pub disabled_mechanisms: Vec<MechanismType>,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            max_sessions: 4,
+            acquire_timeout: Duration::from_secs(5),
+            retry_initial: Duration::from_millis(250),
+            retry_max: Duration::from_secs(30),
+            disabled_mechanisms: Vec::new(),
+        }
+    }
+}
+
+/// Whether the pool can sign now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PoolHealth {
+    Ready,
+    /// The token is gone or failing; reconnection runs in the background.
+    Unavailable {
+        cause: String,
+        attempts: u32,
+    },
+    /// The PIN was rejected or is locked; an operator must fix the configuration.
+    Failed {
+        cause: String,
+    },
+}
+
+/// A snapshot for health checks and metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolStatus {
+    pub token: String,
+    pub health: PoolHealth,
+    pub sessions_open: usize,
+    pub sessions_in_use: usize,
+    pub max_sessions: usize,
+    pub signatures: u64,
+    pub failures: u64,
+    pub reconnections: u64,
+}
+
+/// A session pool for one token. Clones share the pool.
+#[derive(Clone)]
+pub struct TokenPool {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for TokenPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenPool")
+            .field("token", &self.shared.token)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    module: Module,
+    token: String,
+    pin: Pin,
+    config: PoolConfig,
+    disabled: MechanismSet,
+    state: Mutex<State>,
+    /// Signalled when a session is returned or the health changes.
+    changed: Condvar,
+    /// One reconnection at a time.
+    reconnecting: Mutex<()>,
+    /// Shared with the background thread, which must not keep the pool alive.
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    signatures: AtomicU64,
+    failures: AtomicU64,
+    reconnections: AtomicU64,
+}
+
+struct State {
+    health: Health,
+    conn: Option<Conn>,
+    /// Bumped whenever `conn` is replaced; sessions remember the generation they belong to.
+    generation: u64,
+    idle: Vec<Session>,
+    /// Worker sessions of the current generation, idle or leased.
+    open: usize,
+    leased: usize,
+    reconnector: bool,
+}
+
+enum Health {
+    Ready,
+    Unavailable {
+        cause: String,
+        attempts: u32,
+        next_attempt: Instant,
+    },
+    Failed {
+        error: Arc<Error>,
+    },
+}
+
+/// What one login to the token gives: valid for one module epoch.
+struct Conn {
+    epoch: u64,
+    slot: Slot,
+    anchor: Session,
+    mechanisms: Arc<MechanismSet>,
+    keys: HashMap<KeySelector, (ObjectHandle, Arc<PublicKey>)>,
+}
+
+/// How an attempt failed: worth reconnecting for, or not.
+enum Failure {
+    Reconnect { generation: u64, error: Error },
+    Final(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Final(error)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Return values that mean "the token, its login or our handles are gone": reconnect.
+fn needs_reconnect(rv: RvError) -> bool {
+    matches!(
+        rv,
+        RvError::SessionHandleInvalid
+            | RvError::SessionClosed
+            | RvError::UserNotLoggedIn
+            | RvError::DeviceRemoved
+            | RvError::DeviceError
+            | RvError::TokenNotPresent
+            | RvError::TokenNotRecognized
+            | RvError::ObjectHandleInvalid
+            | RvError::KeyHandleInvalid
+            | RvError::SlotIdInvalid
+            | RvError::CryptokiNotInitialized
+            | RvError::GeneralError
+    )
+}
+
+fn is_reconnectable(error: &Error) -> bool {
+    match error {
+        Error::TokenNotFound { .. } | Error::NoTokenInSlot { .. } => true,
+        other => other.return_value().is_some_and(needs_reconnect),
+    }
+}
+
+/// Errors retrying cannot fix and that must not be retried (a wrong PIN locks real tokens).
+fn is_operator_error(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::PinIncorrect { .. }
+            | Error::PinLocked { .. }
+            | Error::UserPinNotInitialized { .. }
+            | Error::TokenNotInitialized { .. }
+            | Error::TokenAmbiguous { .. }
+    )
+}
+
+impl TokenPool {
+    /// Opens a pool on the token labelled `token`: finds it, logs in once, and checks the
+    /// mechanism list. Fails if the token is absent or the PIN is wrong.
+    pub fn open(module: &Module, token: &str, pin: Pin, config: PoolConfig) -> Result<Self> {
+        let shared = Arc::new(Shared {
+            module: module.clone(),
+            token: token.to_owned(),
+            pin,
+            disabled: config.disabled_mechanisms.iter().copied().collect(),
+            config: PoolConfig {
+                max_sessions: config.max_sessions.max(1),
+                ..config
+            },
+            state: Mutex::new(State {
+                health: Health::Ready,
+                conn: None,
+                generation: 0,
+                idle: Vec::new(),
+                open: 0,
+                leased: 0,
+                reconnector: false,
+            }),
+            changed: Condvar::new(),
+            reconnecting: Mutex::new(()),
+            stop: Arc::new((Mutex::new(false), Condvar::new())),
+            signatures: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            reconnections: AtomicU64::new(0),
+        });
+        shared.establish()?;
+        Ok(TokenPool { shared })
+    }
+
+    /// The token's label.
+    pub fn token(&self) -> &str {
+        &self.shared.token
+    }
+
+    /// Prepares a seal key for signing: finds it, checks it can sign with `algorithm` (or the
+    /// key's default algorithm) on this token, and reads its certificate chain.
+    pub fn key(
+        &self,
+        selector: KeySelector,
+        algorithm: Option<SignatureAlgorithm>,
+    ) -> Result<PoolKey> {
+        let shared = &self.shared;
+        let (info, public_key, chain, mechanisms) = shared.with_session(|session, _access| {
+            let token = shared.token.as_str();
+            let info = key::find_private_key(session, token, &selector)?;
+            let public_key = key::find_public_key(session, token, &info.id, &info.label)?
+                .ok_or_else(|| Error::KeyUnusable {
+                    token: token.to_owned(),
+                    key: selector.clone(),
+                    reason: "neither a public key object nor a certificate shares its CKA_ID"
+                        .to_owned(),
+                })?;
+            let chain = crate::cert::chain_for_key(session, token, &info.id, &public_key)?;
+            let mechanisms = shared.mechanisms()?;
+            Ok((info, public_key, chain, mechanisms))
+        })?;
+        let unusable = |reason: String| Error::KeyUnusable {
+            token: shared.token.clone(),
+            key: selector.clone(),
+            reason,
+        };
+        if !info.can_sign {
+            return Err(unusable("its CKA_SIGN is false".to_owned()));
+        }
+        let algorithm = algorithm.unwrap_or_else(|| info.kind.default_algorithm());
+        if !info.kind.supports(algorithm) {
+            return Err(unusable(format!(
+                "a {} key cannot sign {algorithm}",
+                info.kind
+            )));
+        }
+        if mechanism::plan(algorithm, &mechanisms, &shared.disabled).is_none() {
+            return Err(Error::MechanismUnsupported {
+                token: shared.token.clone(),
+                algorithm: algorithm.to_string(),
+                disabled: !shared.disabled.is_empty(),
+            });
+        }
+        Ok(PoolKey {
+            pool: self.clone(),
+            selector,
+            label: info.label,
+            id: info.id,
+            kind: info.kind,
+            algorithm,
+            public_key: Arc::new(public_key),
+            chain: chain.iter().map(|c| c.der().to_vec()).collect(),
+        })
+    }
+
+    /// Health and counters.
+    pub fn status(&self) -> PoolStatus {
+        let shared = &self.shared;
+        let state = lock(&shared.state);
+        PoolStatus {
+            token: shared.token.clone(),
+            health: match &state.health {
+                Health::Ready => PoolHealth::Ready,
+                Health::Unavailable {
+                    cause, attempts, ..
+                } => PoolHealth::Unavailable {
+                    cause: cause.clone(),
+                    attempts: *attempts,
+                },
+                Health::Failed { error } => PoolHealth::Failed {
+                    cause: error.to_string(),
+                },
+            },
+            sessions_open: state.open,
+            sessions_in_use: state.leased,
+            max_sessions: shared.config.max_sessions,
+            signatures: shared.signatures.load(Ordering::Relaxed),
+            failures: shared.failures.load(Ordering::Relaxed),
+            reconnections: shared.reconnections.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Waits until the pool is ready (or `timeout` passes); true if it is.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        let shared = &self.shared;
+        let deadline = Instant::now() + timeout;
+        let mut state = lock(&shared.state);
+        loop {
+            match state.health {
+                Health::Ready => return true,
+                Health::Failed { .. } => return false,
+                Health::Unavailable { .. } => {}
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = shared
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+impl Shared {
+    /// Connects for the first time; on failure tries once more after re-initializing the module.
+    fn establish(self: &Arc<Self>) -> Result<()> {
+        let _one = lock(&self.reconnecting);
+        let generation = lock(&self.state).generation;
+        self.reconnect_locked(generation)
+    }
+
+    /// Logs in to the token anew. `reconnecting` must be held.
+    fn reconnect_locked(self: &Arc<Self>, generation: u64) -> Result<()> {
+        self.drop_connection(generation);
+        let epoch = self.module.epoch();
+        let result = match self.connect() {
+            Ok(conn) => Ok(conn),
+            Err(error) if is_operator_error(&error) => Err(error),
+            Err(first) => {
+                // The module may need re-initializing before it sees the token again.
+                tracing::info!(token = %self.token, error = %first, "token not reachable; re-initializing the PKCS#11 module");
+                match self.module.reinitialize(epoch) {
+                    Ok(()) => self.connect(),
+                    Err(reinit) => Err(if is_reconnectable(&first) {
+                        first
+                    } else {
+                        reinit
+                    }),
+                }
+            }
+        };
+        let mut state = lock(&self.state);
+        match result {
+            Ok(conn) => {
+                state.conn = Some(conn);
+                state.health = Health::Ready;
+                self.changed.notify_all();
+                Ok(())
+            }
+            Err(error) => {
+                if is_operator_error(&error) {
+                    let error = Arc::new(error);
+                    state.health = Health::Failed {
+                        error: error.clone(),
+                    };
+                    self.changed.notify_all();
+                    tracing::error!(token = %self.token, %error, "token pool stopped: an operator must fix this");
+                    return Err(clone_operator_error(&error));
+                }
+                let attempts = match &state.health {
+                    Health::Unavailable { attempts, .. } => attempts + 1,
+                    _ => 1,
+                };
+                let delay = self.backoff(attempts);
+                state.health = Health::Unavailable {
+                    cause: error.to_string(),
+                    attempts,
+                    next_attempt: Instant::now() + delay,
+                };
+                self.changed.notify_all();
+                Err(error)
+            }
+        }
+    }
+
+    fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 1u32 << attempts.saturating_sub(1).min(16);
+        (self.config.retry_initial * factor).min(self.config.retry_max)
+    }
+
+    /// Forgets the current connection (if it is still `generation`), closing what can be closed.
+    fn drop_connection(&self, generation: u64) {
+        let (conn, idle) = {
+            let mut state = lock(&self.state);
+            if state.generation != generation {
+                return;
+            }
+            state.generation += 1;
+            state.open = 0;
+            let idle = std::mem::take(&mut state.idle);
+            (state.conn.take(), idle)
+        };
+        let Some(conn) = conn else { return };
+        // Sessions of an older module epoch must never be closed: their handle numbers may now
+        // belong to someone else's sessions.
+        if let Ok(access) = self.module.access() {
+            if access.epoch() == conn.epoch {
+                for session in idle {
+                    let _ = session.close();
+                }
+                let _ = conn.anchor.close();
+            }
+        }
+    }
+
+    fn connect(&self) -> Result<Conn> {
+        let access = self.module.access()?;
+        let pkcs11 = access.pkcs11();
+        let (slot, description) =
+            crate::slot::find(pkcs11, &TokenSelector::Label(self.token.clone()))?;
+        let anchor = pkcs11
+            .open_ro_session_no_drop(slot)
+            .map_err(|e| Error::call(&self.token, e))?;
+        if let Err(error) = self.login(&anchor, slot, &access) {
+            let _ = anchor.close();
+            return Err(error);
+        }
+        let mechanisms = match pkcs11.get_mechanism_list(slot) {
+            Ok(list) => list.into_iter().collect(),
+            Err(e) => {
+                let _ = anchor.close();
+                return Err(Error::call(&self.token, e));
+            }
+        };
+        tracing::info!(token = %self.token, slot = slot.id(), serial = %description.token.map(|t| t.serial).unwrap_or_default(), "logged in to token");
+        Ok(Conn {
+            epoch: access.epoch(),
+            slot,
+            anchor,
+            mechanisms: Arc::new(mechanisms),
+            keys: HashMap::new(),
+        })
+    }
+
+    fn login(&self, session: &Session, slot: Slot, access: &Access) -> Result<()> {
+        match session.login(UserType::User, Some(&self.pin.to_auth_pin())) {
+            Ok(()) => Ok(()),
+            Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {
+                let tries = access
+                    .pkcs11()
+                    .get_token_info(slot)
+                    .map(|t| PinTries {
+                        count_low: t.user_pin_count_low(),
+                        final_try: t.user_pin_final_try(),
+                    })
+                    .unwrap_or_default();
+                Err(Error::PinIncorrect {
+                    token: self.token.clone(),
+                    role: PinRole::User,
+                    tries,
+                })
+            }
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(Error::PinLocked {
+                token: self.token.clone(),
+                role: PinRole::User,
+            }),
+            Err(CkError::Pkcs11(RvError::UserPinNotInitialized, _)) => {
+                Err(Error::UserPinNotInitialized {
+                    token: self.token.clone(),
+                })
+            }
+            Err(e) => Err(Error::call(&self.token, e)),
+        }
+    }
+
+    fn mechanisms(&self) -> Result<Arc<MechanismSet>> {
+        let state = lock(&self.state);
+        state
+            .conn
+            .as_ref()
+            .map(|c| c.mechanisms.clone())
+            .ok_or_else(|| self.unavailable(&state))
+    }
+
+    /// The error a request gets while the pool cannot sign.
+    fn unavailable(&self, state: &State) -> Error {
+        match &state.health {
+            Health::Failed { error } => clone_operator_error(error),
+            Health::Unavailable {
+                cause,
+                next_attempt,
+                ..
+            } => Error::TokenUnavailable {
+                token: self.token.clone(),
+                cause: cause.clone(),
+                retry_in: next_attempt.saturating_duration_since(Instant::now()),
+            },
+            Health::Ready => Error::TokenUnavailable {
+                token: self.token.clone(),
+                cause: "not connected".to_owned(),
+                retry_in: Duration::ZERO,
+            },
+        }
+    }
+
+    /// Runs `op` on a worker session, reconnecting and retrying once if the token lost state.
+    fn with_session<T>(
+        self: &Arc<Self>,
+        mut op: impl FnMut(&Session, &Access) -> Result<T>,
+    ) -> Result<T> {
+        match self.attempt(&mut op) {
+            Ok(value) => Ok(value),
+            Err(Failure::Final(error)) => Err(error),
+            Err(Failure::Reconnect { generation, error }) => {
+                tracing::warn!(token = %self.token, %error, "token call failed; reconnecting");
+                self.reconnections.fetch_add(1, Ordering::Relaxed);
+                if let Err(reconnect_error) = self.reconnect(generation) {
+                    self.spawn_reconnector();
+                    return Err(reconnect_error);
+                }
+                match self.attempt(&mut op) {
+                    Ok(value) => Ok(value),
+                    Err(Failure::Final(error)) => Err(error),
+                    Err(Failure::Reconnect { generation, error }) => {
+                        // Reconnected but failing again: let the background thread take over.
+                        self.mark_unavailable(generation, &error);
+                        self.spawn_reconnector();
+                        Err(self.unavailable(&lock(&self.state)))
+                    }
+                }
+            }
+        }
+    }
+
+    fn reconnect(self: &Arc<Self>, generation: u64) -> Result<()> {
+        let _one = lock(&self.reconnecting);
+        {
+            let state = lock(&self.state);
+            if state.generation != generation {
+                // Someone reconnected meanwhile.
+                return match state.health {
+                    Health::Ready => Ok(()),
+                    _ => Err(self.unavailable(&state)),
+                };
+            }
+        }
+        self.reconnect_locked(generation).map_err(|error| {
+            if is_operator_error(&error) {
+                error
+            } else {
+                self.unavailable(&lock(&self.state))
+            }
+        })
+    }
+
+    fn mark_unavailable(&self, generation: u64, error: &Error) {
+        let mut state = lock(&self.state);
+        if state.generation == generation {
+            state.health = Health::Unavailable {
+                cause: error.to_string(),
+                attempts: 1,
+                next_attempt: Instant::now() + self.config.retry_initial,
+            };
+            self.changed.notify_all();
+        }
+    }
+
+    /// One try: lease a session, run `op`, return the session.
+    fn attempt<T>(
+        self: &Arc<Self>,
+        op: &mut impl FnMut(&Session, &Access) -> Result<T>,
+    ) -> Result<T, Failure> {
+        let lease = self.lease()?;
+        let result = op(&lease.session, &lease.access);
+        match result {
+            Ok(value) => {
+                lease.release(self, true);
+                Ok(value)
+            }
+            Err(error) if is_reconnectable(&error) => {
+                let generation = lease.generation;
+                lease.release(self, false);
+                Err(Failure::Reconnect { generation, error })
+            }
+            Err(error) => {
+                lease.release(self, true);
+                Err(Failure::Final(error))
+            }
+        }
+    }
+
+    /// Takes an idle session or opens one, waiting up to `acquire_timeout` for a free one.
+    fn lease(self: &Arc<Self>) -> Result<Lease, Failure> {
+        let deadline = Instant::now() + self.config.acquire_timeout;
+        let mut state = lock(&self.state);
+        let (reuse, generation, slot) = loop {
+            match &state.health {
+                Health::Ready => {}
+                _ => return Err(Failure::Final(self.unavailable(&state))),
+            }
+            let Some(conn) = state.conn.as_ref() else {
+                return Err(Failure::Final(self.unavailable(&state)));
+            };
+            if conn.epoch != self.module.epoch() {
+                // Another pool re-initialized the module: our sessions are gone, quietly.
+                return Err(Failure::Reconnect {
+                    generation: state.generation,
+                    error: Error::TokenUnavailable {
+                        token: self.token.clone(),
+                        cause: "module re-initialized".to_owned(),
+                        retry_in: Duration::ZERO,
+                    },
+                });
+            }
+            let slot = conn.slot;
+            if let Some(session) = state.idle.pop() {
+                break (Some(session), state.generation, slot);
+            }
+            if state.open < self.config.max_sessions {
+                state.open += 1;
+                break (None, state.generation, slot);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Failure::Final(Error::PoolBusy {
+                    token: self.token.clone(),
+                    sessions: self.config.max_sessions,
+                    waited: self.config.acquire_timeout,
+                }));
+            }
+            state = self
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        };
+        state.leased += 1;
+        drop(state);
+
+        let access = match self.module.access() {
+            Ok(access) => access,
+            Err(error) => {
+                self.give_back(generation, reuse, None, false);
+                return Err(Failure::Reconnect { generation, error });
+            }
+        };
+        let session = match reuse {
+            Some(session) => session,
+            None => match access.pkcs11().open_ro_session_no_drop(slot) {
+                Ok(session) => session,
+                Err(e) => {
+                    let error = Error::call(&self.token, e);
+                    self.give_back(generation, None, Some(&access), false);
+                    return Err(if is_reconnectable(&error) {
+                        Failure::Reconnect { generation, error }
+                    } else {
+                        Failure::Final(error)
+                    });
+                }
+            },
+        };
+        Ok(Lease {
+            session,
+            generation,
+            access,
+        })
+    }
+
+    /// Puts a leased session back (or closes it) and wakes a waiter.
+    fn give_back(
+        &self,
+        generation: u64,
+        session: Option<Session>,
+        access: Option<&Access>,
+        keep: bool,
+    ) {
+        let mut state = lock(&self.state);
+        state.leased = state.leased.saturating_sub(1);
+        let current = state.generation == generation;
+        let epoch_now = state.conn.as_ref().map(|c| c.epoch);
+        match session {
+            Some(session) if current && keep => state.idle.push(session),
+            other => {
+                if current {
+                    state.open = state.open.saturating_sub(1);
+                }
+                drop(state);
+                // Close only sessions of the module epoch we are in; older handles are dead
+                // and their numbers may be reused.
+                if let (Some(session), Some(access)) = (other, access) {
+                    if epoch_now.is_none_or(|e| e == access.epoch()) {
+                        let _ = session.close();
+                    }
+                }
+                self.changed.notify_all();
+                return;
+            }
+        }
+        drop(state);
+        self.changed.notify_one();
+    }
+
+    /// The key's handle in the current connection, looked up once per connection.
+    fn key_handle(
+        &self,
+        session: &Session,
+        selector: &KeySelector,
+    ) -> Result<(ObjectHandle, Arc<PublicKey>)> {
+        if let Some(found) = lock(&self.state)
+            .conn
+            .as_ref()
+            .and_then(|c| c.keys.get(selector).cloned())
+        {
+            return Ok(found);
+        }
+        let info = key::find_private_key(session, &self.token, selector)?;
+        let public_key = key::find_public_key(session, &self.token, &info.id, &info.label)?
+            .ok_or_else(|| Error::KeyNotFound {
+                token: self.token.clone(),
+                key: selector.clone(),
+                what: "public key for the private key",
+            })?;
+        let found = (info.handle, Arc::new(public_key));
+        if let Some(conn) = lock(&self.state).conn.as_mut() {
+            conn.keys.insert(selector.clone(), found.clone());
+        }
+        Ok(found)
+    }
+
+    fn sign(self: &Arc<Self>, key: &PoolKey, message: &[u8]) -> Result<Vec<u8>> {
+        let result = self.with_session(|session, _access| {
+            let (handle, public_key) = self.key_handle(session, &key.selector)?;
+            if *public_key != *key.public_key {
+                return Err(Error::KeyUnusable {
+                    token: self.token.clone(),
+                    key: key.selector.clone(),
+                    reason: "the key on the token changed since the seal was loaded (was the token re-initialized?); reload the seal"
+                        .to_owned(),
+                });
+            }
+            let mechanisms = self.mechanisms()?;
+            let plan = mechanism::plan(key.algorithm, &mechanisms, &self.disabled).ok_or_else(
+                || Error::MechanismUnsupported {
+                    token: self.token.clone(),
+                    algorithm: key.algorithm.to_string(),
+                    disabled: !self.disabled.is_empty(),
+                },
+            )?;
+            let input = mechanism::input(plan, key.algorithm, message);
+            let raw = session
+                .sign(&mechanism::mechanism(plan, key.algorithm), handle, &input)
+                .map_err(|e| Error::call(&self.token, e))?;
+            mechanism::output(key.algorithm, raw)
+        });
+        match &result {
+            Ok(_) => self.signatures.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.failures.fetch_add(1, Ordering::Relaxed),
+        };
+        result
+    }
+
+    /// Starts the background reconnection thread unless it runs already.
+    fn spawn_reconnector(self: &Arc<Self>) {
+        {
+            let mut state = lock(&self.state);
+            if state.reconnector || matches!(state.health, Health::Ready | Health::Failed { .. }) {
+                return;
+            }
+            state.reconnector = true;
+        }
+        let weak: Weak<Shared> = Arc::downgrade(self);
+        let stop = self.stop.clone();
+        let token = self.token.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("seald-reconnect-{token}"))
+            .spawn(move || reconnect_in_background(weak, stop));
+        if let Err(error) = spawned {
+            tracing::error!(%token, %error, "cannot start the reconnection thread");
+            lock(&self.state).reconnector = false;
+        }
+    }
+}
+
+fn reconnect_in_background(weak: Weak<Shared>, stop: Arc<(Mutex<bool>, Condvar)>) {
+    loop {
+        let wait = {
+            let Some(shared) = weak.upgrade() else { return };
+            let state = lock(&shared.state);
+            match &state.health {
+                Health::Unavailable { next_attempt, .. } => {
+                    next_attempt.saturating_duration_since(Instant::now())
+                }
+                _ => {
+                    drop(state);
+                    lock(&shared.state).reconnector = false;
+                    return;
+                }
+            }
+        };
+        {
+            let (stopped, signal) = &*stop;
+            let guard = lock(stopped);
+            let (guard, _) = signal
+                .wait_timeout_while(guard, wait, |stopped| !*stopped)
+                .unwrap_or_else(PoisonError::into_inner);
+            if *guard {
+                return;
+            }
+        }
+        let Some(shared) = weak.upgrade() else { return };
+        let _one = lock(&shared.reconnecting);
+        let generation = lock(&shared.state).generation;
+        match shared.reconnect_locked(generation) {
+            Ok(()) => {
+                tracing::info!(token = %shared.token, "token is back; pool ready");
+                lock(&shared.state).reconnector = false;
+                return;
+            }
+            Err(error) if is_operator_error(&error) => {
+                lock(&shared.state).reconnector = false;
+                return;
+            }
+            Err(error) => {
+                tracing::debug!(token = %shared.token, %error, "token still unavailable");
+            }
+        }
+    }
+}
+
+/// Operator errors are stored once and handed to every request; `Error` is not `Clone`
+/// (it carries foreign error types), so rebuild the variants that can be stored.
+fn clone_operator_error(error: &Error) -> Error {
+    match error {
+        Error::PinIncorrect { token, role, tries } => Error::PinIncorrect {
+            token: token.clone(),
+            role: *role,
+            tries: *tries,
+        },
+        Error::PinLocked { token, role } => Error::PinLocked {
+            token: token.clone(),
+            role: *role,
+        },
+        Error::UserPinNotInitialized { token } => Error::UserPinNotInitialized {
+            token: token.clone(),
+        },
+        Error::TokenNotInitialized { slot } => Error::TokenNotInitialized { slot: *slot },
+        Error::TokenAmbiguous { label, slots } => Error::TokenAmbiguous {
+            label: label.clone(),
+            slots: slots.clone(),
+        },
+        other => Error::Wrapper(other.to_string()),
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let (stopped, signal) = &*self.stop;
+        *lock(stopped) = true;
+        signal.notify_all();
+        let generation = lock(&self.state).generation;
+        self.drop_connection(generation);
+    }
+}
+
+/// A worker session on loan for one operation, with the module access it is valid under.
+struct Lease {
+    session: Session,
+    generation: u64,
+    access: Access,
+}
+
+impl Lease {
+    fn release(self, shared: &Shared, keep: bool) {
+        let Lease {
+            session,
+            generation,
+            access,
+        } = self;
+        shared.give_back(generation, Some(session), Some(&access), keep);
+    }
+}
+
+/// A seal key in a pool: implements [`Signer`].
+#[derive(Clone)]
+pub struct PoolKey {
+    pool: TokenPool,
+    selector: KeySelector,
+    label: String,
+    id: Vec<u8>,
+    kind: KeyKind,
+    algorithm: SignatureAlgorithm,
+    public_key: Arc<PublicKey>,
+    chain: Vec<Vec<u8>>,
+}
+
+impl fmt::Debug for PoolKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolKey")
+            .field("token", &self.pool.shared.token)
+            .field("label", &self.label)
+            .field("kind", &self.kind)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PoolKey {
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub fn id(&self) -> &[u8] {
+        &self.id
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public_key
+    }
+
+    /// Signs on the calling thread (it blocks on the token).
+    pub fn sign_blocking(&self, message: &[u8]) -> Result<Vec<u8>> {
+        self.pool.shared.sign(self, message)
+    }
+
+    /// Signs on tokio's blocking pool, never on the async reactor.
+    pub async fn sign_async(&self, message: Vec<u8>) -> Result<Vec<u8>> {
+        let key = self.clone();
+        tokio::task::spawn_blocking(move || key.sign_blocking(&message))
+            .await
+            .map_err(|e| Error::Wrapper(format!("signing task failed: {e}")))?
+    }
+}
+
+impl Signer for PoolKey {
+    fn algorithm(&self) -> SignatureAlgorithm {
+        self.algorithm
+    }
+
+    fn certificate_chain(&self) -> &[Vec<u8>] {
+        &self.chain
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        self.sign_blocking(message).map_err(SignError::from)
+    }
+}
