@@ -719,22 +719,3 @@ fn describe(admin: &AdminSession, handle: ObjectHandle) -> Result<ObjectDescript
         application: application.filter(|_| class == Some(ObjectClass::DATA)),
     })
 }
-
-/// The certificate chain stored for `key` (leaf first), and the key's public key.
-pub fn key_certificates(
-    module: &Module,
-    selector: &TokenSelector,
-    pin: &Pin,
-    key: &KeySelector,
-) -> Result<(PublicKey, Vec<Certificate>)> {
-    let admin = AdminSession::open(module, selector, Login::User(pin))?;
-    let info = key::find_private_key(&admin.session, &admin.label, key)?;
-    let public_key = key::find_public_key(&admin.session, &admin.label, &info.id, &info.label)?
-        .ok_or_else(|| Error::KeyNotFound {
-            token: admin.label.clone(),
-            key: key.clone(),
-            what: "public key for the private key",
-        })?;
-    let chain = cert::chain_for_key(&admin.session, &admin.label, &info.id, &public_key)?;
-    Ok((public_key, chain))
-}

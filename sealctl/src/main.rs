@@ -1,1 +1,88 @@
-fn main() {}
+//! `sealctl`: seald's administration CLI.
+//!
+//! `sealctl token …` prepares UKeys and HSM partitions for seals directly over PKCS#11
+//! (seald-pkcs11); later command groups administer a running seald over its API.
+
+use std::fmt;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod secrets;
+mod token;
+
+#[derive(Parser, Debug)]
+#[command(name = "sealctl", version, about = "Administer seald and its seal tokens")]
+struct Cli {
+    /// More log output on stderr (-v: info, -vv: debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Prepare and inspect PKCS#11 tokens (UKeys, HSM partitions) that hold seal keys.
+    Token(token::TokenArgs),
+}
+
+/// A failure to report: the message, and whether it was the caller's usage (exit 2) or an
+/// operation that failed (exit 1).
+#[derive(Debug)]
+pub struct Failure {
+    message: String,
+    usage: bool,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            usage: true,
+        }
+    }
+
+    pub fn failed(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            usage: false,
+        }
+    }
+}
+
+impl From<seald_pkcs11::Error> for Failure {
+    fn from(err: seald_pkcs11::Error) -> Self {
+        Failure::failed(err.to_string())
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Token(args) => token::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("sealctl: error: {failure}");
+            ExitCode::from(if failure.usage { 2 } else { 1 })
+        }
+    }
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# A small test PKI for seald demos and tests, made with openssl only:
+#   deploy/pki.sh init DIR                      root CA + enterprise CA under DIR (kept if present)
+#   deploy/pki.sh issue DIR REQ.pem OUT.pem     issue a seal certificate for a PKCS#10 request
+# DIR gets root.pem, ca.pem (the enterprise CA) and chain.pem (enterprise CA, then root).
+# Seal certificates carry keyUsage digitalSignature+nonRepudiation and extendedKeyUsage
+# emailProtection+documentSigning (poppler/NSS want emailProtection on PDF signers) and no
+# CRL/OCSP URLs (validators would hard-fail on an unreachable responder).
+# This is a demo/test CA: its keys sit in plain files. Real seal certificates come from your CA.
+set -euo pipefail
+
+usage() { echo "usage: $0 init DIR | issue DIR REQ.pem OUT.pem" >&2; exit 2; }
+[ $# -ge 2 ] || usage
+cmd=$1 dir=$2
+
+ext_file() {
+  cat > "$dir/ext.cnf" <<'CNF'
+[root]
+basicConstraints = critical, CA:true
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[ca]
+basicConstraints = critical, CA:true, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[seal]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature, nonRepudiation
+extendedKeyUsage = emailProtection, 1.3.6.1.5.5.7.3.36
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+CNF
+}
+
+serial() { echo "0x$(openssl rand -hex 16)"; }
+
+case $cmd in
+  init)
+    mkdir -p "$dir"
+    if [ -s "$dir/root.pem" ] && [ -s "$dir/ca.pem" ] && [ -s "$dir/ca.key" ] && [ -s "$dir/chain.pem" ]; then
+      exit 0
+    fi
+    ext_file
+    umask 077
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$dir/root.key" 2>/dev/null
+    openssl req -new -x509 -key "$dir/root.key" -subj "/C=CN/O=seald demo/CN=seald demo root CA" \
+      -days 3650 -sha256 -set_serial "$(serial)" -extensions root -config <(cat /etc/ssl/openssl.cnf "$dir/ext.cnf") \
+      -out "$dir/root.pem"
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$dir/ca.key" 2>/dev/null
+    openssl req -new -key "$dir/ca.key" -subj "/C=CN/O=seald demo/CN=seald demo enterprise CA" -out "$dir/ca.csr"
+    openssl x509 -req -in "$dir/ca.csr" -CA "$dir/root.pem" -CAkey "$dir/root.key" -set_serial "$(serial)" \
+      -days 1825 -sha256 -extfile "$dir/ext.cnf" -extensions ca -out "$dir/ca.pem" 2>/dev/null
+    cat "$dir/ca.pem" "$dir/root.pem" > "$dir/chain.pem"
+    chmod 644 "$dir/root.pem" "$dir/ca.pem" "$dir/chain.pem"
+    ;;
+  issue)
+    [ $# -eq 4 ] || usage
+    req=$3 out=$4
+    [ -s "$dir/ca.key" ] || { echo "$0: no CA in $dir: run '$0 init $dir' first" >&2; exit 1; }
+    ext_file
+    openssl req -in "$req" -verify -noout 2>/dev/null || { echo "$0: $req is not a valid, self-signed request" >&2; exit 1; }
+    openssl x509 -req -in "$req" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -set_serial "$(serial)" \
+      -days 730 -sha256 -extfile "$dir/ext.cnf" -extensions seal -out "$out.tmp" 2>/dev/null
+    mv "$out.tmp" "$out"
+    ;;
+  *) usage ;;
+esac
