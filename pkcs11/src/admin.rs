@@ -182,13 +182,14 @@ fn check_pin_length(description: &SlotDescription, role: PinRole, pin: &Pin) -> 
     Ok(())
 }
 
-/// Initializes the token in `slot` with `label`, then sets its user PIN.
+/// Initializes the token `target` selects (a slot, or for re-initializing, the current label)
+/// with `label`, then sets its user PIN.
 ///
 /// Refuses an already initialized token unless `reinit` (which erases it; the module will then
 /// demand the current SO PIN), and a label another token already has.
 pub fn init_token(
     module: &Module,
-    slot: u64,
+    target: &TokenSelector,
     label: &str,
     so_pin: &Pin,
     user_pin: &Pin,
@@ -201,8 +202,8 @@ pub fn init_token(
     }
     {
         let access = module.access()?;
-        let (slot_handle, description) =
-            crate::slot::find(access.pkcs11(), &TokenSelector::Slot(slot))?;
+        let (slot_handle, description) = crate::slot::find(access.pkcs11(), target)?;
+        let slot = slot_handle.id();
         if let Some(token) = &description.token {
             if token.initialized && !reinit {
                 return Err(Error::TokenAlreadyInitialized {

@@ -12,7 +12,11 @@ mod secrets;
 mod token;
 
 #[derive(Parser, Debug)]
-#[command(name = "sealctl", version, about = "Administer seald and its seal tokens")]
+#[command(
+    name = "sealctl",
+    version,
+    about = "Administer seald and its seal tokens"
+)]
 struct Cli {
     /// More log output on stderr (-v: info, -vv: debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -25,9 +25,8 @@ impl PinSource<'_> {
             return read_file(path, self.what);
         }
         if let Ok(value) = std::env::var(self.env) {
-            return Pin::new(value).map_err(|_| {
-                Failure::usage(format!("{} in {} is empty", self.what, self.env))
-            });
+            return Pin::new(value)
+                .map_err(|_| Failure::usage(format!("{} in {} is empty", self.what, self.env)));
         }
         let no_terminal = |e: std::io::Error| {
             Failure::usage(format!(
@@ -38,7 +37,8 @@ impl PinSource<'_> {
             ))
         };
         let first = Zeroizing::new(
-            rpassword::prompt_password(format!("{}: ", capitalize(self.what))).map_err(no_terminal)?,
+            rpassword::prompt_password(format!("{}: ", capitalize(self.what)))
+                .map_err(no_terminal)?,
         );
         let pin = Pin::new(first.to_string())
             .map_err(|_| Failure::usage(format!("the {} is empty", self.what)))?;
@@ -60,10 +60,16 @@ impl PinSource<'_> {
 fn read_file(path: &Path, what: &str) -> Result<Pin, Failure> {
     warn_if_readable_by_others(path, what);
     let bytes = Zeroizing::new(fs::read(path).map_err(|e| {
-        Failure::usage(format!("cannot read the {what} file {}: {e}", path.display()))
+        Failure::usage(format!(
+            "cannot read the {what} file {}: {e}",
+            path.display()
+        ))
     })?);
     let text = std::str::from_utf8(&bytes).map_err(|_| {
-        Failure::usage(format!("the {what} file {} is not UTF-8 text", path.display()))
+        Failure::usage(format!(
+            "the {what} file {} is not UTF-8 text",
+            path.display()
+        ))
     })?;
     Pin::new(text.to_owned())
         .map_err(|_| Failure::usage(format!("the {what} file {} is empty", path.display())))

@@ -56,7 +56,12 @@ struct Common {
 #[derive(Args, Debug)]
 struct KeyArg {
     /// The key, by label (CKA_LABEL).
-    #[arg(long, value_name = "LABEL", required_unless_present = "id", conflicts_with = "id")]
+    #[arg(
+        long,
+        value_name = "LABEL",
+        required_unless_present = "id",
+        conflicts_with = "id"
+    )]
     key: Option<String>,
 
     /// The key, by id (CKA_ID, hex).
@@ -74,7 +79,8 @@ enum TokenCommand {
         #[arg(long)]
         public: bool,
     },
-    /// Initialize a token (destructive): set its label and SO PIN, then its user PIN.
+    /// Initialize a token (destructive): set its label and SO PIN, then its user PIN. The token
+    /// is chosen with --slot N, or with --token LABEL when re-initializing.
     Init {
         /// Label of the new token (up to 32 bytes).
         #[arg(long)]
@@ -213,7 +219,9 @@ impl KeyArg {
             (None, Some(id)) => hex::decode(id.trim_start_matches("0x"))
                 .map(KeySelector::Id)
                 .map_err(|e| Failure::usage(format!("--id must be hex: {e}"))),
-            (None, None) => Err(Failure::usage("select the key with --key LABEL or --id HEX")),
+            (None, None) => Err(Failure::usage(
+                "select the key with --key LABEL or --id HEX",
+            )),
         }
     }
 }
@@ -258,7 +266,11 @@ fn list(common: &Common) -> Result<(), Failure> {
             slots: &slots,
         });
     }
-    println!("Module {}: {}", module.path().display(), module.library_description()?);
+    println!(
+        "Module {}: {}",
+        module.path().display(),
+        module.library_description()?
+    );
     if slots.is_empty() {
         println!("No slots.");
     }
@@ -329,18 +341,21 @@ fn objects(common: &Common, public: bool) -> Result<(), Failure> {
 }
 
 fn init(common: &Common, label: &str, reinit: bool, yes: bool) -> Result<(), Failure> {
-    let slot = common.slot.ok_or_else(|| {
-        Failure::usage("init needs --slot N (the slot to initialize; `sealctl token list` shows them)")
+    let target = common.selector().map_err(|_| {
+        Failure::usage(
+            "init needs --slot N (a slot with an uninitialized token; `sealctl token list` shows them), \
+             or --token LABEL with --reinit",
+        )
     })?;
     if !yes {
         return Err(Failure::usage(format!(
-            "initializing slot {slot} destroys whatever it holds: add --yes to go ahead"
+            "initializing {target} destroys whatever it holds: add --yes to go ahead"
         )));
     }
     let module = common.module()?;
     let so_pin = common.so_pin().read(true)?;
     let user_pin = common.user_pin().read(true)?;
-    let slot_now = admin::init_token(&module, slot, label, &so_pin, &user_pin, reinit)?;
+    let slot_now = admin::init_token(&module, &target, label, &so_pin, &user_pin, reinit)?;
     if common.json {
         return print_json(&slot_now);
     }
@@ -355,7 +370,11 @@ fn change_pin(common: &Common, so: bool) -> Result<(), Failure> {
     let (role, old, what) = if so {
         (PinRole::So, common.so_pin().read(false)?, "new SO PIN")
     } else {
-        (PinRole::User, common.user_pin().read(false)?, "new user PIN")
+        (
+            PinRole::User,
+            common.user_pin().read(false)?,
+            "new user PIN",
+        )
     };
     let new = common.new_pin(what).read(true)?;
     admin::change_pin(&module, &selector, role, &old, &new)?;
@@ -402,7 +421,10 @@ fn csr(common: &Common, key: &KeyArg, subject: &str, out: &Path) -> Result<(), F
             .map_err(|e| Failure::failed(format!("cannot write the request: {e}")))?;
     } else {
         write_new_file(out, pem.as_bytes())?;
-        eprintln!("Wrote the certificate request for key {key} to {}.", out.display());
+        eprintln!(
+            "Wrote the certificate request for key {key} to {}.",
+            out.display()
+        );
     }
     Ok(())
 }
@@ -411,11 +433,18 @@ fn csr(common: &Common, key: &KeyArg, subject: &str, out: &Path) -> Result<(), F
 /// never leaves a half-written file behind.
 fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     let fail = |e: std::io::Error| Failure::failed(format!("cannot write {}: {e}", path.display()));
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .ok_or_else(|| Failure::usage(format!("{} is not a file name", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
