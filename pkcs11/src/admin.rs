@@ -7,14 +7,15 @@ use std::fmt;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::Session;
 use cryptoki::slot::Slot;
 use serde::Serialize;
 use sha2::Digest;
 
 use crate::cert::{self, Certificate};
-use crate::error::{Error, PinRole, PinTries, Result};
+use crate::error::{Error, PinRole, Result};
 use crate::key::{self, Curve, KeyKind, KeySelector, PublicKey};
+use crate::login;
 use crate::mechanism::MechanismSet;
 use crate::module::{Access, Module};
 use crate::pin::Pin;
@@ -65,7 +66,7 @@ struct AdminSession {
 impl AdminSession {
     fn open(module: &Module, selector: &TokenSelector, login: Login<'_>) -> Result<Self> {
         let access = module.access()?;
-        let (slot, description) = crate::slot::find(access.pkcs11(), selector)?;
+        let (slot, description) = crate::slot::find(&access, selector)?;
         let token = description.token.as_ref();
         let label = description.token_label().to_owned();
         if !token.is_some_and(|t| t.initialized) {
@@ -90,14 +91,14 @@ impl AdminSession {
     }
 
     fn login(&self, role: PinRole, pin: &Pin) -> Result<()> {
-        let user_type = match role {
-            PinRole::User => UserType::User,
-            PinRole::So => UserType::So,
-        };
-        match self.session.login(user_type, Some(&pin.to_auth_pin())) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
-            Err(e) => Err(pin_error(&self.access, self.slot, &self.label, role, e)),
-        }
+        login::login(
+            &self.session,
+            &self.access,
+            self.slot,
+            &self.label,
+            role,
+            pin,
+        )
     }
 
     fn mechanisms(&self) -> Result<MechanismSet> {
@@ -112,57 +113,6 @@ impl AdminSession {
 
     fn call_err(&self) -> impl Fn(CkError) -> Error + '_ {
         move |e| Error::call(&self.label, e)
-    }
-}
-
-/// Turns a failed login or PIN change into the precise error (with the token's try flags).
-fn pin_error(access: &Access, slot: Slot, token: &str, role: PinRole, err: CkError) -> Error {
-    let info = access.pkcs11().get_token_info(slot).ok();
-    match err {
-        CkError::Pkcs11(RvError::PinIncorrect, _) => Error::PinIncorrect {
-            token: token.to_owned(),
-            role,
-            tries: info
-                .map(|t| match role {
-                    PinRole::User => PinTries {
-                        count_low: t.user_pin_count_low(),
-                        final_try: t.user_pin_final_try(),
-                    },
-                    PinRole::So => PinTries {
-                        count_low: t.so_pin_count_low(),
-                        final_try: t.so_pin_final_try(),
-                    },
-                })
-                .unwrap_or_default(),
-        },
-        CkError::Pkcs11(RvError::PinLocked, _) => Error::PinLocked {
-            token: token.to_owned(),
-            role,
-        },
-        CkError::Pkcs11(RvError::UserPinNotInitialized, _) => Error::UserPinNotInitialized {
-            token: token.to_owned(),
-        },
-        CkError::Pkcs11(RvError::PinLenRange, _) => Error::PinLength {
-            token: token.to_owned(),
-            role,
-            min: info.as_ref().map(|t| t.min_pin_length()).unwrap_or(0),
-            max: info.as_ref().map(|t| t.max_pin_length()).unwrap_or(0),
-        },
-        CkError::Pkcs11(rv @ (RvError::PinInvalid | RvError::PinExpired), function) => {
-            Error::PinRefused {
-                token: token.to_owned(),
-                role,
-                failure: crate::error::CallFailure {
-                    rv,
-                    function: if matches!(function, cryptoki::context::Function::Login) {
-                        "C_Login"
-                    } else {
-                        "C_SetPIN"
-                    },
-                },
-            }
-        }
-        other => Error::call(token, other),
     }
 }
 
@@ -202,7 +152,7 @@ pub fn init_token(
     }
     {
         let access = module.access()?;
-        let (slot_handle, description) = crate::slot::find(access.pkcs11(), target)?;
+        let (slot_handle, description) = crate::slot::find(&access, target)?;
         let slot = slot_handle.id();
         if let Some(token) = &description.token {
             if token.initialized && !reinit {
@@ -215,8 +165,7 @@ pub fn init_token(
         check_pin_length(&description, PinRole::So, so_pin)?;
         check_pin_length(&description, PinRole::User, user_pin)?;
         // The new label must name this token only: pools and sealctl select tokens by label.
-        if let Ok((other, _)) =
-            crate::slot::find(access.pkcs11(), &TokenSelector::Label(label.to_owned()))
+        if let Ok((other, _)) = crate::slot::find(&access, &TokenSelector::Label(label.to_owned()))
         {
             if other.id() != slot {
                 return Err(Error::Wrapper(format!(
@@ -230,7 +179,7 @@ pub fn init_token(
             .init_token(slot_handle, &so_pin.to_auth_pin(), label)
             .map_err(|e| match e {
                 CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLocked, _) => {
-                    pin_error(&access, slot_handle, label, PinRole::So, e)
+                    login::pin_error(&access, slot_handle, label, PinRole::So, e)
                 }
                 CkError::Pkcs11(RvError::SessionExists, _) => Error::Wrapper(format!(
                     "cannot initialize slot {slot}: a program has sessions open on it (stop seald or other users first)"
@@ -244,10 +193,10 @@ pub fn init_token(
     admin
         .session
         .init_pin(&user_pin.to_auth_pin())
-        .map_err(|e| pin_error(&admin.access, admin.slot, label, PinRole::User, e))?;
+        .map_err(|e| login::pin_error(&admin.access, admin.slot, label, PinRole::User, e))?;
     let _ = admin.session.logout();
     let slot_now = admin.slot;
-    let description = SlotDescription::read(admin.access.pkcs11(), slot_now)?;
+    let description = SlotDescription::read(&admin.access, slot_now)?;
     Ok(description)
 }
 
@@ -269,7 +218,7 @@ pub fn change_pin(
     admin
         .session
         .set_pin(&old.to_auth_pin(), &new.to_auth_pin())
-        .map_err(|e| pin_error(&admin.access, admin.slot, &admin.label, role, e))?;
+        .map_err(|e| login::pin_error(&admin.access, admin.slot, &admin.label, role, e))?;
     let _ = admin.session.logout();
     Ok(())
 }
@@ -287,7 +236,7 @@ pub fn unblock_pin(
     admin
         .session
         .init_pin(&new_user_pin.to_auth_pin())
-        .map_err(|e| pin_error(&admin.access, admin.slot, &admin.label, PinRole::User, e))?;
+        .map_err(|e| login::pin_error(&admin.access, admin.slot, &admin.label, PinRole::User, e))?;
     let _ = admin.session.logout();
     Ok(())
 }

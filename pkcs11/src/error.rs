@@ -32,11 +32,15 @@ impl fmt::Display for PinRole {
 pub struct PinTries {
     pub count_low: bool,
     pub final_try: bool,
+    /// This wrong PIN used up the last try.
+    pub now_locked: bool,
 }
 
 impl fmt::Display for PinTries {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.final_try {
+        if self.now_locked {
+            f.write_str("; the PIN is now LOCKED: unblock it with `sealctl token unblock-pin` (needs the SO PIN)")
+        } else if self.final_try {
             f.write_str("; the token reports FINAL TRY: one more wrong PIN locks it")
         } else if self.count_low {
             f.write_str("; the token reports few tries left before the PIN locks")
@@ -347,6 +351,7 @@ mod tests {
             tries: PinTries {
                 count_low: true,
                 final_try: true,
+                now_locked: false,
             },
         };
         let text = err.to_string();

@@ -7,13 +7,16 @@
 //! the token administration an IT admin needs to prepare a UKey or HSM partition for a seal
 //! ([`admin`]: init, PINs, keygen, CSR, certificate import, deletion).
 //!
-//! It knows nothing of PDFs or policy.
+//! It knows nothing of PDFs or policy. Its only unsafe code is one FFI call, isolated in
+//! `ffi` (the crate denies unsafe code everywhere else).
 
 pub mod admin;
 mod cert;
 mod csr;
 mod error;
+mod ffi;
 mod key;
+mod login;
 mod mechanism;
 mod module;
 mod pin;

@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::slot::Slot;
+use cryptoki_sys::CK_TOKEN_INFO;
 
 use crate::error::{call_failure, Error, Result};
+use crate::ffi::TokenInfoReader;
 use crate::slot::{SlotDescription, TokenSelector};
 
 /// A loaded, initialized PKCS#11 module. Cheap to clone; all clones share one library state.
@@ -30,6 +32,7 @@ pub struct Module {
 struct ModuleInner {
     path: PathBuf,
     pkcs11: Pkcs11,
+    token_info: TokenInfoReader,
     gate: Mutex<GateState>,
     gate_changed: Condvar,
 }
@@ -101,9 +104,14 @@ impl Module {
                 })
             }
         }
+        let token_info = TokenInfoReader::load(&canonical).map_err(|reason| Error::ModuleLoad {
+            path: path.to_owned(),
+            reason,
+        })?;
         let inner = Arc::new(ModuleInner {
             path: canonical.clone(),
             pkcs11,
+            token_info,
             gate: Mutex::new(GateState {
                 readers: 0,
                 reinitializing: false,
@@ -149,14 +157,14 @@ impl Module {
             .map_err(Error::module_call)?;
         slots
             .into_iter()
-            .map(|slot| SlotDescription::read(access.pkcs11(), slot))
+            .map(|slot| SlotDescription::read(&access, slot))
             .collect()
     }
 
     /// Finds the slot holding the selected token.
     pub fn find_slot(&self, selector: &TokenSelector) -> Result<(Slot, SlotDescription)> {
         let access = self.access()?;
-        crate::slot::find(access.pkcs11(), selector)
+        crate::slot::find(&access, selector)
     }
 
     /// Starts an access: the module stays initialized in this epoch until it is dropped.
@@ -278,6 +286,11 @@ impl Access {
 
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch
+    }
+
+    /// `C_GetTokenInfo`, read without cryptoki's strict `utcTime` parsing (see `ffi`).
+    pub(crate) fn token_info(&self, slot: Slot) -> Result<CK_TOKEN_INFO, CkError> {
+        self.module.token_info.read(slot.id())
     }
 }
 

@@ -16,15 +16,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::MechanismType;
 use cryptoki::object::ObjectHandle;
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::Session;
 use cryptoki::slot::Slot;
 use seald_signer::{SignError, SignatureAlgorithm, Signer};
 use serde::Serialize;
 
-use crate::error::{Error, PinRole, PinTries, Result};
+use crate::error::{Error, PinRole, Result};
 use crate::key::{self, KeyKind, KeySelector, PublicKey};
 use crate::mechanism::{self, MechanismSet};
 use crate::module::{Access, Module};
@@ -447,11 +447,18 @@ impl Shared {
         let access = self.module.access()?;
         let pkcs11 = access.pkcs11();
         let (slot, description) =
-            crate::slot::find(pkcs11, &TokenSelector::Label(self.token.clone()))?;
+            crate::slot::find(&access, &TokenSelector::Label(self.token.clone()))?;
         let anchor = pkcs11
             .open_ro_session_no_drop(slot)
             .map_err(|e| Error::call(&self.token, e))?;
-        if let Err(error) = self.login(&anchor, slot, &access) {
+        if let Err(error) = crate::login::login(
+            &anchor,
+            &access,
+            slot,
+            &self.token,
+            PinRole::User,
+            &self.pin,
+        ) {
             let _ = anchor.close();
             return Err(error);
         }
@@ -470,38 +477,6 @@ impl Shared {
             mechanisms: Arc::new(mechanisms),
             keys: HashMap::new(),
         })
-    }
-
-    fn login(&self, session: &Session, slot: Slot, access: &Access) -> Result<()> {
-        match session.login(UserType::User, Some(&self.pin.to_auth_pin())) {
-            Ok(()) => Ok(()),
-            Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
-            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {
-                let tries = access
-                    .pkcs11()
-                    .get_token_info(slot)
-                    .map(|t| PinTries {
-                        count_low: t.user_pin_count_low(),
-                        final_try: t.user_pin_final_try(),
-                    })
-                    .unwrap_or_default();
-                Err(Error::PinIncorrect {
-                    token: self.token.clone(),
-                    role: PinRole::User,
-                    tries,
-                })
-            }
-            Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(Error::PinLocked {
-                token: self.token.clone(),
-                role: PinRole::User,
-            }),
-            Err(CkError::Pkcs11(RvError::UserPinNotInitialized, _)) => {
-                Err(Error::UserPinNotInitialized {
-                    token: self.token.clone(),
-                })
-            }
-            Err(e) => Err(Error::call(&self.token, e)),
-        }
     }
 
     fn mechanisms(&self) -> Result<Arc<MechanismSet>> {

@@ -2,11 +2,12 @@
 
 use std::fmt;
 
-use cryptoki::context::Pkcs11;
-use cryptoki::slot::{Limit, Slot, TokenInfo};
+use cryptoki::slot::Slot;
+use cryptoki_sys::CK_TOKEN_INFO;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::module::Access;
 
 /// How a token is chosen. Labels are preferred: slot ids change when tokens are initialized.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -86,52 +87,63 @@ impl fmt::Display for PinStatus {
 }
 
 impl TokenDescription {
-    pub(crate) fn from_info(info: &TokenInfo) -> Self {
-        let limit = |l: Limit| match l {
-            Limit::Max(n) => Some(n.to_string()),
-            Limit::Unavailable => None,
-            Limit::Infinite => Some("unlimited".to_owned()),
+    pub(crate) fn from_raw(info: &CK_TOKEN_INFO) -> Self {
+        use cryptoki_sys::*;
+        let text = |bytes: &[u8]| {
+            String::from_utf8_lossy(bytes)
+                .trim_end_matches([' ', '\0'])
+                .to_owned()
+        };
+        let flag = |f: CK_FLAGS| info.flags & f != 0;
+        let count = |n: CK_ULONG| (n != CK_UNAVAILABLE_INFORMATION).then_some(n);
+        let limit = |n: CK_ULONG| match n {
+            CK_UNAVAILABLE_INFORMATION => None,
+            CK_EFFECTIVELY_INFINITE => Some("unlimited".to_owned()),
+            n => Some(n.to_string()),
         };
         TokenDescription {
-            label: info.label().trim_end().to_owned(),
-            manufacturer: info.manufacturer_id().trim_end().to_owned(),
-            model: info.model().trim_end().to_owned(),
-            serial: info.serial_number().trim_end().to_owned(),
-            initialized: info.token_initialized(),
-            login_required: info.login_required(),
-            user_pin_initialized: info.user_pin_initialized(),
-            write_protected: info.write_protected(),
-            protected_authentication_path: info.protected_authentication_path(),
+            label: text(&info.label),
+            manufacturer: text(&info.manufacturerID),
+            model: text(&info.model),
+            serial: text(&info.serialNumber),
+            initialized: flag(CKF_TOKEN_INITIALIZED),
+            login_required: flag(CKF_LOGIN_REQUIRED),
+            user_pin_initialized: flag(CKF_USER_PIN_INITIALIZED),
+            write_protected: flag(CKF_WRITE_PROTECTED),
+            protected_authentication_path: flag(CKF_PROTECTED_AUTHENTICATION_PATH),
             user_pin: PinStatus {
-                count_low: info.user_pin_count_low(),
-                final_try: info.user_pin_final_try(),
-                locked: info.user_pin_locked(),
-                to_be_changed: info.user_pin_to_be_changed(),
+                count_low: flag(CKF_USER_PIN_COUNT_LOW),
+                final_try: flag(CKF_USER_PIN_FINAL_TRY),
+                locked: flag(CKF_USER_PIN_LOCKED),
+                to_be_changed: flag(CKF_USER_PIN_TO_BE_CHANGED),
             },
             so_pin: PinStatus {
-                count_low: info.so_pin_count_low(),
-                final_try: info.so_pin_final_try(),
-                locked: info.so_pin_locked(),
-                to_be_changed: info.so_pin_to_be_changed(),
+                count_low: flag(CKF_SO_PIN_COUNT_LOW),
+                final_try: flag(CKF_SO_PIN_FINAL_TRY),
+                locked: flag(CKF_SO_PIN_LOCKED),
+                to_be_changed: flag(CKF_SO_PIN_TO_BE_CHANGED),
             },
-            pin_min_len: info.min_pin_length(),
-            pin_max_len: info.max_pin_length(),
-            sessions: info.session_count(),
-            max_sessions: limit(info.max_session_count()),
+            pin_min_len: info.ulMinPinLen as usize,
+            pin_max_len: info.ulMaxPinLen as usize,
+            sessions: count(info.ulSessionCount),
+            max_sessions: limit(info.ulMaxSessionCount),
         }
     }
 }
 
 impl SlotDescription {
-    pub(crate) fn read(pkcs11: &Pkcs11, slot: Slot) -> Result<Self> {
-        let info = pkcs11.get_slot_info(slot).map_err(Error::module_call)?;
+    pub(crate) fn read(access: &Access, slot: Slot) -> Result<Self> {
+        let info = access
+            .pkcs11()
+            .get_slot_info(slot)
+            .map_err(Error::module_call)?;
         let token = if info.token_present() {
             // A token that cannot describe itself (SoftHSM2 after its storage vanished) is
             // shown as absent rather than failing the whole listing.
-            pkcs11
-                .get_token_info(slot)
+            access
+                .token_info(slot)
                 .ok()
-                .map(|t| TokenDescription::from_info(&t))
+                .map(|t| TokenDescription::from_raw(&t))
         } else {
             None
         };
@@ -147,8 +159,11 @@ impl SlotDescription {
 }
 
 /// Finds the slot a selector names. Labels must match exactly one initialized token.
-pub(crate) fn find(pkcs11: &Pkcs11, selector: &TokenSelector) -> Result<(Slot, SlotDescription)> {
-    let slots = pkcs11.get_all_slots().map_err(Error::module_call)?;
+pub(crate) fn find(access: &Access, selector: &TokenSelector) -> Result<(Slot, SlotDescription)> {
+    let slots = access
+        .pkcs11()
+        .get_all_slots()
+        .map_err(Error::module_call)?;
     match selector {
         TokenSelector::Slot(id) => {
             let slot = slots
@@ -159,7 +174,7 @@ pub(crate) fn find(pkcs11: &Pkcs11, selector: &TokenSelector) -> Result<(Slot, S
                     slot: *id,
                     available: slots.iter().map(|s| s.id().to_string()).collect(),
                 })?;
-            let description = SlotDescription::read(pkcs11, slot)?;
+            let description = SlotDescription::read(access, slot)?;
             if description.token.is_none() {
                 return Err(Error::NoTokenInSlot { slot: *id });
             }
@@ -169,7 +184,7 @@ pub(crate) fn find(pkcs11: &Pkcs11, selector: &TokenSelector) -> Result<(Slot, S
             let mut found = Vec::new();
             let mut available = Vec::new();
             for slot in slots {
-                let description = SlotDescription::read(pkcs11, slot)?;
+                let description = SlotDescription::read(access, slot)?;
                 if let Some(token) = &description.token {
                     if !token.initialized {
                         continue;
