@@ -118,9 +118,11 @@ fn spki_der_of_csr(csr: &Path) -> Vec<u8> {
     fs::read(der).expect("spki der")
 }
 
-/// The DER public key of `label` as pkcs11-tool exports it.
+/// The DER public key of `label` as pkcs11-tool exports it (selected by id: pkcs11-tool's
+/// label matching is not reliable across versions).
 fn pkcs11_tool_public_key(c: &Ceremony, label: &str) -> Vec<u8> {
     let out = c.path(&format!("{label}.pub.der"));
+    let id = key_id(c, label);
     run_ok(
         c.hsm
             .pkcs11_tool()
@@ -130,8 +132,8 @@ fn pkcs11_tool_public_key(c: &Ceremony, label: &str) -> Vec<u8> {
                 "--read-object",
                 "--type",
                 "pubkey",
-                "--label",
-                label,
+                "--id",
+                &id,
                 "-o",
             ])
             .arg(&out),
@@ -140,6 +142,7 @@ fn pkcs11_tool_public_key(c: &Ceremony, label: &str) -> Vec<u8> {
 }
 
 /// The bare EC point of `label` from pkcs11-tool's listing (`EC_POINT: 04 <len> 04 x y`).
+/// (`--list-objects` ignores `--label`: find the object's block.)
 fn pkcs11_tool_ec_point(c: &Ceremony, label: &str) -> Vec<u8> {
     let listing = run_ok(c.hsm.pkcs11_tool().args([
         "--token-label",
@@ -147,16 +150,32 @@ fn pkcs11_tool_ec_point(c: &Ceremony, label: &str) -> Vec<u8> {
         "--list-objects",
         "--type",
         "pubkey",
-        "--label",
-        label,
     ]));
-    let line = listing
+    let wanted = format!("label:      {label}");
+    let block = listing
+        .split("Public Key Object")
+        .find(|b| b.lines().any(|l| l.trim() == wanted))
+        .unwrap_or_else(|| panic!("no public key {label}: {listing}"));
+    let line = block
         .lines()
         .find_map(|l| l.trim().strip_prefix("EC_POINT:"))
-        .unwrap_or_else(|| panic!("no EC_POINT for {label}: {listing}"));
+        .unwrap_or_else(|| panic!("no EC_POINT for {label}: {block}"));
     let wrapped = hex::decode(line.trim()).expect("hex point");
     // Drop the OCTET STRING header (tag, one length byte).
     wrapped[2..].to_vec()
+}
+
+/// The CKA_ID (hex) sealctl reports for the private key `label`.
+fn key_id(c: &Ceremony, label: &str) -> String {
+    let objects = c.json(&["objects"]);
+    objects
+        .as_array()
+        .expect("objects")
+        .iter()
+        .find(|o| o["class"] == "private-key" && o["label"] == label)
+        .and_then(|o| o["id"].as_str())
+        .unwrap_or_else(|| panic!("no key {label}: {objects}"))
+        .to_owned()
 }
 
 #[test]
@@ -326,7 +345,12 @@ fn the_whole_ceremony_works_and_interoperates_with_pkcs11_tool() {
             // pkcs11-tool cannot export P-384 keys ("cannot create EVP_PKEY"); compare the
             // EC point it lists with the end of the CSR's SubjectPublicKeyInfo instead.
             let point = pkcs11_tool_ec_point(&c, label);
-            assert!(csr_key.ends_with(&point), "{label}");
+            assert!(
+                csr_key.ends_with(&point),
+                "{label}: {} vs {}",
+                hex::encode(&csr_key),
+                hex::encode(&point)
+            );
         } else {
             assert_eq!(csr_key, pkcs11_tool_public_key(&c, label), "{label}");
         }
@@ -396,7 +420,7 @@ fn the_whole_ceremony_works_and_interoperates_with_pkcs11_tool() {
                 "-m",
                 "SHA256-RSA-PKCS",
             ])
-            .args(["--label", "contract-seal", "-i"])
+            .args(["--id", &key_id(&c, "contract-seal"), "-i"])
             .arg(&data)
             .arg("-o")
             .arg(&sig),
