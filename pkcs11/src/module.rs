@@ -298,7 +298,9 @@ impl Drop for Access {
     fn drop(&mut self) {
         let mut gate = lock(&self.module.gate);
         gate.readers -= 1;
-        if gate.readers == 0 {
+        // Only a waiting re-initialization cares (and std's notify is a syscall even when
+        // nobody waits: this runs once per signature).
+        if gate.readers == 0 && gate.reinitializing {
             self.module.gate_changed.notify_all();
         }
     }

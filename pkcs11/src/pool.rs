@@ -128,6 +128,8 @@ struct State {
     /// Worker sessions of the current generation, idle or leased.
     open: usize,
     leased: usize,
+    /// Requests waiting for a session (so returning one wakes somebody only if needed).
+    waiting: usize,
     reconnector: bool,
 }
 
@@ -148,8 +150,9 @@ struct Conn {
     epoch: u64,
     slot: Slot,
     anchor: Session,
-    mechanisms: Arc<MechanismSet>,
-    keys: HashMap<KeySelector, (ObjectHandle, Arc<PublicKey>)>,
+    mechanisms: MechanismSet,
+    /// Private key handles found in this connection, with the public key they had.
+    keys: HashMap<KeySelector, (ObjectHandle, PublicKey)>,
 }
 
 /// How an attempt failed: worth reconnecting for, or not.
@@ -226,6 +229,7 @@ impl TokenPool {
                 idle: Vec::new(),
                 open: 0,
                 leased: 0,
+                waiting: 0,
                 reconnector: false,
             }),
             changed: Condvar::new(),
@@ -252,20 +256,23 @@ impl TokenPool {
         algorithm: Option<SignatureAlgorithm>,
     ) -> Result<PoolKey> {
         let shared = &self.shared;
-        let (info, public_key, chain, mechanisms) = shared.with_session(|session, _access| {
-            let token = shared.token.as_str();
-            let info = key::find_private_key(session, token, &selector)?;
-            let public_key = key::find_public_key(session, token, &info.id, &info.label)?
-                .ok_or_else(|| Error::KeyUnusable {
-                    token: token.to_owned(),
-                    key: selector.clone(),
-                    reason: "neither a public key object nor a certificate shares its CKA_ID"
-                        .to_owned(),
-                })?;
-            let chain = crate::cert::chain_for_key(session, token, &info.id, &public_key)?;
-            let mechanisms = shared.mechanisms()?;
-            Ok((info, public_key, chain, mechanisms))
-        })?;
+        let (info, public_key, chain, mechanisms) = shared.with_session(
+            |conn| conn.mechanisms.clone(),
+            |lease, mechanisms| {
+                let session = &lease.session;
+                let token = shared.token.as_str();
+                let info = key::find_private_key(session, token, &selector)?;
+                let public_key = key::find_public_key(session, token, &info.id, &info.label)?
+                    .ok_or_else(|| Error::KeyUnusable {
+                        token: token.to_owned(),
+                        key: selector.clone(),
+                        reason: "neither a public key object nor a certificate shares its CKA_ID"
+                            .to_owned(),
+                    })?;
+                let chain = crate::cert::chain_for_key(session, token, &info.id, &public_key)?;
+                Ok((info, public_key, chain, mechanisms))
+            },
+        )?;
         let unusable = |reason: String| Error::KeyUnusable {
             token: shared.token.clone(),
             key: selector.clone(),
@@ -474,18 +481,9 @@ impl Shared {
             epoch: access.epoch(),
             slot,
             anchor,
-            mechanisms: Arc::new(mechanisms),
+            mechanisms,
             keys: HashMap::new(),
         })
-    }
-
-    fn mechanisms(&self) -> Result<Arc<MechanismSet>> {
-        let state = lock(&self.state);
-        state
-            .conn
-            .as_ref()
-            .map(|c| c.mechanisms.clone())
-            .ok_or_else(|| self.unavailable(&state))
     }
 
     /// The error a request gets while the pool cannot sign.
@@ -510,11 +508,14 @@ impl Shared {
     }
 
     /// Runs `op` on a worker session, reconnecting and retrying once if the token lost state.
-    fn with_session<T>(
+    /// `prepare` runs under the pool's lock when the session is taken and reads what `op`
+    /// needs from the connection (cached key handles, mechanisms) without locking again.
+    fn with_session<P, T>(
         self: &Arc<Self>,
-        mut op: impl FnMut(&Session, &Access) -> Result<T>,
+        prepare: impl Fn(&Conn) -> P,
+        mut op: impl FnMut(&Lease, P) -> Result<T>,
     ) -> Result<T> {
-        match self.attempt(&mut op) {
+        match self.attempt(&prepare, &mut op) {
             Ok(value) => Ok(value),
             Err(Failure::Final(error)) => Err(error),
             Err(Failure::Reconnect { generation, error }) => {
@@ -524,7 +525,7 @@ impl Shared {
                     self.spawn_reconnector();
                     return Err(reconnect_error);
                 }
-                match self.attempt(&mut op) {
+                match self.attempt(&prepare, &mut op) {
                     Ok(value) => Ok(value),
                     Err(Failure::Final(error)) => Err(error),
                     Err(Failure::Reconnect { generation, error }) => {
@@ -572,12 +573,13 @@ impl Shared {
     }
 
     /// One try: lease a session, run `op`, return the session.
-    fn attempt<T>(
+    fn attempt<P, T>(
         self: &Arc<Self>,
-        op: &mut impl FnMut(&Session, &Access) -> Result<T>,
+        prepare: &impl Fn(&Conn) -> P,
+        op: &mut impl FnMut(&Lease, P) -> Result<T>,
     ) -> Result<T, Failure> {
-        let lease = self.lease()?;
-        let result = op(&lease.session, &lease.access);
+        let (lease, prepared) = self.lease(prepare)?;
+        let result = op(&lease, prepared);
         match result {
             Ok(value) => {
                 lease.release(self, true);
@@ -596,10 +598,11 @@ impl Shared {
     }
 
     /// Takes an idle session or opens one, waiting up to `acquire_timeout` for a free one.
-    fn lease(self: &Arc<Self>) -> Result<Lease, Failure> {
-        let deadline = Instant::now() + self.config.acquire_timeout;
+    fn lease<P>(self: &Arc<Self>, prepare: &impl Fn(&Conn) -> P) -> Result<(Lease, P), Failure> {
+        // Only a request that has to wait reads the clock.
+        let mut deadline = None;
         let mut state = lock(&self.state);
-        let (reuse, generation, slot) = loop {
+        let (reuse, generation, slot, epoch, prepared) = loop {
             match &state.health {
                 Health::Ready => {}
                 _ => return Err(Failure::Final(self.unavailable(&state))),
@@ -607,26 +610,17 @@ impl Shared {
             let Some(conn) = state.conn.as_ref() else {
                 return Err(Failure::Final(self.unavailable(&state)));
             };
-            if conn.epoch != self.module.epoch() {
-                // Another pool re-initialized the module: our sessions are gone, quietly.
-                return Err(Failure::Reconnect {
-                    generation: state.generation,
-                    error: Error::TokenUnavailable {
-                        token: self.token.clone(),
-                        cause: "module re-initialized".to_owned(),
-                        retry_in: Duration::ZERO,
-                    },
-                });
-            }
-            let slot = conn.slot;
-            if let Some(session) = state.idle.pop() {
-                break (Some(session), state.generation, slot);
-            }
-            if state.open < self.config.max_sessions {
-                state.open += 1;
-                break (None, state.generation, slot);
+            let (slot, epoch) = (conn.slot, conn.epoch);
+            if !state.idle.is_empty() || state.open < self.config.max_sessions {
+                let prepared = prepare(conn);
+                let reuse = state.idle.pop();
+                if reuse.is_none() {
+                    state.open += 1;
+                }
+                break (reuse, state.generation, slot, epoch, prepared);
             }
             let now = Instant::now();
+            let deadline = *deadline.get_or_insert(now + self.config.acquire_timeout);
             if now >= deadline {
                 return Err(Failure::Final(Error::PoolBusy {
                     token: self.token.clone(),
@@ -634,17 +628,31 @@ impl Shared {
                     waited: self.config.acquire_timeout,
                 }));
             }
+            state.waiting += 1;
             state = self
                 .changed
                 .wait_timeout(state, deadline - now)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            state.waiting -= 1;
         };
         state.leased += 1;
         drop(state);
 
         let access = match self.module.access() {
-            Ok(access) => access,
+            Ok(access) if access.epoch() == epoch => access,
+            Ok(access) => {
+                // Another pool re-initialized the module: our sessions are gone, quietly.
+                self.give_back(generation, reuse, Some(&access), false);
+                return Err(Failure::Reconnect {
+                    generation,
+                    error: Error::TokenUnavailable {
+                        token: self.token.clone(),
+                        cause: "module re-initialized".to_owned(),
+                        retry_in: Duration::ZERO,
+                    },
+                });
+            }
             Err(error) => {
                 self.give_back(generation, reuse, None, false);
                 return Err(Failure::Reconnect { generation, error });
@@ -665,11 +673,14 @@ impl Shared {
                 }
             },
         };
-        Ok(Lease {
-            session,
-            generation,
-            access,
-        })
+        Ok((
+            Lease {
+                session,
+                generation,
+                access,
+            },
+            prepared,
+        ))
     }
 
     /// Puts a leased session back (or closes it) and wakes a waiter.
@@ -684,6 +695,7 @@ impl Shared {
         state.leased = state.leased.saturating_sub(1);
         let current = state.generation == generation;
         let epoch_now = state.conn.as_ref().map(|c| c.epoch);
+        let wake = state.waiting > 0;
         match session {
             Some(session) if current && keep => state.idle.push(session),
             other => {
@@ -698,62 +710,71 @@ impl Shared {
                         let _ = session.close();
                     }
                 }
-                self.changed.notify_all();
+                if wake {
+                    self.changed.notify_all();
+                }
                 return;
             }
         }
         drop(state);
-        self.changed.notify_one();
+        if wake {
+            self.changed.notify_one();
+        }
     }
 
-    /// The key's handle in the current connection, looked up once per connection.
-    fn key_handle(
-        &self,
-        session: &Session,
-        selector: &KeySelector,
-    ) -> Result<(ObjectHandle, Arc<PublicKey>)> {
-        if let Some(found) = lock(&self.state)
-            .conn
-            .as_ref()
-            .and_then(|c| c.keys.get(selector).cloned())
-        {
-            return Ok(found);
-        }
-        let info = key::find_private_key(session, &self.token, selector)?;
+    /// Finds `key` on the token (once per connection; the handle is cached) and checks it is
+    /// still the key the seal was loaded with.
+    fn find_key(&self, session: &Session, key: &PoolKey) -> Result<ObjectHandle> {
+        let info = key::find_private_key(session, &self.token, &key.selector)?;
         let public_key = key::find_public_key(session, &self.token, &info.id, &info.label)?
             .ok_or_else(|| Error::KeyNotFound {
                 token: self.token.clone(),
-                key: selector.clone(),
+                key: key.selector.clone(),
                 what: "public key for the private key",
             })?;
-        let found = (info.handle, Arc::new(public_key));
+        let same = public_key == *key.public_key;
         if let Some(conn) = lock(&self.state).conn.as_mut() {
-            conn.keys.insert(selector.clone(), found.clone());
+            conn.keys
+                .insert(key.selector.clone(), (info.handle, public_key));
         }
-        Ok(found)
+        if !same {
+            return Err(self.key_changed(key));
+        }
+        Ok(info.handle)
+    }
+
+    fn key_changed(&self, key: &PoolKey) -> Error {
+        Error::KeyUnusable {
+            token: self.token.clone(),
+            key: key.selector.clone(),
+            reason: "the key on the token changed since the seal was loaded (was the token re-initialized?); reload the seal"
+                .to_owned(),
+        }
     }
 
     fn sign(self: &Arc<Self>, key: &PoolKey, message: &[u8]) -> Result<Vec<u8>> {
-        let result = self.with_session(|session, _access| {
-            let (handle, public_key) = self.key_handle(session, &key.selector)?;
-            if *public_key != *key.public_key {
-                return Err(Error::KeyUnusable {
-                    token: self.token.clone(),
-                    key: key.selector.clone(),
-                    reason: "the key on the token changed since the seal was loaded (was the token re-initialized?); reload the seal"
-                        .to_owned(),
-                });
-            }
-            let mechanisms = self.mechanisms()?;
-            let plan = mechanism::plan(key.algorithm, &mechanisms, &self.disabled).ok_or_else(
-                || Error::MechanismUnsupported {
-                    token: self.token.clone(),
-                    algorithm: key.algorithm.to_string(),
-                    disabled: !self.disabled.is_empty(),
-                },
-            )?;
+        let prepare = |conn: &Conn| {
+            let cached = conn
+                .keys
+                .get(&key.selector)
+                .map(|(handle, public_key)| (*handle, *public_key == *key.public_key));
+            let plan = mechanism::plan(key.algorithm, &conn.mechanisms, &self.disabled);
+            (cached, plan)
+        };
+        let result = self.with_session(prepare, |lease, (cached, plan)| {
+            let plan = plan.ok_or_else(|| Error::MechanismUnsupported {
+                token: self.token.clone(),
+                algorithm: key.algorithm.to_string(),
+                disabled: !self.disabled.is_empty(),
+            })?;
+            let handle = match cached {
+                Some((handle, true)) => handle,
+                Some((_, false)) => return Err(self.key_changed(key)),
+                None => self.find_key(&lease.session, key)?,
+            };
             let input = mechanism::input(plan, key.algorithm, message);
-            let raw = session
+            let raw = lease
+                .session
                 .sign(&mechanism::mechanism(plan, key.algorithm), handle, &input)
                 .map_err(|e| Error::call(&self.token, e))?;
             mechanism::output(key.algorithm, raw)

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs every test dependency that is missing and runs all of seald's tests:
+# formatting and clippy, unit tests, and the end-to-end tests against real SoftHSM2 tokens,
+# OpenSC's pkcs11-tool, openssl and the openCryptoki software token.
+#   deploy/test.sh                 everything
+#   deploy/test.sh -E 'test(pool)' extra arguments go to cargo nextest (a filter, say)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. deploy/lib/common.sh
+
+need_cargo
+# softhsm2: the token; opensc: pkcs11-tool; opencryptoki: a token that locks PINs;
+# util-linux: setsid (tests run sealctl without a terminal); gcc/pkg-config: -sys crates.
+need_packages softhsm2 opensc openssl opencryptoki util-linux gcc pkg-config ca-certificates
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  say "installing cargo-nextest (one process per test: SoftHSM2 reads its configuration once per process)"
+  cargo install --locked cargo-nextest
+fi
+
+# openCryptoki's slot daemon serves its software token to every process on the machine.
+start_pkcsslotd() {
+  local sock=/run/opencryptoki/pkcsslotd.socket
+  if pgrep -x pkcsslotd >/dev/null 2>&1 && [ -S "$sock" ]; then return 0; fi
+  as_root mkdir -p /run/opencryptoki
+  as_root chown root:pkcs11 /run/opencryptoki
+  as_root chmod 770 /run/opencryptoki
+  as_root pkcsslotd
+  for _ in $(seq 1 100); do
+    [ -S "$sock" ] && return 0
+    sleep 0.1
+  done
+  die "pkcsslotd did not create $sock"
+}
+start_pkcsslotd
+id -nG | tr ' ' '\n' | grep -qx pkcs11 || die "$(id -un) must be in group pkcs11 to use openCryptoki (usermod -aG pkcs11 $(id -un), then log in again)"
+SEALD_TEST_OPENCRYPTOKI=$(ls /usr/lib/*/opencryptoki/libopencryptoki.so.0 2>/dev/null | head -n1)
+[ -n "$SEALD_TEST_OPENCRYPTOKI" ] || die "openCryptoki's libopencryptoki.so.0 not found"
+export SEALD_TEST_OPENCRYPTOKI
+SEALD_TEST_SOFTHSM=$(softhsm_module)
+export SEALD_TEST_SOFTHSM
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+say "building binaries"
+cargo build --workspace --bins --locked
+say "running tests"
+cargo nextest run --workspace --locked --profile ci "$@"
+say "all tests passed"
