@@ -44,8 +44,9 @@ say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-say "building binaries"
+say "building binaries (debug for the tests, release for the quickstart test)"
 cargo build --workspace --bins --locked
+cargo build --release --bins --locked
 say "running tests"
 cargo nextest run --workspace --locked --profile ci "$@"
 say "all tests passed"

@@ -27,12 +27,15 @@ struct Options {
     module: PathBuf,
     seconds: f64,
     rounds: usize,
+    /// The budget: the pool may cost at most this share of the bare rate.
+    max_overhead: f64,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: seald-bench pkcs11 [--module PATH] [--seconds S] [--rounds N]\n\
-         Measures C_Sign/s through seald's pool against a bare cryptoki loop on a fresh SoftHSM2 token."
+        "usage: seald-bench pkcs11 [--module PATH] [--seconds S] [--rounds N] [--max-overhead PCT]\n\
+         Measures C_Sign/s through seald's pool against a bare cryptoki loop on a fresh SoftHSM2\n\
+         token; exits 1 if the pool costs more than PCT (default 5) % of the bare rate."
     );
     std::process::exit(2)
 }
@@ -45,7 +48,8 @@ fn parse() -> Options {
     let mut options = Options {
         module: PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"),
         seconds: 3.0,
-        rounds: 3,
+        rounds: 5,
+        max_overhead: 5.0,
     };
     while let Some(arg) = args.next() {
         let value = args.next().unwrap_or_else(|| usage());
@@ -53,14 +57,38 @@ fn parse() -> Options {
             "--module" => options.module = PathBuf::from(value),
             "--seconds" => options.seconds = value.parse().unwrap_or_else(|_| usage()),
             "--rounds" => options.rounds = value.parse().unwrap_or_else(|_| usage()),
+            "--max-overhead" => options.max_overhead = value.parse().unwrap_or_else(|_| usage()),
             _ => usage(),
         }
     }
     options
 }
 
-/// Runs `work` on `threads` threads for `duration`; returns operations per second.
-fn measure<F>(threads: usize, duration: Duration, work: F) -> f64
+/// CPU time (user + system) this process has used, from /proc/self/stat.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may contain spaces, inside parentheses).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the full line: 11 and 12 after the name.
+    let clock_ticks = 100; // sysconf(_SC_CLK_TCK) on Linux
+    Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / clock_ticks as f64)
+}
+
+struct Rate {
+    per_second: f64,
+    cpu_per_op: Duration,
+}
+
+/// Runs `work` on `threads` threads for `duration`; returns the rate and the CPU time per
+/// operation.
+fn measure<F>(threads: usize, duration: Duration, work: F) -> Rate
 where
     F: Fn(usize) -> Box<dyn FnMut() + Send> + Sync,
 {
@@ -82,14 +110,17 @@ where
         })
         .collect();
     start.wait();
-    let began = Instant::now();
+    let (began, cpu_began) = (Instant::now(), cpu_time());
     thread::sleep(duration);
     stop.store(true, Ordering::Relaxed);
     let total: u64 = handles
         .into_iter()
         .map(|h| h.join().expect("bench thread"))
         .sum();
-    total as f64 / began.elapsed().as_secs_f64()
+    Rate {
+        per_second: total as f64 / began.elapsed().as_secs_f64(),
+        cpu_per_op: (cpu_time() - cpu_began) / total.max(1) as u32,
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -153,8 +184,11 @@ fn main() {
     };
 
     let duration = Duration::from_secs_f64(options.seconds);
-    println!("| key | sessions | bare cryptoki (sign/s) | seald pool (sign/s) | pool / bare |");
-    println!("|---|---|---|---|---|");
+    let mut over_budget = Vec::new();
+    println!(
+        "| key | sessions | bare cryptoki (sign/s, median) | seald pool (sign/s, median) | pool / bare (median of paired rounds) | CPU µs per signature, bare / pool |"
+    );
+    println!("|---|---|---|---|---|---|");
     for (label, key_name) in [
         ("rsa", "RSA-2048 PKCS#1 v1.5 SHA-256"),
         ("p256", "P-256 ECDSA SHA-256"),
@@ -218,13 +252,50 @@ fn main() {
                     bare.push(run_bare());
                 }
             }
-            let (b, p) = (median(bare), median(pooled));
-            println!(
-                "| {key_name} | {sessions} | {b:.0} | {p:.0} | {:.1} % |",
-                100.0 * p / b
+            let cpu = |rates: &[Rate]| {
+                median(
+                    rates
+                        .iter()
+                        .map(|r| r.cpu_per_op.as_secs_f64() * 1e6)
+                        .collect(),
+                )
+            };
+            let (b, p) = (
+                median(bare.iter().map(|r| r.per_second).collect()),
+                median(pooled.iter().map(|r| r.per_second).collect()),
             );
+            // Each round's pool run is compared with the bare run next to it in time, which
+            // cancels slow drifts of the machine; the median of those ratios is the verdict.
+            let ratio = median(
+                bare.iter()
+                    .zip(&pooled)
+                    .map(|(b, p)| p.per_second / b.per_second)
+                    .collect(),
+            );
+            println!(
+                "| {key_name} | {sessions} | {b:.0} | {p:.0} | {:.1} % | {:.0} / {:.0} |",
+                100.0 * ratio,
+                cpu(&bare),
+                cpu(&pooled)
+            );
+            if 100.0 * (1.0 - ratio) > options.max_overhead {
+                over_budget.push(format!("{key_name}, {sessions} session(s)"));
+            }
         }
     }
     drop(anchor);
     let _ = std::fs::remove_dir_all(&dir);
+    if over_budget.is_empty() {
+        println!(
+            "\nwithin budget: the pool costs less than {} % of the bare rate everywhere",
+            options.max_overhead
+        );
+    } else {
+        println!(
+            "\nOVER BUDGET (> {} %): {}",
+            options.max_overhead,
+            over_budget.join("; ")
+        );
+        std::process::exit(1);
+    }
 }
