@@ -19,18 +19,37 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
 fi
 
 # openCryptoki's slot daemon serves its software token to every process on the machine.
+# (Its socket is /var/run/pkcsslotd.socket in 3.8, /run/opencryptoki/ in later versions.)
+pkcsslotd_socket() {
+  local s
+  for s in /run/opencryptoki/pkcsslotd.socket /var/run/pkcsslotd.socket; do
+    [ -S "$s" ] && return 0
+  done
+  return 1
+}
+pkcsslotd_running() { ps -C pkcsslotd -o stat= 2>/dev/null | grep -qv '^Z'; }
 start_pkcsslotd() {
-  local sock=/run/opencryptoki/pkcsslotd.socket
-  if pgrep -x pkcsslotd >/dev/null 2>&1 && [ -S "$sock" ]; then return 0; fi
-  as_root mkdir -p /run/opencryptoki
-  as_root chown root:pkcs11 /run/opencryptoki
-  as_root chmod 770 /run/opencryptoki
+  if pkcsslotd_running; then
+    pkcsslotd_socket && pkcsconf -t >/dev/null 2>&1 && return 0
+    say "pkcsslotd is running but unusable: restarting it"
+    as_root pkill -x pkcsslotd || true
+    for _ in $(seq 1 100); do
+      pkcsslotd_running || break
+      sleep 0.1
+    done
+  fi
+  # Its lock and data directories come from tmpfiles.d, which a machine without a running
+  # systemd never applied.
+  local type path mode user group _
+  while read -r type path mode user group _; do
+    if [ "$type" = d ]; then as_root install -d -m "$mode" -o "$user" -g "$group" "$path"; fi
+  done < /usr/lib/tmpfiles.d/opencryptoki.conf
   as_root pkcsslotd
   for _ in $(seq 1 100); do
-    [ -S "$sock" ] && return 0
+    pkcsslotd_socket && return 0
     sleep 0.1
   done
-  die "pkcsslotd did not create $sock"
+  die "pkcsslotd started but its socket did not appear"
 }
 start_pkcsslotd
 id -nG | tr ' ' '\n' | grep -qx pkcs11 || die "$(id -un) must be in group pkcs11 to use openCryptoki (usermod -aG pkcs11 $(id -un), then log in again)"

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki::slot::Slot;
@@ -219,7 +219,10 @@ pub fn change_pin(
         .session
         .set_pin(&old.to_auth_pin(), &new.to_auth_pin())
         .map_err(|e| login::pin_error(&admin.access, admin.slot, &admin.label, role, e))?;
-    let _ = admin.session.logout();
+    // Log the SO out; a user login is shared with the process's pools and stays.
+    if role == PinRole::So {
+        let _ = admin.session.logout();
+    }
     Ok(())
 }
 
@@ -282,6 +285,17 @@ pub fn generate_key(
         return Err(Error::KeyExists {
             token: admin.label.clone(),
             label: label.to_owned(),
+        });
+    }
+    let generator = match algorithm.kind() {
+        KeyKind::Rsa { .. } => MechanismType::RSA_PKCS_KEY_PAIR_GEN,
+        KeyKind::Ec { .. } => MechanismType::ECC_KEY_PAIR_GEN,
+    };
+    if !admin.mechanisms()?.contains(generator) {
+        return Err(Error::MechanismUnsupported {
+            token: admin.label.clone(),
+            algorithm: format!("generating {algorithm} keys ({generator})"),
+            disabled: false,
         });
     }
     let id = new_key_id(&admin, label);

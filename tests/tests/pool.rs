@@ -449,3 +449,97 @@ async fn async_callers_sign_on_blocking_threads() {
         .expect("key by id");
     assert_eq!(id_key.label(), "rsa");
 }
+
+#[test]
+fn the_certificate_chain_is_read_from_the_token() {
+    let (hsm, module) = setup();
+    keygen(&module, TOKEN, "seal", KeyAlgorithm::Rsa2048);
+    let token = seald_pkcs11::TokenSelector::Label(TOKEN.into());
+    let csr = seald_pkcs11::admin::certificate_request(
+        &module,
+        &token,
+        &user_pin(),
+        &label("seal"),
+        "CN=Contract Seal,O=Example,C=CN",
+    )
+    .expect("csr");
+    let pki = hsm.path().join("pki");
+    seald_tests::pki_init(&pki);
+    fs::write(hsm.path().join("seal.csr"), csr).expect("csr file");
+    seald_tests::pki_issue(
+        &pki,
+        &hsm.path().join("seal.csr"),
+        &hsm.path().join("seal.pem"),
+    );
+    let read = |path: std::path::PathBuf| {
+        seald_pkcs11::Certificate::read_all(&fs::read(&path).expect("read"), "test")
+            .expect("certificates")
+    };
+    let leaf = read(hsm.path().join("seal.pem")).remove(0);
+    let chain = read(pki.join("chain.pem"));
+    seald_pkcs11::admin::import_certificate(
+        &module,
+        &token,
+        &user_pin(),
+        &label("seal"),
+        &leaf,
+        &chain,
+    )
+    .expect("import");
+
+    let pool = TokenPool::open(&module, TOKEN, user_pin(), PoolConfig::default()).expect("pool");
+    let key = pool.key(label("seal"), None).expect("key");
+    let got = key.certificate_chain();
+    assert_eq!(got.len(), 3, "leaf, enterprise CA, root");
+    assert_eq!(got[0], leaf.der());
+    assert_eq!(got[1], chain[0].der());
+    assert_eq!(got[2], chain[1].der());
+    // The leaf's key is the token key the pool signs with.
+    assert_eq!(&leaf.public_key().expect("leaf key"), key.public_key());
+}
+
+#[test]
+fn a_request_that_finds_every_session_busy_gets_pool_busy() {
+    let (_hsm, module) = setup();
+    keygen(&module, TOKEN, "rsa", KeyAlgorithm::Rsa3072);
+    let config = PoolConfig {
+        max_sessions: 1,
+        acquire_timeout: Duration::ZERO,
+        ..PoolConfig::default()
+    };
+    let pool = TokenPool::open(&module, TOKEN, user_pin(), config).expect("pool");
+    let key = pool.key(label("rsa"), None).expect("key");
+    // Two threads, one session, no waiting: whoever finds the session taken is told so at
+    // once; nothing else may fail.
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let key = key.clone();
+            thread::spawn(move || {
+                let (mut ok, mut busy) = (0, 0);
+                for _ in 0..60 {
+                    match key.sign_blocking(b"busy?") {
+                        Ok(_) => ok += 1,
+                        Err(Error::PoolBusy { sessions: 1, .. }) => busy += 1,
+                        Err(other) => panic!("unexpected error: {other}"),
+                    }
+                }
+                (ok, busy)
+            })
+        })
+        .collect();
+    let (mut ok, mut busy) = (0, 0);
+    for worker in workers {
+        let (o, b) = worker.join().expect("worker");
+        ok += o;
+        busy += b;
+    }
+    assert!(ok > 0 && busy > 0, "ok {ok}, busy {busy}");
+    assert_eq!(pool.status().sessions_open, 1);
+    // Through the Signer seam it is a Busy error (HTTP 503 for the daemon).
+    let busy = seald_signer::SignError::from(Error::PoolBusy {
+        token: TOKEN.into(),
+        sessions: 1,
+        waited: Duration::ZERO,
+    });
+    assert_eq!(busy.kind(), SignErrorKind::Busy);
+}
