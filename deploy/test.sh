@@ -52,7 +52,9 @@ start_pkcsslotd() {
   die "pkcsslotd started but its socket did not appear"
 }
 start_pkcsslotd
-id -nG | tr ' ' '\n' | grep -qx pkcs11 || die "$(id -un) must be in group pkcs11 to use openCryptoki (usermod -aG pkcs11 $(id -un), then log in again)"
+if [ "$(id -u)" -ne 0 ] && ! id -nG | tr ' ' '\n' | grep -qx pkcs11; then
+  die "$(id -un) must be in group pkcs11 to use openCryptoki (sudo usermod -aG pkcs11 $(id -un), then log in again)"
+fi
 SEALD_TEST_OPENCRYPTOKI=$(ls /usr/lib/*/opencryptoki/libopencryptoki.so.0 2>/dev/null | head -n1)
 [ -n "$SEALD_TEST_OPENCRYPTOKI" ] || die "openCryptoki's libopencryptoki.so.0 not found"
 export SEALD_TEST_OPENCRYPTOKI

@@ -146,7 +146,7 @@ pub fn init_token(
     reinit: bool,
 ) -> Result<SlotDescription> {
     if label.is_empty() || label.len() > 32 {
-        return Err(Error::Wrapper(
+        return Err(Error::InvalidArgument(
             "a token label must be 1 to 32 bytes long".to_owned(),
         ));
     }
@@ -168,7 +168,7 @@ pub fn init_token(
         if let Ok((other, _)) = crate::slot::find(&access, &TokenSelector::Label(label.to_owned()))
         {
             if other.id() != slot {
-                return Err(Error::Wrapper(format!(
+                return Err(Error::InvalidArgument(format!(
                     "slot {} already holds a token labelled '{label}'; choose another label",
                     other.id()
                 )));
@@ -181,9 +181,7 @@ pub fn init_token(
                 CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLocked, _) => {
                     login::pin_error(&access, slot_handle, label, PinRole::So, e)
                 }
-                CkError::Pkcs11(RvError::SessionExists, _) => Error::Wrapper(format!(
-                    "cannot initialize slot {slot}: a program has sessions open on it (stop seald or other users first)"
-                )),
+                CkError::Pkcs11(RvError::SessionExists, _) => Error::SessionsOpen { slot },
                 other => Error::call(label, other),
             })?;
     }
@@ -277,7 +275,9 @@ pub fn generate_key(
     algorithm: KeyAlgorithm,
 ) -> Result<GeneratedKey> {
     if label.is_empty() {
-        return Err(Error::Wrapper("a key label must not be empty".to_owned()));
+        return Err(Error::InvalidArgument(
+            "a key label must not be empty".to_owned(),
+        ));
     }
     let admin = AdminSession::open(module, selector, Login::User(pin))?;
     let taken = objects_with(&admin, &[Attribute::Label(label.as_bytes().to_vec())])?;

@@ -211,6 +211,22 @@ pub enum Error {
     #[error("PKCS#11 call failed: {failure}")]
     ModuleCall { failure: CallFailure },
 
+    #[error("{0}")]
+    InvalidArgument(String),
+
+    #[error("cannot initialize slot {slot}: a program has sessions open on it (stop seald and other users of the token first)")]
+    SessionsOpen { slot: u64 },
+
+    #[error("the PKCS#11 module {path} {what} for {} s; giving up", waited.as_secs())]
+    ModuleStuck {
+        path: PathBuf,
+        what: &'static str,
+        waited: Duration,
+    },
+
+    #[error("the signing task stopped before it finished: {0}")]
+    TaskFailed(String),
+
     #[error("PKCS#11 wrapper error: {0}")]
     Wrapper(String),
 }

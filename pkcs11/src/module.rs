@@ -170,16 +170,17 @@ impl Module {
     /// Starts an access: the module stays initialized in this epoch until it is dropped.
     pub(crate) fn access(&self) -> Result<Access> {
         let inner = &self.inner;
-        let deadline = Instant::now() + GATE_WAIT;
+        let mut deadline = None;
         let mut gate = lock(&inner.gate);
         while gate.reinitializing {
             let now = Instant::now();
+            let deadline = *deadline.get_or_insert(now + GATE_WAIT);
             if now >= deadline {
-                return Err(Error::Wrapper(format!(
-                    "PKCS#11 module {} is being re-initialized and did not finish in {} s",
-                    inner.path.display(),
-                    GATE_WAIT.as_secs()
-                )));
+                return Err(Error::ModuleStuck {
+                    path: inner.path.clone(),
+                    what: "was being re-initialized",
+                    waited: GATE_WAIT,
+                });
             }
             gate = inner
                 .gate_changed
@@ -221,12 +222,11 @@ impl Module {
             if now >= deadline {
                 gate.reinitializing = false;
                 inner.gate_changed.notify_all();
-                return Err(Error::Wrapper(format!(
-                    "cannot re-initialize PKCS#11 module {}: {} calls did not return within {} s",
-                    inner.path.display(),
-                    gate.readers,
-                    GATE_WAIT.as_secs()
-                )));
+                return Err(Error::ModuleStuck {
+                    path: inner.path.clone(),
+                    what: "could not be re-initialized: calls in progress did not return",
+                    waited: GATE_WAIT,
+                });
             }
             gate = inner
                 .gate_changed

@@ -130,6 +130,8 @@ struct State {
     leased: usize,
     /// Requests waiting for a session (so returning one wakes somebody only if needed).
     waiting: usize,
+    /// A reconnection is under way: requests wait for it rather than fail.
+    connecting: bool,
     reconnector: bool,
 }
 
@@ -230,6 +232,7 @@ impl TokenPool {
                 open: 0,
                 leased: 0,
                 waiting: 0,
+                connecting: false,
                 reconnector: false,
             }),
             changed: Condvar::new(),
@@ -368,6 +371,7 @@ impl Shared {
 
     /// Logs in to the token anew. `reconnecting` must be held.
     fn reconnect_locked(self: &Arc<Self>, generation: u64) -> Result<()> {
+        lock(&self.state).connecting = true;
         self.drop_connection(generation);
         let epoch = self.module.epoch();
         let result = match self.connect() {
@@ -387,6 +391,7 @@ impl Shared {
             }
         };
         let mut state = lock(&self.state);
+        state.connecting = false;
         match result {
             Ok(conn) => {
                 state.conn = Some(conn);
@@ -607,25 +612,33 @@ impl Shared {
                 Health::Ready => {}
                 _ => return Err(Failure::Final(self.unavailable(&state))),
             }
-            let Some(conn) = state.conn.as_ref() else {
-                return Err(Failure::Final(self.unavailable(&state)));
-            };
-            let (slot, epoch) = (conn.slot, conn.epoch);
-            if !state.idle.is_empty() || state.open < self.config.max_sessions {
-                let prepared = prepare(conn);
-                let reuse = state.idle.pop();
-                if reuse.is_none() {
-                    state.open += 1;
+            match state.conn.as_ref() {
+                Some(conn) if !state.idle.is_empty() || state.open < self.config.max_sessions => {
+                    let (slot, epoch) = (conn.slot, conn.epoch);
+                    let prepared = prepare(conn);
+                    let reuse = state.idle.pop();
+                    if reuse.is_none() {
+                        state.open += 1;
+                    }
+                    break (reuse, state.generation, slot, epoch, prepared);
                 }
-                break (reuse, state.generation, slot, epoch, prepared);
+                // Every session is in use: wait for one below.
+                Some(_) => {}
+                // Another request is logging in again: wait for it below.
+                None if state.connecting => {}
+                None => return Err(Failure::Final(self.unavailable(&state))),
             }
             let now = Instant::now();
             let deadline = *deadline.get_or_insert(now + self.config.acquire_timeout);
             if now >= deadline {
-                return Err(Failure::Final(Error::PoolBusy {
-                    token: self.token.clone(),
-                    sessions: self.config.max_sessions,
-                    waited: self.config.acquire_timeout,
+                return Err(Failure::Final(if state.conn.is_none() {
+                    self.unavailable(&state)
+                } else {
+                    Error::PoolBusy {
+                        token: self.token.clone(),
+                        sessions: self.config.max_sessions,
+                        waited: self.config.acquire_timeout,
+                    }
                 }));
             }
             state.waiting += 1;
@@ -958,7 +971,7 @@ impl PoolKey {
         let key = self.clone();
         tokio::task::spawn_blocking(move || key.sign_blocking(&message))
             .await
-            .map_err(|e| Error::Wrapper(format!("signing task failed: {e}")))?
+            .map_err(|e| Error::TaskFailed(e.to_string()))?
     }
 }
 
