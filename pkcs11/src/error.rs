@@ -79,7 +79,7 @@ pub fn ckr_name(rv: RvError) -> String {
 
 /// Everything that can go wrong in seald's key layer. Messages say what happened and, where an
 /// operator can act, what to do; they never contain a PIN.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     #[error("cannot load the PKCS#11 module {path}: {reason} (check --module / SEALD_PKCS11_MODULE; Debian's SoftHSM2 is /usr/lib/softhsm/libsofthsm2.so)")]
@@ -88,10 +88,17 @@ pub enum Error {
     #[error("the PKCS#11 module {path} failed to initialize: {failure}")]
     ModuleInit { path: PathBuf, failure: CallFailure },
 
-    #[error("no token labelled '{label}' is present ({})", list_or_none(available))]
+    #[error(
+        "no token labelled '{label}' is present ({}){}",
+        list_or_none(available),
+        unreadable_slots(unreadable)
+    )]
     TokenNotFound {
         label: String,
         available: Vec<String>,
+        /// Slots reporting a token that cannot describe itself (its module may need
+        /// re-initializing).
+        unreadable: Vec<u64>,
     },
 
     #[error("more than one token is labelled '{label}' (slots {slots:?}); select one with --slot")]
@@ -111,6 +118,13 @@ pub enum Error {
 
     #[error("slot {slot} already holds an initialized token '{label}'; re-initializing erases every key and certificate on it: add --reinit (with --yes) if that is what you want")]
     TokenAlreadyInitialized { slot: u64, label: String },
+
+    #[error("token '{token}' refused the {role} login: {failure}")]
+    LoginFailed {
+        token: String,
+        role: PinRole,
+        failure: CallFailure,
+    },
 
     #[error("the {role} PIN was rejected by token '{token}'{tries}")]
     PinIncorrect {
@@ -239,6 +253,14 @@ fn list_or_none(items: &[String]) -> String {
     }
 }
 
+fn unreadable_slots(slots: &[u64]) -> String {
+    if slots.is_empty() {
+        String::new()
+    } else {
+        format!("; slots {slots:?} report a token that cannot be read")
+    }
+}
+
 fn locked_hint(role: PinRole) -> &'static str {
     match role {
         PinRole::User => "; unblock it with `sealctl token unblock-pin` (needs the SO PIN)",
@@ -319,6 +341,7 @@ impl Error {
             Error::Call { failure, .. }
             | Error::ModuleCall { failure }
             | Error::ModuleInit { failure, .. }
+            | Error::LoginFailed { failure, .. }
             | Error::PinRefused { failure, .. } => Some(failure.rv),
             _ => None,
         }
@@ -339,7 +362,10 @@ impl From<Error> for seald_signer::SignError {
             | Error::MechanismUnsupported { .. }
             | Error::TokenNotFound { .. }
             | Error::TokenNotInitialized { .. }
-            | Error::UserPinNotInitialized { .. } => K::Misconfigured,
+            | Error::UserPinNotInitialized { .. }
+            | Error::PinLength { .. }
+            | Error::PinRefused { .. }
+            | Error::LoginFailed { .. } => K::Misconfigured,
             _ => K::Failed,
         };
         seald_signer::SignError::new(kind, err)

@@ -24,6 +24,26 @@ pub(crate) fn login(
     };
     match session.login(user_type, Some(&pin.to_auth_pin())) {
         Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+        Err(e @ CkError::Pkcs11(rv, _))
+            if !matches!(
+                rv,
+                RvError::PinIncorrect
+                    | RvError::PinLocked
+                    | RvError::UserPinNotInitialized
+                    | RvError::PinLenRange
+                    | RvError::PinInvalid
+                    | RvError::PinExpired
+            ) =>
+        {
+            Err(match crate::error::call_failure(&e) {
+                Some(failure) => Error::LoginFailed {
+                    token: token.to_owned(),
+                    role,
+                    failure,
+                },
+                None => Error::call(token, e),
+            })
+        }
         Err(e) => Err(pin_error(access, slot, token, role, e)),
     }
 }

@@ -46,6 +46,7 @@ struct GateState {
     epoch: u64,
     /// False after a failed re-initialization: calls would fail with "not initialized".
     initialized: bool,
+    last_reinitialized: Option<Instant>,
 }
 
 /// How long an access waits for a running re-initialization, and a re-initialization for the
@@ -117,6 +118,7 @@ impl Module {
                 reinitializing: false,
                 epoch: 0,
                 initialized: true,
+                last_reinitialized: None,
             }),
             gate_changed: Condvar::new(),
         });
@@ -201,32 +203,24 @@ impl Module {
     /// [`Access`] (it would wait for itself).
     pub(crate) fn reinitialize(&self, seen_epoch: u64) -> Result<()> {
         let inner = &self.inner;
+        let stuck = |what| Error::ModuleStuck {
+            path: inner.path.clone(),
+            what,
+            waited: GATE_WAIT,
+        };
+        let deadline = Instant::now() + GATE_WAIT;
         let mut gate = lock(&inner.gate);
-        if gate.epoch != seen_epoch && gate.initialized {
-            return Ok(());
-        }
-        while gate.reinitializing {
-            gate = inner
-                .gate_changed
-                .wait_timeout(gate, GATE_WAIT)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+        loop {
             if gate.epoch != seen_epoch && gate.initialized {
+                // Somebody else re-initialized it meanwhile.
                 return Ok(());
             }
-        }
-        gate.reinitializing = true;
-        let deadline = Instant::now() + GATE_WAIT;
-        while gate.readers > 0 {
+            if !gate.reinitializing {
+                break;
+            }
             let now = Instant::now();
             if now >= deadline {
-                gate.reinitializing = false;
-                inner.gate_changed.notify_all();
-                return Err(Error::ModuleStuck {
-                    path: inner.path.clone(),
-                    what: "could not be re-initialized: calls in progress did not return",
-                    waited: GATE_WAIT,
-                });
+                return Err(stuck("was being re-initialized"));
             }
             gate = inner
                 .gate_changed
@@ -234,29 +228,53 @@ impl Module {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        tracing::warn!(module = %inner.path.display(), epoch = gate.epoch, "re-initializing PKCS#11 module");
+        gate.reinitializing = true;
+        while gate.readers > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                gate.reinitializing = false;
+                inner.gate_changed.notify_all();
+                return Err(stuck(
+                    "could not be re-initialized: calls in progress did not return",
+                ));
+            }
+            gate = inner
+                .gate_changed
+                .wait_timeout(gate, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let epoch = gate.epoch;
+        // `reinitializing` keeps every access out; the lock itself is released so that a
+        // module hanging in C_Initialize cannot block `epoch()` or the gate's timeouts.
+        drop(gate);
+        tracing::warn!(module = %inner.path.display(), epoch, "re-initializing PKCS#11 module");
         // C_Finalize may fail on a module in a bad state; C_Initialize is what matters.
         let _ = inner.pkcs11.clone().finalize();
         let result = match inner.pkcs11.initialize(init_args()) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {
-                gate.initialized = true;
-                Ok(())
-            }
-            Err(e) => {
-                gate.initialized = false;
-                Err(match call_failure(&e) {
-                    Some(failure) => Error::ModuleInit {
-                        path: inner.path.clone(),
-                        failure,
-                    },
-                    None => Error::Wrapper(e.to_string()),
-                })
-            }
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(()),
+            Err(e) => Err(match call_failure(&e) {
+                Some(failure) => Error::ModuleInit {
+                    path: inner.path.clone(),
+                    failure,
+                },
+                None => Error::Wrapper(e.to_string()),
+            }),
         };
+        let mut gate = lock(&inner.gate);
+        gate.initialized = result.is_ok();
         gate.epoch += 1;
+        gate.last_reinitialized = Some(Instant::now());
         gate.reinitializing = false;
         inner.gate_changed.notify_all();
         result
+    }
+
+    /// How long ago this process last re-initialized the module (`None`: never).
+    pub(crate) fn since_reinitialized(&self) -> Option<Duration> {
+        lock(&self.inner.gate)
+            .last_reinitialized
+            .map(|at| at.elapsed())
     }
 
     /// The current epoch (changes with every re-initialization).

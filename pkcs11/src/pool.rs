@@ -4,11 +4,12 @@
 //! it out and invalidates key handles). Worker sessions are bounded and each is held for one
 //! operation only. When a call fails in a way that means the token went away or lost its state
 //! (session or object handle invalid, not logged in, device removed, …) the pool reconnects —
-//! new sessions, login, keys found again — and retries once; if that does not work (the module
-//! may need `C_Finalize`/`C_Initialize`, which it also tries) the pool turns *unavailable*:
-//! requests fail at once with [`Error::TokenUnavailable`] while a background thread keeps
-//! reconnecting with exponential backoff, so the pool recovers by itself when the token is back.
-//! A rejected or locked PIN stops the retries: trying a wrong PIN again would lock a real token.
+//! new sessions, login, keys found again — and retries once; requests arriving meanwhile wait
+//! for that reconnection. If it does not work (the module may need `C_Finalize`/`C_Initialize`,
+//! which it also tries) the pool turns *unavailable*: requests fail at once with
+//! [`Error::TokenUnavailable`] while a background thread keeps reconnecting with exponential
+//! backoff, so the pool recovers by itself when the token is back. A login the token refuses
+//! (wrong or locked PIN, …) stops the pool: trying a wrong PIN again would lock a real token.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -36,11 +37,16 @@ use crate::slot::TokenSelector;
 pub struct PoolConfig {
     /// Worker sessions at most (the anchor session comes on top).
     pub max_sessions: usize,
-    /// How long a request waits for a free session before [`Error::PoolBusy`].
+    /// How long a request waits for a free session (or a reconnection in progress) before
+    /// [`Error::PoolBusy`].
     pub acquire_timeout: Duration,
     /// First delay between background reconnection attempts; doubles up to `retry_max`.
     pub retry_initial: Duration,
     pub retry_max: Duration,
+    /// While the token is simply absent, re-initialize the module (which disturbs every other
+    /// pool on it) at most this often. A module that reports a token it cannot describe is
+    /// re-initialized at once.
+    pub module_reinit_interval: Duration,
     /// Mechanisms never to use on this token even though it offers them (a token with a broken
     /// implementation of one); seald then falls back to the raw mechanism.
     pub disabled_mechanisms: Vec<MechanismType>,
@@ -53,6 +59,7 @@ impl Default for PoolConfig {
             acquire_timeout: Duration::from_secs(5),
             retry_initial: Duration::from_millis(250),
             retry_max: Duration::from_secs(30),
+            module_reinit_interval: Duration::from_secs(60),
             disabled_mechanisms: Vec::new(),
         }
     }
@@ -68,7 +75,7 @@ pub enum PoolHealth {
         cause: String,
         attempts: u32,
     },
-    /// The PIN was rejected or is locked; an operator must fix the configuration.
+    /// The token refused the login; an operator must fix the configuration.
     Failed {
         cause: String,
     },
@@ -108,9 +115,10 @@ struct Shared {
     config: PoolConfig,
     disabled: MechanismSet,
     state: Mutex<State>,
-    /// Signalled when a session is returned or the health changes.
+    /// Signalled when a session is returned, a reconnection ends or the health changes.
     changed: Condvar,
-    /// One reconnection at a time.
+    /// One reconnection at a time. Lock order: `reconnecting`, then `state` or the module gate;
+    /// `state` is never held across a PKCS#11 call.
     reconnecting: Mutex<()>,
     /// Shared with the background thread, which must not keep the pool alive.
     stop: Arc<(Mutex<bool>, Condvar)>,
@@ -122,17 +130,22 @@ struct Shared {
 struct State {
     health: Health,
     conn: Option<Conn>,
-    /// Bumped whenever `conn` is replaced; sessions remember the generation they belong to.
+    /// Bumped whenever `conn` is replaced; leases remember the generation they belong to.
     generation: u64,
+    /// Idle worker sessions, all of `conn`'s module epoch.
     idle: Vec<Session>,
     /// Worker sessions of the current generation, idle or leased.
     open: usize,
     leased: usize,
-    /// Requests waiting for a session (so returning one wakes somebody only if needed).
+    /// Requests waiting (so returning a session wakes somebody only if needed).
     waiting: usize,
     /// A reconnection is under way: requests wait for it rather than fail.
     connecting: bool,
+    /// The background reconnection thread runs.
     reconnector: bool,
+    /// Sessions of a dropped connection that could not be closed yet (the module was busy),
+    /// with their module epoch: closed at the next connection if the epoch is still the same.
+    orphans: Vec<(Session, u64)>,
 }
 
 enum Health {
@@ -143,7 +156,7 @@ enum Health {
         next_attempt: Instant,
     },
     Failed {
-        error: Arc<Error>,
+        error: Error,
     },
 }
 
@@ -173,6 +186,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// `now + d`, saturating instead of panicking on absurd durations.
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
+}
+
 /// Return values that mean "the token, its login or our handles are gone": reconnect.
 fn needs_reconnect(rv: RvError) -> bool {
     matches!(
@@ -192,6 +212,18 @@ fn needs_reconnect(rv: RvError) -> bool {
     )
 }
 
+/// Return values after which only re-initializing the module may help.
+fn module_is_stale(rv: RvError) -> bool {
+    matches!(
+        rv,
+        RvError::GeneralError
+            | RvError::CryptokiNotInitialized
+            | RvError::DeviceError
+            | RvError::DeviceRemoved
+            | RvError::TokenNotRecognized
+    )
+}
+
 fn is_reconnectable(error: &Error) -> bool {
     match error {
         Error::TokenNotFound { .. } | Error::NoTokenInSlot { .. } => true,
@@ -199,21 +231,25 @@ fn is_reconnectable(error: &Error) -> bool {
     }
 }
 
-/// Errors retrying cannot fix and that must not be retried (a wrong PIN locks real tokens).
+/// Errors retrying cannot fix and must not repeat: every refused login counts towards
+/// locking a real token's PIN.
 fn is_operator_error(error: &Error) -> bool {
-    matches!(
-        error,
+    match error {
         Error::PinIncorrect { .. }
-            | Error::PinLocked { .. }
-            | Error::UserPinNotInitialized { .. }
-            | Error::TokenNotInitialized { .. }
-            | Error::TokenAmbiguous { .. }
-    )
+        | Error::PinLocked { .. }
+        | Error::PinLength { .. }
+        | Error::PinRefused { .. }
+        | Error::UserPinNotInitialized { .. }
+        | Error::TokenNotInitialized { .. }
+        | Error::TokenAmbiguous { .. } => true,
+        Error::LoginFailed { failure, .. } => !needs_reconnect(failure.rv),
+        _ => false,
+    }
 }
 
 impl TokenPool {
     /// Opens a pool on the token labelled `token`: finds it, logs in once, and checks the
-    /// mechanism list. Fails if the token is absent or the PIN is wrong.
+    /// mechanism list. Fails if the token is absent or the login is refused.
     pub fn open(module: &Module, token: &str, pin: Pin, config: PoolConfig) -> Result<Self> {
         let shared = Arc::new(Shared {
             module: module.clone(),
@@ -234,6 +270,7 @@ impl TokenPool {
                 waiting: 0,
                 connecting: false,
                 reconnector: false,
+                orphans: Vec::new(),
             }),
             changed: Condvar::new(),
             reconnecting: Mutex::new(()),
@@ -242,7 +279,10 @@ impl TokenPool {
             failures: AtomicU64::new(0),
             reconnections: AtomicU64::new(0),
         });
-        shared.establish()?;
+        {
+            let _one = lock(&shared.reconnecting);
+            shared.reconnect_locked(0)?;
+        }
         Ok(TokenPool { shared })
     }
 
@@ -261,8 +301,7 @@ impl TokenPool {
         let shared = &self.shared;
         let (info, public_key, chain, mechanisms) = shared.with_session(
             |conn| conn.mechanisms.clone(),
-            |lease, mechanisms| {
-                let session = &lease.session;
+            |session, _generation, mechanisms| {
                 let token = shared.token.as_str();
                 let info = key::find_private_key(session, token, &selector)?;
                 let public_key = key::find_public_key(session, token, &info.id, &info.label)?
@@ -340,13 +379,13 @@ impl TokenPool {
     /// Waits until the pool is ready (or `timeout` passes); true if it is.
     pub fn wait_ready(&self, timeout: Duration) -> bool {
         let shared = &self.shared;
-        let deadline = Instant::now() + timeout;
+        let deadline = after(timeout);
         let mut state = lock(&shared.state);
         loop {
             match state.health {
-                Health::Ready => return true,
+                Health::Ready if state.conn.is_some() => return true,
                 Health::Failed { .. } => return false,
-                Health::Unavailable { .. } => {}
+                _ => {}
             }
             let now = Instant::now();
             if now >= deadline {
@@ -362,72 +401,80 @@ impl TokenPool {
 }
 
 impl Shared {
-    /// Connects for the first time; on failure tries once more after re-initializing the module.
-    fn establish(self: &Arc<Self>) -> Result<()> {
-        let _one = lock(&self.reconnecting);
-        let generation = lock(&self.state).generation;
-        self.reconnect_locked(generation)
-    }
-
-    /// Logs in to the token anew. `reconnecting` must be held.
+    /// Logs in to the token anew, replacing connection `generation`. `reconnecting` must be
+    /// held. On failure the pool is unavailable (or failed, for a refused login).
     fn reconnect_locked(self: &Arc<Self>, generation: u64) -> Result<()> {
         lock(&self.state).connecting = true;
         self.drop_connection(generation);
-        let epoch = self.module.epoch();
-        let result = match self.connect() {
-            Ok(conn) => Ok(conn),
-            Err(error) if is_operator_error(&error) => Err(error),
-            Err(first) => {
-                // The module may need re-initializing before it sees the token again.
-                tracing::info!(token = %self.token, error = %first, "token not reachable; re-initializing the PKCS#11 module");
-                match self.module.reinitialize(epoch) {
-                    Ok(()) => self.connect(),
-                    Err(reinit) => Err(if is_reconnectable(&first) {
-                        first
-                    } else {
-                        reinit
-                    }),
-                }
-            }
-        };
+        let result = self.connect_or_reinitialize();
         let mut state = lock(&self.state);
         state.connecting = false;
+        self.changed.notify_all();
         match result {
             Ok(conn) => {
                 state.conn = Some(conn);
                 state.health = Health::Ready;
-                self.changed.notify_all();
                 Ok(())
             }
+            Err(error) if is_operator_error(&error) => {
+                tracing::error!(token = %self.token, %error, "token pool stopped: an operator must fix this");
+                state.health = Health::Failed {
+                    error: error.clone(),
+                };
+                Err(error)
+            }
             Err(error) => {
-                if is_operator_error(&error) {
-                    let error = Arc::new(error);
-                    state.health = Health::Failed {
-                        error: error.clone(),
-                    };
-                    self.changed.notify_all();
-                    tracing::error!(token = %self.token, %error, "token pool stopped: an operator must fix this");
-                    return Err(clone_operator_error(&error));
-                }
                 let attempts = match &state.health {
                     Health::Unavailable { attempts, .. } => attempts + 1,
                     _ => 1,
                 };
-                let delay = self.backoff(attempts);
                 state.health = Health::Unavailable {
                     cause: error.to_string(),
                     attempts,
-                    next_attempt: Instant::now() + delay,
+                    next_attempt: after(self.backoff(attempts)),
                 };
-                self.changed.notify_all();
                 Err(error)
+            }
+        }
+    }
+
+    /// Connects; if the module looks stale (or, at most every `module_reinit_interval`, if the
+    /// token is just not there), re-initializes the module and connects again.
+    fn connect_or_reinitialize(&self) -> Result<Conn> {
+        let epoch = self.module.epoch();
+        let first = match self.connect() {
+            Ok(conn) => return Ok(conn),
+            Err(error) => error,
+        };
+        let stale = match &first {
+            Error::TokenNotFound { unreadable, .. } if !unreadable.is_empty() => true,
+            Error::TokenNotFound { .. } | Error::NoTokenInSlot { .. } => self
+                .module
+                .since_reinitialized()
+                .is_none_or(|since| since >= self.config.module_reinit_interval),
+            other if is_operator_error(other) => false,
+            other => other.return_value().is_some_and(module_is_stale),
+        };
+        if !stale {
+            return Err(first);
+        }
+        tracing::info!(token = %self.token, error = %first, "token not reachable; re-initializing the PKCS#11 module");
+        match self.module.reinitialize(epoch) {
+            Ok(()) => self.connect(),
+            Err(reinit) => {
+                tracing::warn!(token = %self.token, error = %reinit, "re-initialization failed");
+                Err(first)
             }
         }
     }
 
     fn backoff(&self, attempts: u32) -> Duration {
         let factor = 1u32 << attempts.saturating_sub(1).min(16);
-        (self.config.retry_initial * factor).min(self.config.retry_max)
+        self.config
+            .retry_initial
+            .checked_mul(factor)
+            .unwrap_or(self.config.retry_max)
+            .min(self.config.retry_max)
     }
 
     /// Forgets the current connection (if it is still `generation`), closing what can be closed.
@@ -443,20 +490,31 @@ impl Shared {
             (state.conn.take(), idle)
         };
         let Some(conn) = conn else { return };
-        // Sessions of an older module epoch must never be closed: their handle numbers may now
-        // belong to someone else's sessions.
-        if let Ok(access) = self.module.access() {
-            if access.epoch() == conn.epoch {
-                for session in idle {
+        let mut sessions = idle;
+        sessions.push(conn.anchor);
+        match self.module.access() {
+            // Sessions of an older module epoch must never be closed: their handle numbers may
+            // now belong to somebody else's sessions.
+            Ok(access) if access.epoch() == conn.epoch => {
+                for session in sessions {
                     let _ = session.close();
                 }
-                let _ = conn.anchor.close();
             }
+            Ok(_) => {}
+            Err(_) => lock(&self.state)
+                .orphans
+                .extend(sessions.into_iter().map(|s| (s, conn.epoch))),
         }
     }
 
     fn connect(&self) -> Result<Conn> {
         let access = self.module.access()?;
+        let orphans = std::mem::take(&mut lock(&self.state).orphans);
+        for (session, epoch) in orphans {
+            if epoch == access.epoch() {
+                let _ = session.close();
+            }
+        }
         let pkcs11 = access.pkcs11();
         let (slot, description) =
             crate::slot::find(&access, &TokenSelector::Label(self.token.clone()))?;
@@ -494,7 +552,7 @@ impl Shared {
     /// The error a request gets while the pool cannot sign.
     fn unavailable(&self, state: &State) -> Error {
         match &state.health {
-            Health::Failed { error } => clone_operator_error(error),
+            Health::Failed { error } => error.clone(),
             Health::Unavailable {
                 cause,
                 next_attempt,
@@ -506,7 +564,7 @@ impl Shared {
             },
             Health::Ready => Error::TokenUnavailable {
                 token: self.token.clone(),
-                cause: "not connected".to_owned(),
+                cause: "reconnecting".to_owned(),
                 retry_in: Duration::ZERO,
             },
         }
@@ -515,10 +573,11 @@ impl Shared {
     /// Runs `op` on a worker session, reconnecting and retrying once if the token lost state.
     /// `prepare` runs under the pool's lock when the session is taken and reads what `op`
     /// needs from the connection (cached key handles, mechanisms) without locking again.
+    /// `op` gets the session and the connection generation it belongs to.
     fn with_session<P, T>(
         self: &Arc<Self>,
         prepare: impl Fn(&Conn) -> P,
-        mut op: impl FnMut(&Lease, P) -> Result<T>,
+        mut op: impl FnMut(&Session, u64, P) -> Result<T>,
     ) -> Result<T> {
         match self.attempt(&prepare, &mut op) {
             Ok(value) => Ok(value),
@@ -544,12 +603,12 @@ impl Shared {
         }
     }
 
+    /// Reconnects unless somebody already replaced connection `generation`.
     fn reconnect(self: &Arc<Self>, generation: u64) -> Result<()> {
         let _one = lock(&self.reconnecting);
         {
             let state = lock(&self.state);
             if state.generation != generation {
-                // Someone reconnected meanwhile.
                 return match state.health {
                     Health::Ready => Ok(()),
                     _ => Err(self.unavailable(&state)),
@@ -571,7 +630,7 @@ impl Shared {
             state.health = Health::Unavailable {
                 cause: error.to_string(),
                 attempts: 1,
-                next_attempt: Instant::now() + self.config.retry_initial,
+                next_attempt: after(self.config.retry_initial),
             };
             self.changed.notify_all();
         }
@@ -581,36 +640,49 @@ impl Shared {
     fn attempt<P, T>(
         self: &Arc<Self>,
         prepare: &impl Fn(&Conn) -> P,
-        op: &mut impl FnMut(&Lease, P) -> Result<T>,
+        op: &mut impl FnMut(&Session, u64, P) -> Result<T>,
     ) -> Result<T, Failure> {
-        let (lease, prepared) = self.lease(prepare)?;
-        let result = op(&lease, prepared);
-        match result {
+        let (lease, session, prepared) = self.lease(prepare)?;
+        match op(&session, lease.generation, prepared) {
             Ok(value) => {
-                lease.release(self, true);
+                lease.release(session, true);
                 Ok(value)
             }
             Err(error) if is_reconnectable(&error) => {
                 let generation = lease.generation;
-                lease.release(self, false);
+                lease.release(session, false);
                 Err(Failure::Reconnect { generation, error })
             }
             Err(error) => {
-                lease.release(self, true);
+                lease.release(session, true);
                 Err(Failure::Final(error))
             }
         }
     }
 
-    /// Takes an idle session or opens one, waiting up to `acquire_timeout` for a free one.
-    fn lease<P>(self: &Arc<Self>, prepare: &impl Fn(&Conn) -> P) -> Result<(Lease, P), Failure> {
+    /// Takes an idle session or opens one, waiting up to `acquire_timeout` for a free one or
+    /// for a reconnection in progress.
+    fn lease<P>(
+        self: &Arc<Self>,
+        prepare: &impl Fn(&Conn) -> P,
+    ) -> Result<(Lease<'_>, Session, P), Failure> {
         // Only a request that has to wait reads the clock.
         let mut deadline = None;
         let mut state = lock(&self.state);
         let (reuse, generation, slot, epoch, prepared) = loop {
             match &state.health {
                 Health::Ready => {}
-                _ => return Err(Failure::Final(self.unavailable(&state))),
+                Health::Unavailable { .. } => {
+                    let error = self.unavailable(&state);
+                    // Make sure somebody is bringing the token back.
+                    let restart = !state.reconnector;
+                    drop(state);
+                    if restart {
+                        self.spawn_reconnector();
+                    }
+                    return Err(Failure::Final(error));
+                }
+                Health::Failed { error } => return Err(Failure::Final(error.clone())),
             }
             match state.conn.as_ref() {
                 Some(conn) if !state.idle.is_empty() || state.open < self.config.max_sessions => {
@@ -629,7 +701,7 @@ impl Shared {
                 None => return Err(Failure::Final(self.unavailable(&state))),
             }
             let now = Instant::now();
-            let deadline = *deadline.get_or_insert(now + self.config.acquire_timeout);
+            let deadline = *deadline.get_or_insert_with(|| after(self.config.acquire_timeout));
             if now >= deadline {
                 return Err(Failure::Final(if state.conn.is_none() {
                     self.unavailable(&state)
@@ -653,31 +725,40 @@ impl Shared {
         drop(state);
 
         let access = match self.module.access() {
-            Ok(access) if access.epoch() == epoch => access,
-            Ok(access) => {
-                // Another pool re-initialized the module: our sessions are gone, quietly.
-                self.give_back(generation, reuse, Some(&access), false);
-                return Err(Failure::Reconnect {
-                    generation,
-                    error: Error::TokenUnavailable {
-                        token: self.token.clone(),
-                        cause: "module re-initialized".to_owned(),
-                        retry_in: Duration::ZERO,
-                    },
-                });
-            }
+            Ok(access) => access,
             Err(error) => {
-                self.give_back(generation, reuse, None, false);
-                return Err(Failure::Reconnect { generation, error });
+                // The module is stuck (another pool is re-initializing it): not our token's
+                // fault, so no reconnection; the idle session goes back.
+                self.give_back(generation, epoch, reuse, None, true);
+                return Err(Failure::Final(error));
             }
         };
+        let lease = Lease {
+            shared: self,
+            generation,
+            epoch,
+            access,
+            done: false,
+        };
+        if lease.access.epoch() != epoch {
+            // Another pool re-initialized the module: our sessions are gone, quietly. The
+            // lease's drop forgets the old-epoch session without closing it.
+            drop(reuse);
+            return Err(Failure::Reconnect {
+                generation,
+                error: Error::TokenUnavailable {
+                    token: self.token.clone(),
+                    cause: "module re-initialized".to_owned(),
+                    retry_in: Duration::ZERO,
+                },
+            });
+        }
         let session = match reuse {
             Some(session) => session,
-            None => match access.pkcs11().open_ro_session_no_drop(slot) {
+            None => match lease.access.pkcs11().open_ro_session_no_drop(slot) {
                 Ok(session) => session,
                 Err(e) => {
                     let error = Error::call(&self.token, e);
-                    self.give_back(generation, None, Some(&access), false);
                     return Err(if is_reconnectable(&error) {
                         Failure::Reconnect { generation, error }
                     } else {
@@ -686,20 +767,15 @@ impl Shared {
                 }
             },
         };
-        Ok((
-            Lease {
-                session,
-                generation,
-                access,
-            },
-            prepared,
-        ))
+        Ok((lease, session, prepared))
     }
 
-    /// Puts a leased session back (or closes it) and wakes a waiter.
+    /// Puts a leased session back (`keep`) or closes it, and wakes a waiter if there is one.
+    /// A session is closed only under an access of its own module epoch.
     fn give_back(
         &self,
         generation: u64,
+        session_epoch: u64,
         session: Option<Session>,
         access: Option<&Access>,
         keep: bool,
@@ -707,37 +783,33 @@ impl Shared {
         let mut state = lock(&self.state);
         state.leased = state.leased.saturating_sub(1);
         let current = state.generation == generation;
-        let epoch_now = state.conn.as_ref().map(|c| c.epoch);
         let wake = state.waiting > 0;
-        match session {
-            Some(session) if current && keep => state.idle.push(session),
+        let session = match session {
+            Some(session) if current && keep => {
+                state.idle.push(session);
+                None
+            }
             other => {
                 if current {
                     state.open = state.open.saturating_sub(1);
                 }
-                drop(state);
-                // Close only sessions of the module epoch we are in; older handles are dead
-                // and their numbers may be reused.
-                if let (Some(session), Some(access)) = (other, access) {
-                    if epoch_now.is_none_or(|e| e == access.epoch()) {
-                        let _ = session.close();
-                    }
-                }
-                if wake {
-                    self.changed.notify_all();
-                }
-                return;
+                other
+            }
+        };
+        drop(state);
+        if let (Some(session), Some(access)) = (session, access) {
+            if access.epoch() == session_epoch {
+                let _ = session.close();
             }
         }
-        drop(state);
         if wake {
-            self.changed.notify_one();
+            self.changed.notify_all();
         }
     }
 
     /// Finds `key` on the token (once per connection; the handle is cached) and checks it is
     /// still the key the seal was loaded with.
-    fn find_key(&self, session: &Session, key: &PoolKey) -> Result<ObjectHandle> {
+    fn find_key(&self, session: &Session, generation: u64, key: &PoolKey) -> Result<ObjectHandle> {
         let info = key::find_private_key(session, &self.token, &key.selector)?;
         let public_key = key::find_public_key(session, &self.token, &info.id, &info.label)?
             .ok_or_else(|| Error::KeyNotFound {
@@ -746,10 +818,15 @@ impl Shared {
                 what: "public key for the private key",
             })?;
         let same = public_key == *key.public_key;
-        if let Some(conn) = lock(&self.state).conn.as_mut() {
-            conn.keys
-                .insert(key.selector.clone(), (info.handle, public_key));
+        let mut state = lock(&self.state);
+        // Only into the connection the handle was found in.
+        if state.generation == generation {
+            if let Some(conn) = state.conn.as_mut() {
+                conn.keys
+                    .insert(key.selector.clone(), (info.handle, public_key));
+            }
         }
+        drop(state);
         if !same {
             return Err(self.key_changed(key));
         }
@@ -774,7 +851,7 @@ impl Shared {
             let plan = mechanism::plan(key.algorithm, &conn.mechanisms, &self.disabled);
             (cached, plan)
         };
-        let result = self.with_session(prepare, |lease, (cached, plan)| {
+        let result = self.with_session(prepare, |session, generation, (cached, plan)| {
             let plan = plan.ok_or_else(|| Error::MechanismUnsupported {
                 token: self.token.clone(),
                 algorithm: key.algorithm.to_string(),
@@ -783,11 +860,10 @@ impl Shared {
             let handle = match cached {
                 Some((handle, true)) => handle,
                 Some((_, false)) => return Err(self.key_changed(key)),
-                None => self.find_key(&lease.session, key)?,
+                None => self.find_key(session, generation, key)?,
             };
             let input = mechanism::input(plan, key.algorithm, message);
-            let raw = lease
-                .session
+            let raw = session
                 .sign(&mechanism::mechanism(plan, key.algorithm), handle, &input)
                 .map_err(|e| Error::call(&self.token, e))?;
             mechanism::output(key.algorithm, raw)
@@ -803,7 +879,7 @@ impl Shared {
     fn spawn_reconnector(self: &Arc<Self>) {
         {
             let mut state = lock(&self.state);
-            if state.reconnector || matches!(state.health, Health::Ready | Health::Failed { .. }) {
+            if state.reconnector || !matches!(state.health, Health::Unavailable { .. }) {
                 return;
             }
             state.reconnector = true;
@@ -815,6 +891,7 @@ impl Shared {
             .name(format!("seald-reconnect-{token}"))
             .spawn(move || reconnect_in_background(weak, stop));
         if let Err(error) = spawned {
+            // The next request tries again (see `lease`).
             tracing::error!(%token, %error, "cannot start the reconnection thread");
             lock(&self.state).reconnector = false;
         }
@@ -822,19 +899,27 @@ impl Shared {
 }
 
 fn reconnect_in_background(weak: Weak<Shared>, stop: Arc<(Mutex<bool>, Condvar)>) {
+    /// Clears the running flag and says whether to stop, unless the pool is still
+    /// unavailable (then returns the time to wait before the next attempt).
+    fn still_needed(shared: &Shared) -> Option<Duration> {
+        let mut state = lock(&shared.state);
+        match &state.health {
+            Health::Unavailable { next_attempt, .. } => {
+                Some(next_attempt.saturating_duration_since(Instant::now()))
+            }
+            _ => {
+                state.reconnector = false;
+                None
+            }
+        }
+    }
+
     loop {
         let wait = {
             let Some(shared) = weak.upgrade() else { return };
-            let state = lock(&shared.state);
-            match &state.health {
-                Health::Unavailable { next_attempt, .. } => {
-                    next_attempt.saturating_duration_since(Instant::now())
-                }
-                _ => {
-                    drop(state);
-                    lock(&shared.state).reconnector = false;
-                    return;
-                }
+            match still_needed(&shared) {
+                Some(wait) => wait,
+                None => return,
             }
         };
         {
@@ -849,46 +934,16 @@ fn reconnect_in_background(weak: Weak<Shared>, stop: Arc<(Mutex<bool>, Condvar)>
         }
         let Some(shared) = weak.upgrade() else { return };
         let _one = lock(&shared.reconnecting);
+        // A request may have brought the token back while we waited.
+        if still_needed(&shared).is_none() {
+            return;
+        }
         let generation = lock(&shared.state).generation;
         match shared.reconnect_locked(generation) {
-            Ok(()) => {
-                tracing::info!(token = %shared.token, "token is back; pool ready");
-                lock(&shared.state).reconnector = false;
-                return;
-            }
-            Err(error) if is_operator_error(&error) => {
-                lock(&shared.state).reconnector = false;
-                return;
-            }
-            Err(error) => {
-                tracing::debug!(token = %shared.token, %error, "token still unavailable");
-            }
+            Ok(()) => tracing::info!(token = %shared.token, "token is back; pool ready"),
+            Err(error) => tracing::debug!(token = %shared.token, %error, "token still unavailable"),
         }
-    }
-}
-
-/// Operator errors are stored once and handed to every request; `Error` is not `Clone`
-/// (it carries foreign error types), so rebuild the variants that can be stored.
-fn clone_operator_error(error: &Error) -> Error {
-    match error {
-        Error::PinIncorrect { token, role, tries } => Error::PinIncorrect {
-            token: token.clone(),
-            role: *role,
-            tries: *tries,
-        },
-        Error::PinLocked { token, role } => Error::PinLocked {
-            token: token.clone(),
-            role: *role,
-        },
-        Error::UserPinNotInitialized { token } => Error::UserPinNotInitialized {
-            token: token.clone(),
-        },
-        Error::TokenNotInitialized { slot } => Error::TokenNotInitialized { slot: *slot },
-        Error::TokenAmbiguous { label, slots } => Error::TokenAmbiguous {
-            label: label.clone(),
-            slots: slots.clone(),
-        },
-        other => Error::Wrapper(other.to_string()),
+        // The loop's check clears the flag once the pool is ready or failed.
     }
 }
 
@@ -902,21 +957,36 @@ impl Drop for Shared {
     }
 }
 
-/// A worker session on loan for one operation, with the module access it is valid under.
-struct Lease {
-    session: Session,
+/// A worker session's loan: the connection generation and module epoch the session belongs
+/// to, and the access it is used under. Returned with [`Lease::release`]; if the operation
+/// panics, dropping the lease still gives the slot back (the session is then abandoned).
+struct Lease<'a> {
+    shared: &'a Shared,
     generation: u64,
+    epoch: u64,
     access: Access,
+    done: bool,
 }
 
-impl Lease {
-    fn release(self, shared: &Shared, keep: bool) {
-        let Lease {
-            session,
-            generation,
-            access,
-        } = self;
-        shared.give_back(generation, Some(session), Some(&access), keep);
+impl Lease<'_> {
+    fn release(mut self, session: Session, keep: bool) {
+        self.done = true;
+        self.shared.give_back(
+            self.generation,
+            self.epoch,
+            Some(session),
+            Some(&self.access),
+            keep,
+        );
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared
+                .give_back(self.generation, self.epoch, None, None, false);
+        }
     }
 }
 

@@ -33,8 +33,11 @@ pub struct SlotDescription {
     pub manufacturer: String,
     pub removable: bool,
     pub hardware: bool,
-    /// `None` when no token is present.
+    /// `None` when no token is present (or it cannot be read: see `token_error`).
     pub token: Option<TokenDescription>,
+    /// Why a token the slot reports present could not be described.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_error: Option<String>,
 }
 
 /// A token and its flags, as `sealctl token list` shows them.
@@ -137,15 +140,15 @@ impl SlotDescription {
             .pkcs11()
             .get_slot_info(slot)
             .map_err(Error::module_call)?;
-        let token = if info.token_present() {
-            // A token that cannot describe itself (SoftHSM2 after its storage vanished) is
-            // shown as absent rather than failing the whole listing.
-            access
-                .token_info(slot)
-                .ok()
-                .map(|t| TokenDescription::from_raw(&t))
+        // A token that cannot describe itself (SoftHSM2 after its storage vanished) is shown
+        // with the error rather than failing the whole listing.
+        let (token, token_error) = if info.token_present() {
+            match access.token_info(slot) {
+                Ok(t) => (Some(TokenDescription::from_raw(&t)), None),
+                Err(e) => (None, Some(Error::module_call(e).to_string())),
+            }
         } else {
-            None
+            (None, None)
         };
         Ok(SlotDescription {
             slot: slot.id(),
@@ -154,6 +157,7 @@ impl SlotDescription {
             removable: info.removable_device(),
             hardware: info.hardware_slot(),
             token,
+            token_error,
         })
     }
 }
@@ -183,8 +187,12 @@ pub(crate) fn find(access: &Access, selector: &TokenSelector) -> Result<(Slot, S
         TokenSelector::Label(label) => {
             let mut found = Vec::new();
             let mut available = Vec::new();
+            let mut unreadable = Vec::new();
             for slot in slots {
                 let description = SlotDescription::read(access, slot)?;
+                if description.token_error.is_some() {
+                    unreadable.push(slot.id());
+                }
                 if let Some(token) = &description.token {
                     if !token.initialized {
                         continue;
@@ -200,6 +208,7 @@ pub(crate) fn find(access: &Access, selector: &TokenSelector) -> Result<(Slot, S
                 0 => Err(Error::TokenNotFound {
                     label: label.clone(),
                     available,
+                    unreadable,
                 }),
                 1 => Ok(found.remove(0)),
                 _ => Err(Error::TokenAmbiguous {

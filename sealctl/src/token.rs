@@ -276,7 +276,12 @@ fn list(common: &Common) -> Result<(), Failure> {
     }
     for slot in &slots {
         match &slot.token {
-            None => println!("Slot {}: no token ({})", slot.slot, slot.description),
+            None => match &slot.token_error {
+                Some(error) => {
+                    println!("Slot {}: token present but unreadable: {error}", slot.slot)
+                }
+                None => println!("Slot {}: no token ({})", slot.slot, slot.description),
+            },
             Some(t) if !t.initialized => println!(
                 "Slot {}: uninitialized token ({} {}, serial {})",
                 slot.slot, t.manufacturer, t.model, t.serial

@@ -21,6 +21,7 @@ fn fast_retry() -> PoolConfig {
     PoolConfig {
         retry_initial: Duration::from_millis(20),
         retry_max: Duration::from_millis(200),
+        module_reinit_interval: Duration::from_millis(100),
         ..PoolConfig::default()
     }
 }
@@ -415,7 +416,12 @@ fn wrong_pin_and_missing_token_are_clear_errors() {
     let err = TokenPool::open(&module, "no-such-token", user_pin(), fast_retry())
         .expect_err("missing token");
     match &err {
-        Error::TokenNotFound { label, available } => {
+        Error::TokenNotFound {
+            label,
+            available,
+            unreadable,
+        } => {
+            assert!(unreadable.is_empty());
             assert_eq!(label, "no-such-token");
             assert_eq!(available, &vec!["'seal-token'".to_owned()]);
         }
@@ -542,4 +548,61 @@ fn a_request_that_finds_every_session_busy_gets_pool_busy() {
         waited: Duration::ZERO,
     });
     assert_eq!(busy.kind(), SignErrorKind::Busy);
+}
+
+#[test]
+fn an_absent_token_does_not_keep_disturbing_other_tokens_on_the_module() {
+    let (hsm, module) = setup();
+    keygen(&module, TOKEN, "seal", KeyAlgorithm::EcP256);
+    // Which storage directory is TOKEN's: the only one so far.
+    let storage = token_storage(&hsm);
+    hsm.init_token(&module, "other-token");
+    seald_tests::keygen(&module, "other-token", "seal", KeyAlgorithm::EcP256);
+    let config = PoolConfig {
+        retry_initial: Duration::from_millis(5),
+        retry_max: Duration::from_millis(10),
+        module_reinit_interval: Duration::from_secs(3600),
+        ..PoolConfig::default()
+    };
+    let gone = TokenPool::open(&module, TOKEN, user_pin(), config.clone()).expect("pool");
+    let stays = TokenPool::open(&module, "other-token", user_pin(), config).expect("pool");
+    let gone_key = gone.key(label("seal"), None).expect("key");
+    let stays_key = stays.key(label("seal"), None).expect("key");
+    gone_key.sign_blocking(b"before").expect("sign");
+    stays_key.sign_blocking(b"before").expect("sign");
+
+    fs::rename(&storage, hsm.path().join("parked")).expect("remove token storage");
+    let err = gone_key.sign_blocking(b"gone").expect_err("token gone");
+    assert!(matches!(err, Error::TokenUnavailable { .. }), "{err}");
+    // That one re-initialization (the module reported an unreadable token) cost the other
+    // pool its sessions: it reconnects once, invisibly.
+    stays_key
+        .sign_blocking(b"after the re-initialization")
+        .expect("other token signs");
+    let baseline = stays.status().reconnections;
+    assert!(baseline <= 1, "{:?}", stays.status());
+
+    // Let the absent token's pool retry many times...
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match gone.status().health {
+            PoolHealth::Unavailable { attempts, .. } if attempts >= 10 => break,
+            PoolHealth::Unavailable { .. } => {}
+            other => panic!("unexpected health {other:?}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "no retries happened");
+        thread::sleep(Duration::from_millis(5));
+    }
+    // ...without re-initializing the module again: the other pool keeps its sessions.
+    for _ in 0..20 {
+        stays_key
+            .sign_blocking(b"undisturbed")
+            .expect("other token signs");
+    }
+    assert_eq!(
+        stays.status().reconnections,
+        baseline,
+        "{:?}",
+        stays.status()
+    );
 }
