@@ -45,11 +45,12 @@ start_pkcsslotd() {
     if [ "$type" = d ]; then as_root install -d -m "$mode" -o "$user" -g "$group" "$path"; fi
   done < /usr/lib/tmpfiles.d/opencryptoki.conf
   as_root pkcsslotd
+  # Ready when a client can read the token list (a socket left by a killed daemon proves nothing).
   for _ in $(seq 1 100); do
-    pkcsslotd_socket && return 0
+    pkcsslotd_socket && pkcsconf -t >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  die "pkcsslotd started but its socket did not appear"
+  die "pkcsslotd started but does not answer (pkcsconf -t fails)"
 }
 start_pkcsslotd
 if [ "$(id -u)" -ne 0 ] && ! id -nG | tr ' ' '\n' | grep -qx pkcs11; then
