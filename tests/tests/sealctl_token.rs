@@ -38,6 +38,13 @@ impl Ceremony {
         run_ok(&mut cmd)
     }
 
+    /// `sealctl token --token TOKEN ARGS --pin-file PIN`, which must fail: (exit code, stderr).
+    fn fails(&self, args: &[&str]) -> (i32, String) {
+        let mut cmd = self.sealctl(&["--token", TOKEN]);
+        cmd.args(args).arg("--pin-file").arg(&self.pin);
+        failure(&run(&mut cmd))
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.push("--json");
@@ -257,17 +264,7 @@ fn the_whole_ceremony_works_and_interoperates_with_pkcs11_tool() {
         assert_eq!(key["kind"], kind, "{key}");
         assert_eq!(key["id"].as_str().expect("id").len(), 32);
     }
-    let mut cmd = c.sealctl(&[
-        "--token",
-        TOKEN,
-        "keygen",
-        "--key",
-        "hr-seal",
-        "--algorithm",
-        "ec-p256",
-    ]);
-    cmd.arg("--pin-file").arg(&c.pin);
-    let (code, err) = failure(&run(&mut cmd));
+    let (code, err) = c.fails(&["keygen", "--key", "hr-seal", "--algorithm", "ec-p256"]);
     assert_eq!(code, 1);
     assert!(
         err.contains("already holds a key labelled 'hr-seal'"),
@@ -444,43 +441,28 @@ fn the_whole_ceremony_works_and_interoperates_with_pkcs11_tool() {
     assert!(verified.contains("Verified OK"), "{verified}");
 
     // A certificate for another key is refused, and so is a misordered chain.
-    let mut cmd = c.sealctl(&[
-        "--token",
-        TOKEN,
-        "import-cert",
-        "--key",
-        "hr-seal",
-        "--cert",
-    ]);
-    cmd.arg(c.path("contract-seal.pem"))
-        .arg("--pin-file")
-        .arg(&c.pin);
-    let (code, err) = failure(&run(&mut cmd));
+    let seal_pem = c.path("contract-seal.pem");
+    let seal_pem = seal_pem.to_str().expect("path");
+    let (code, err) = c.fails(&["import-cert", "--key", "hr-seal", "--cert", seal_pem]);
     assert_eq!(code, 1);
     assert!(
         err.contains("does not match key labelled 'hr-seal'"),
         "{err}"
     );
-    let mut cmd = c.sealctl(&[
-        "--token",
-        TOKEN,
+    let root = pki.join("root.pem");
+    let (_, err) = c.fails(&[
         "import-cert",
         "--key",
         "contract-seal",
         "--cert",
+        seal_pem,
+        "--chain",
+        root.to_str().expect("path"),
     ]);
-    cmd.arg(c.path("contract-seal.pem"))
-        .arg("--chain")
-        .arg(pki.join("root.pem"))
-        .arg("--pin-file")
-        .arg(&c.pin);
-    let (_, err) = failure(&run(&mut cmd));
     assert!(err.contains("is not the issuer of"), "{err}");
 
     // delete-key needs --yes, then removes the pair and its certificate (not the CA ones).
-    let mut cmd = c.sealctl(&["--token", TOKEN, "delete-key", "--key", "contract-seal"]);
-    cmd.arg("--pin-file").arg(&c.pin);
-    let (code, err) = failure(&run(&mut cmd));
+    let (code, err) = c.fails(&["delete-key", "--key", "contract-seal"]);
     assert_eq!(code, 2);
     assert!(err.contains("--yes"), "{err}");
     let deleted = c.json(&["delete-key", "--key", "contract-seal", "--yes"]);
@@ -635,45 +617,11 @@ fn bad_modules_tokens_and_slots_get_clear_errors() {
     let (_, err) = failure(&run(&mut cmd));
     assert!(err.contains("slot 4242 does not exist"), "{err}");
 
-    let mut cmd = c.sealctl(&[
-        "--token",
-        TOKEN,
-        "csr",
-        "--key",
-        "nope",
-        "--subject",
-        "CN=x",
-        "--out",
-        "-",
-    ]);
-    cmd.arg("--pin-file").arg(&c.pin);
-    let (_, err) = failure(&run(&mut cmd));
+    let (_, err) = c.fails(&["csr", "--key", "nope", "--subject", "CN=x", "--out", "-"]);
     assert!(err.contains("no private key labelled 'nope'"), "{err}");
 
-    let mut cmd = c.sealctl(&[
-        "--token",
-        TOKEN,
-        "keygen",
-        "--key",
-        "k",
-        "--algorithm",
-        "ec-p256",
-    ]);
-    cmd.arg("--pin-file").arg(&c.pin);
-    run_ok(&mut cmd);
-    let mut cmd = c.sealctl(&[
-        "--token",
-        TOKEN,
-        "csr",
-        "--key",
-        "k",
-        "--subject",
-        "BOGUS=1",
-        "--out",
-        "-",
-    ]);
-    cmd.arg("--pin-file").arg(&c.pin);
-    let (_, err) = failure(&run(&mut cmd));
+    c.ok(&["keygen", "--key", "k", "--algorithm", "ec-p256"]);
+    let (_, err) = c.fails(&["csr", "--key", "k", "--subject", "BOGUS=1", "--out", "-"]);
     assert!(err.contains("invalid subject 'BOGUS=1'"), "{err}");
 
     let garbage = c.path("garbage.pem");
@@ -682,9 +630,13 @@ fn bad_modules_tokens_and_slots_get_clear_errors() {
         b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
     )
     .expect("file");
-    let mut cmd = c.sealctl(&["--token", TOKEN, "import-cert", "--key", "k", "--cert"]);
-    cmd.arg(&garbage).arg("--pin-file").arg(&c.pin);
-    let (_, err) = failure(&run(&mut cmd));
+    let (_, err) = c.fails(&[
+        "import-cert",
+        "--key",
+        "k",
+        "--cert",
+        garbage.to_str().expect("path"),
+    ]);
     assert!(err.contains("invalid certificate in"), "{err}");
 }
 
