@@ -676,6 +676,42 @@ fn keys_made_by_pkcs11_tool_are_usable_by_sealctl() {
         );
         assert_eq!(spki_der_of_csr(&csr), pkcs11_tool_public_key(&c, label));
     }
+    // Data objects other programs store are listed too.
+    let note = c.path("note.txt");
+    fs::write(&note, b"seal register v1").expect("note");
+    run_ok(
+        c.hsm
+            .pkcs11_tool()
+            .args([
+                "--token-label",
+                TOKEN,
+                "--login",
+                "--pin",
+                USER_PIN,
+                "--write-object",
+            ])
+            .arg(&note)
+            .args([
+                "--type",
+                "data",
+                "--label",
+                "note",
+                "--application-label",
+                "seald-test",
+            ]),
+    );
+    let objects = c.json(&["objects"]);
+    assert!(
+        objects
+            .as_array()
+            .expect("objects")
+            .iter()
+            .any(|o| o["class"] == "data"
+                && o["label"] == "note"
+                && o["application"] == "seald-test"),
+        "{objects}"
+    );
+
     // By id as well as by label.
     let csr = c.path("by-id.csr");
     c.ok(&[
