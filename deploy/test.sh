@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 
 need_cargo
 # softhsm2: the token; opensc: pkcs11-tool; opencryptoki: a token that locks PINs;
-# util-linux: setsid (tests run sealctl without a terminal); gcc/pkg-config: -sys crates.
-need_packages softhsm2 opensc openssl opencryptoki util-linux gcc pkg-config ca-certificates
+# util-linux: setsid (tests run sealctl without a terminal); python3: answers PIN prompts
+# on a pseudo-terminal (tests/pty_prompt.py); gcc/pkg-config: -sys crates.
+need_packages softhsm2 opensc openssl opencryptoki util-linux python3 gcc pkg-config ca-certificates
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   say "installing cargo-nextest (one process per test: SoftHSM2 reads its configuration once per process)"

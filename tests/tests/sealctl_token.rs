@@ -549,6 +549,34 @@ fn pins_change_unblock_and_never_show() {
     let (_, err) = failure(&run(&mut cmd));
     assert!(err.contains("SO PIN was rejected"), "{err}");
 
+    // On a terminal, sealctl asks without echo; a PIN being set is asked twice.
+    let answers = c
+        .hsm
+        .secret_file("answers", &format!("{USER_PIN}\n97531864\n97531864"));
+    let typed = run(Command::new("python3")
+        .arg(seald_tests::workspace_root().join("tests/pty_prompt.py"))
+        .arg(&answers)
+        .arg("--")
+        .arg(seald_tests::binary("sealctl"))
+        .args(["token", "--token", TOKEN, "change-pin"])
+        .env("SOFTHSM2_CONF", c.hsm.conf())
+        .env("SEALD_PKCS11_MODULE", seald_tests::softhsm_module())
+        .env_remove("SEALD_PIN")
+        .env_remove("SEALD_NEW_PIN"));
+    let screen = String::from_utf8_lossy(&typed.stdout);
+    assert!(
+        typed.status.success(),
+        "{screen} {}",
+        String::from_utf8_lossy(&typed.stderr)
+    );
+    assert!(screen.contains("User PIN: "), "{screen}");
+    assert!(screen.contains("New user PIN again: "), "{screen}");
+    assert_no_pin(&screen);
+    run_ok(
+        c.sealctl(&["--token", TOKEN, "objects"])
+            .env("SEALD_PIN", "97531864"),
+    );
+
     // No PIN source and no terminal to ask on: a usage error that says what to pass, no hang.
     let mut cmd = Command::new("setsid");
     cmd.arg("-w").arg(seald_tests::binary("sealctl"));
