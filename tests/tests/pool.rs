@@ -606,3 +606,32 @@ fn an_absent_token_does_not_keep_disturbing_other_tokens_on_the_module() {
         stays.status()
     );
 }
+
+/// `sign_async` hands the token call to a blocking thread: on a single-threaded runtime, other
+/// tasks keep running while a signature is made.
+#[tokio::test(flavor = "current_thread")]
+async fn signing_never_blocks_the_async_reactor() {
+    let (_hsm, module) = setup();
+    keygen(&module, TOKEN, "rsa", KeyAlgorithm::Rsa3072);
+    let pool = TokenPool::open(&module, TOKEN, user_pin(), PoolConfig::default()).expect("pool");
+    let key = pool.key(label("rsa"), None).expect("key");
+    let mut ticks = 0u64;
+    let ticker = async {
+        loop {
+            ticks += 1;
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = ticker => unreachable!("the ticker never ends"),
+        signature = key.sign_async(b"do not block".to_vec()) => {
+            signature.expect("sign");
+        }
+    }
+    // An RSA-3072 signature takes milliseconds; a blocked reactor would have ticked once.
+    assert!(
+        ticks > 10,
+        "the reactor ticked only {ticks} times while signing"
+    );
+}
