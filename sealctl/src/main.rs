@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod secrets;
+mod sign;
 mod token;
+mod verify;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -30,6 +32,10 @@ struct Cli {
 enum Command {
     /// Prepare and inspect PKCS#11 tokens (UKeys, HSM partitions) that hold seal keys.
     Token(token::TokenArgs),
+    /// Seal a PDF with a key on a token (PAdES, incremental update).
+    Sign(Box<sign::SignArgs>),
+    /// Check a signed PDF: intact or tampered, signed by whom, trusted or not.
+    Verify(verify::VerifyArgs),
 }
 
 /// A failure to report: the message, and whether it was the caller's usage (exit 2) or an
@@ -80,10 +86,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Token(args) => token::run(args),
+        Command::Token(args) => token::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Sign(args) => sign::run(*args).map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => verify::run(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(failure) => {
             eprintln!("sealctl: error: {failure}");
             ExitCode::from(if failure.usage { 2 } else { 1 })
