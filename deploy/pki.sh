@@ -2,6 +2,8 @@
 # A small test PKI for seald demos and tests, made with openssl only:
 #   deploy/pki.sh init DIR                      root CA + enterprise CA under DIR (kept if present)
 #   deploy/pki.sh issue DIR REQ.pem OUT.pem     issue a seal certificate for a PKCS#10 request
+#   deploy/pki.sh tsa DIR                       a time-stamping authority (tsa.key, tsa.pem and
+#                                               tsa.cnf for `openssl ts -reply -config DIR/tsa.cnf`)
 # DIR gets root.pem, ca.pem (the enterprise CA) and chain.pem (enterprise CA, then root).
 # Seal certificates carry keyUsage digitalSignature+nonRepudiation and extendedKeyUsage
 # emailProtection+documentSigning (poppler/NSS want emailProtection on PDF signers) and no
@@ -9,7 +11,7 @@
 # This is a demo/test CA: its keys sit in plain files. Real seal certificates come from your CA.
 set -euo pipefail
 
-usage() { echo "usage: $0 init DIR | issue DIR REQ.pem OUT.pem" >&2; exit 2; }
+usage() { echo "usage: $0 init DIR | issue DIR REQ.pem OUT.pem | tsa DIR" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 cmd=$1 dir=$2
 
@@ -28,6 +30,12 @@ authorityKeyIdentifier = keyid
 basicConstraints = critical, CA:false
 keyUsage = critical, digitalSignature, nonRepudiation
 extendedKeyUsage = emailProtection, 1.3.6.1.5.5.7.3.36
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[tsa]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature, nonRepudiation
+extendedKeyUsage = critical, timeStamping
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 CNF
@@ -63,6 +71,35 @@ case $cmd in
     openssl x509 -req -in "$req" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -set_serial "$(serial)" \
       -days 730 -sha256 -extfile "$dir/ext.cnf" -extensions seal -out "$out.tmp" 2>/dev/null
     mv "$out.tmp" "$out"
+    ;;
+  tsa)
+    [ -s "$dir/ca.key" ] || { echo "$0: no CA in $dir: run '$0 init $dir' first" >&2; exit 1; }
+    if [ -s "$dir/tsa.pem" ] && [ -s "$dir/tsa.cnf" ]; then exit 0; fi
+    ext_file
+    (umask 077; openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/tsa.key" 2>/dev/null)
+    openssl req -new -key "$dir/tsa.key" -subj "/C=CN/O=seald demo/CN=seald demo TSA" -out "$dir/tsa.csr"
+    openssl x509 -req -in "$dir/tsa.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -set_serial "$(serial)" \
+      -days 1825 -sha256 -extfile "$dir/ext.cnf" -extensions tsa -out "$dir/tsa.pem" 2>/dev/null
+    echo 01 > "$dir/tsaserial"
+    cat > "$dir/tsa.cnf" <<CNF
+[ tsa ]
+default_tsa = seald_demo_tsa
+[ seald_demo_tsa ]
+serial = $dir/tsaserial
+crypto_device = builtin
+signer_cert = $dir/tsa.pem
+certs = $dir/chain.pem
+signer_key = $dir/tsa.key
+signer_digest = sha256
+default_policy = 1.3.6.1.4.1.55555.1.1
+other_policies = 1.3.6.1.4.1.55555.1.2
+digests = sha256, sha384, sha512
+accuracy = secs:1
+ordering = yes
+tsa_name = yes
+ess_cert_id_chain = no
+ess_cert_id_alg = sha256
+CNF
     ;;
   *) usage ;;
 esac

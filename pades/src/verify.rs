@@ -443,12 +443,19 @@ fn raw_signed_attrs(sd_der: &[u8]) -> Option<Vec<u8>> {
     Some(raw)
 }
 
-/// Checks an RFC 3161 time-stamp token over `signature`; returns its time (unix seconds).
-pub(crate) fn check_timestamp(
-    token: &[u8],
-    signature: &[u8],
-    roots: &[Cert],
-) -> Result<i64, String> {
+/// What a checked time-stamp token says.
+pub(crate) struct CheckedToken {
+    /// Unix seconds.
+    pub time: i64,
+    pub imprint_hash: seald_signer::HashAlgorithm,
+    pub imprint: Vec<u8>,
+    pub nonce: Option<Vec<u8>>,
+}
+
+/// Checks an RFC 3161 time-stamp token: the TSA's CMS signature over the TSTInfo, the
+/// timeStamping extended key usage, and the TSA's chain to `roots` at the stamped time. The
+/// caller compares the imprint with what it expects.
+pub(crate) fn check_token(token: &[u8], roots: &[Cert]) -> Result<CheckedToken, String> {
     let info = ContentInfo::from_der(token).map_err(|e| format!("bad token: {e}"))?;
     if info.content_type != ID_SIGNED_DATA {
         return Err("the token is not SignedData".to_owned());
@@ -470,10 +477,6 @@ pub(crate) fn check_timestamp(
     let tst = TstInfo::from_der(tst_der.as_bytes()).map_err(|e| format!("bad TSTInfo: {e}"))?;
     let imprint_hash = hash_from_oid(&tst.message_imprint.hash_algorithm.oid)
         .ok_or("unsupported message imprint hash")?;
-    if tst.message_imprint.hashed_message.as_bytes() != crate::cms::digest(imprint_hash, signature)
-    {
-        return Err("the time-stamp is over another signature".to_owned());
-    }
     let sd_der = info.content.to_der().map_err(|e| e.to_string())?;
     let checked = check_signed_data(&sd, &sd_der, Some(tst_der.as_bytes()))?;
     if !checked.signature_ok {
@@ -487,7 +490,21 @@ pub(crate) fn check_timestamp(
     let time = tst.gen_time.to_unix_duration().as_secs() as i64;
     chain_to_root(&checked.signer, &checked.pool, roots, time)
         .map_err(|p| format!("TSA certificate: {p}"))?;
-    Ok(time)
+    Ok(CheckedToken {
+        time,
+        imprint_hash,
+        imprint: tst.message_imprint.hashed_message.as_bytes().to_vec(),
+        nonce: tst.nonce.map(|n| n.as_bytes().to_vec()),
+    })
+}
+
+/// Checks a signature time-stamp token over `signature`; returns its time (unix seconds).
+fn check_timestamp(token: &[u8], signature: &[u8], roots: &[Cert]) -> Result<i64, String> {
+    let checked = check_token(token, roots)?;
+    if checked.imprint != crate::cms::digest(checked.imprint_hash, signature) {
+        return Err("the time-stamp is over another signature".to_owned());
+    }
+    Ok(checked.time)
 }
 
 fn summary(c: &Cert) -> CertificateSummary {

@@ -11,6 +11,7 @@ use clap::Parser;
 mod secrets;
 mod sign;
 mod token;
+mod tsa;
 mod verify;
 
 #[derive(Parser, Debug)]
@@ -84,6 +85,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
         Command::Token(args) => token::run(args).map(|()| ExitCode::SUCCESS),

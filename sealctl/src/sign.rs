@@ -9,6 +9,7 @@ use seald_pkcs11::{Certificate, KeySelector, Module, PoolConfig, PoolKey, TokenP
 use seald_signer::{SignError, SignatureAlgorithm, Signer};
 
 use crate::secrets::PinSource;
+use crate::tsa::HttpTimestamper;
 use crate::Failure;
 
 #[derive(Args, Debug)]
@@ -32,6 +33,15 @@ pub struct SignArgs {
     /// PAdES level: b-b (signature only) or b-t (with an RFC 3161 time-stamp).
     #[arg(long, value_enum, default_value = "b-b")]
     level: Level,
+    /// RFC 3161 time-stamp authority URL for b-t; repeat for fail-over, tried in order.
+    #[arg(long, value_name = "URL")]
+    tsa: Vec<String>,
+    /// Root certificate(s) the TSA's certificate must chain to (PEM); repeatable.
+    #[arg(long, value_name = "FILE")]
+    tsa_root: Vec<PathBuf>,
+    /// Seconds to wait for each TSA before trying the next.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    tsa_timeout: u64,
     /// A PNG of the seal to show (with transparency); without it the signature is invisible.
     #[arg(long, value_name = "FILE")]
     image: Option<PathBuf>,
@@ -116,11 +126,33 @@ fn parse_offset(text: &str) -> Result<i32, Failure> {
 }
 
 pub fn run(args: SignArgs) -> Result<(), Failure> {
-    if args.level == Level::BT {
-        return Err(Failure::usage(
-            "--level b-t is not available yet in this build; sign at b-b",
-        ));
-    }
+    let timestamper = match args.level {
+        Level::BB => None,
+        Level::BT => {
+            if args.tsa.is_empty() || args.tsa_root.is_empty() {
+                return Err(Failure::usage(
+                    "--level b-t needs at least one --tsa URL and one --tsa-root certificate",
+                ));
+            }
+            let mut roots = Vec::new();
+            for path in &args.tsa_root {
+                let bytes = fs::read(path)
+                    .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+                roots.extend(
+                    seald_pades::parse_certificates(&bytes)
+                        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?,
+                );
+            }
+            Some(
+                HttpTimestamper::new(
+                    args.tsa.clone(),
+                    roots,
+                    std::time::Duration::from_secs(args.tsa_timeout.max(1)),
+                )
+                .map_err(Failure::failed)?,
+            )
+        }
+    };
     let offset = parse_offset(&args.utc_offset)?;
     let time = SigningTime::now(offset);
     let seal = match &args.image {
@@ -197,15 +229,22 @@ pub fn run(args: SignArgs) -> Result<(), Failure> {
         location: args.location.clone(),
         contact_info: args.contact.clone(),
         time,
-        timestamper: None,
+        timestamper: timestamper
+            .as_ref()
+            .map(|t| t as &dyn seald_pades::Timestamper),
     };
     let signed = seald_pades::sign_file(&args.input, &args.output, &options)
         .map_err(|e| Failure::failed(format!("{}: {e}", args.input.display())))?;
     eprintln!(
-        "Sealed {} into {} (field '{}', {} of {} reserved signature bytes used).",
+        "Sealed {} into {} (field '{}'{}, {} of {} reserved signature bytes used).",
         args.input.display(),
         args.output.display(),
         signed.field,
+        if signed.timestamped {
+            ", time-stamped"
+        } else {
+            ""
+        },
         signed.signature_len,
         signed.reserved_len
     );

@@ -1,0 +1,53 @@
+"""An independent RFC 3161 time-stamping authority for tests: `openssl ts -reply` behind a
+tiny HTTP server on 127.0.0.1.
+
+usage: tsa_server.py TSA_CONFIG
+Prints the port it listens on (first line of stdout) once it accepts connections.
+`openssl ts -reply` rewrites its serial file, so requests are answered one at a time.
+"""
+import http.server
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+
+CONFIG = sys.argv[1]
+LOCK = threading.Lock()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        with LOCK, tempfile.TemporaryDirectory() as work:
+            query = os.path.join(work, "query.tsq")
+            reply = os.path.join(work, "reply.tsr")
+            with open(query, "wb") as f:
+                f.write(body)
+            done = subprocess.run(
+                ["openssl", "ts", "-reply", "-config", CONFIG, "-queryfile", query, "-out", reply],
+                capture_output=True,
+            )
+            if done.returncode != 0:
+                message = done.stderr or b"openssl ts failed"
+                self.send_response(500)
+                self.send_header("Content-Length", str(len(message)))
+                self.end_headers()
+                self.wfile.write(message)
+                return
+            with open(reply, "rb") as f:
+                data = f.read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/timestamp-reply")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
