@@ -11,8 +11,24 @@ cd "$(dirname "$0")/.."
 need_cargo
 # softhsm2: the token; opensc: pkcs11-tool; opencryptoki: a token that locks PINs;
 # util-linux: setsid (tests run sealctl without a terminal); python3: answers PIN prompts
-# on a pseudo-terminal (tests/pty_prompt.py); gcc/pkg-config: -sys crates.
-need_packages softhsm2 opensc openssl opencryptoki util-linux python3 gcc pkg-config ca-certificates
+# on a pseudo-terminal (tests/pty_prompt.py) and runs the test TSA; gcc/pkg-config: -sys crates;
+# poppler-utils (pdfsig, pdftoppm), libnss3-tools (certutil), qpdf: independent PDF checkers;
+# python3-venv: pyHanko's venv; curl: a second RFC 3161 client;
+# libtasn1-doc, shared-mime-info: real-world PDFs of the test corpus (tests/corpus/README.md).
+need_packages softhsm2 opensc openssl opencryptoki util-linux python3 gcc pkg-config \
+  ca-certificates poppler-utils libnss3-tools qpdf python3-venv curl libtasn1-doc shared-mime-info
+
+# pyHanko (pinned) in its own venv, made once per checkout.
+VENV=$PWD/target/pyhanko-venv
+if ! "$VENV/bin/python" -c 'import pyhanko' 2>/dev/null \
+   || ! cmp -s tests/support/requirements.txt "$VENV/requirements.txt"; then
+  say "installing pyHanko into $VENV"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/support/requirements.txt
+  cp tests/support/requirements.txt "$VENV/requirements.txt"
+fi
+export SEALD_TEST_PYTHON=$VENV/bin/python
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   say "installing cargo-nextest (one process per test: SoftHSM2 reads its configuration once per process)"

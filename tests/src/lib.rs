@@ -15,6 +15,8 @@ use seald_pkcs11::admin::{self, KeyAlgorithm};
 use seald_pkcs11::{KeySelector, Module, Pin, PublicKey, TokenSelector};
 use tempfile::TempDir;
 
+pub mod pdf;
+
 pub const USER_PIN: &str = "246810";
 pub const SO_PIN: &str = "13579135";
 
