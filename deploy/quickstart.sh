@@ -79,6 +79,8 @@ print(slots[0]["slot"])')
   token_has_seal || die "the demo token does not hold the seal key and its certificate"
   touch "$DEMO/.complete"
 fi
+# Something to seal: a sample contract and a seal image.
+[ -s "$DEMO/contract.pdf" ] && [ -s "$DEMO/seal.png" ] || python3 deploy/demo_files.py "$DEMO"
 
 cat <<MSG
 
@@ -89,8 +91,12 @@ seald demo ready in $DEMO
               issued by the demo enterprise CA; chain in $DEMO/pki/chain.pem, root in $DEMO/pki/root.pem
   PINs        $PIN (user), $SO_PIN (SO)
 
-Look at it:
+  samples     $DEMO/contract.pdf, $DEMO/seal.png
+
+Look at it, seal the sample contract and check it:
   export SOFTHSM2_CONF=$SOFTHSM2_CONF SEALD_PKCS11_MODULE=$SEALD_PKCS11_MODULE
-  $SEALCTL token list
   $SEALCTL token --token $TOKEN objects --pin-file $PIN
+  $SEALCTL sign --token $TOKEN --key $KEY --pin-file $PIN --image $DEMO/seal.png \\
+      --page 1 --x 25 --y 252 --width 30 --date-line $DEMO/contract.pdf -o $DEMO/contract-sealed.pdf
+  $SEALCTL verify --trust $DEMO/pki/root.pem $DEMO/contract-sealed.pdf
 MSG

@@ -65,3 +65,34 @@ fn the_token_ceremony_page_runs_as_written() {
     assert!(stdout.contains("Verified OK"), "{stdout}");
     assert!(stdout.contains("Deleted key 'contract-seal'"), "{stdout}");
 }
+
+#[test]
+fn the_signing_page_runs_as_written() {
+    let page = fs::read_to_string(workspace_root().join("docs/signing.md")).expect("page");
+    let blocks = shell_blocks(&page);
+    assert!(blocks.len() >= 6, "found {} blocks", blocks.len());
+    let script = format!("set -euo pipefail\n{}", blocks.join("\n"));
+    let demo = tempfile::tempdir().expect("temp dir");
+    // The page runs from the checkout, against the quickstart's demo (here in a temp dir).
+    let out = run(Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(workspace_root())
+        .env("SEALD_DEMO_DIR", demo.path())
+        .env_remove("SOFTHSM2_CONF")
+        .env_remove("SEALD_PIN"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the page failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("contract-sealed.pdf: intact and validly sealed"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Signature is Valid."), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(demo.path().join("report.json")).expect("report"))
+            .expect("json");
+    assert_eq!(report["verdict"], "not_tampered");
+    assert_eq!(report["signatures"][0]["timestamp_valid"], true, "{report}");
+    assert!(stderr.contains("time-stamped"), "{stderr}");
+}

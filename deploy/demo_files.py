@@ -1,0 +1,71 @@
+"""Writes the quickstart's sample files: a one-page contract PDF and a seal image (PNG with
+transparency), so the demo has something to seal.
+
+usage: demo_files.py DIR
+"""
+import math
+import os
+import struct
+import sys
+import zlib
+
+out = sys.argv[1]
+
+
+def png(path, size=300):
+    rows = []
+    c = size / 2
+    for y in range(size):
+        row = bytearray([0])
+        for x in range(size):
+            d = math.hypot(x + 0.5 - c, y + 0.5 - c)
+            star = abs(x - c) < size * 0.12 and abs(y - c) < size * 0.12
+            if c * 0.82 <= d <= c * 0.95 or star:
+                row += bytes([210, 20, 30, 255])
+            else:
+                row += bytes([0, 0, 0, 0])
+        rows.append(bytes(row))
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+    data = b"\x89PNG\r\n\x1a\n"
+    data += chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0))
+    data += chunk(b"IDAT", zlib.compress(b"".join(rows)))
+    data += chunk(b"IEND", b"")
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def pdf(path):
+    text = (
+        b"BT /F1 20 Tf 72 760 Td (Sales Contract No. 2026-001) Tj ET\n"
+        b"BT /F1 11 Tf 72 720 Td (Seller and buyer agree to the terms below.) Tj ET\n"
+        b"BT /F1 11 Tf 72 140 Td (Seal of the seller:) Tj ET\n"
+    )
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+        b"<< /Length %d >>\nstream\n" % len(text) + text + b"endstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    body = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
+    offsets = []
+    for i, o in enumerate(objects, 1):
+        offsets.append(len(body))
+        body += b"%d 0 obj\n" % i + o + b"\nendobj\n"
+    xref = len(body)
+    body += b"xref\n0 %d\n0000000000 65535 f\r\n" % (len(objects) + 1)
+    for o in offsets:
+        body += b"%010d 00000 n\r\n" % o
+    body += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    with open(path, "wb") as f:
+        f.write(body)
+
+
+os.makedirs(out, exist_ok=True)
+png(os.path.join(out, "seal.png"))
+pdf(os.path.join(out, "contract.pdf"))
