@@ -34,6 +34,10 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   say "installing cargo-nextest (one process per test: SoftHSM2 reads its configuration once per process)"
   cargo install --locked cargo-nextest
 fi
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  say "installing cargo-fuzz (the PDF reader is fuzzed briefly below)"
+  cargo install --locked cargo-fuzz
+fi
 
 # openCryptoki's slot daemon serves its software token to every process on the machine.
 # (Its socket is /var/run/pkcsslotd.socket in 3.8, /run/opencryptoki/ in later versions.)
@@ -88,4 +92,11 @@ cargo build --workspace --bins --locked
 cargo build --release --bins --locked
 say "running tests"
 cargo nextest run --workspace --locked --profile ci "$@"
+# The reader must survive arbitrary bytes: a short fuzzing run seeded with the corpus (the
+# command for long runs is in docs/architecture.md). RUSTC_BOOTSTRAP lets the stable
+# toolchain take the instrumentation flags cargo-fuzz passes.
+say "fuzzing the PDF reader for ${SEALD_FUZZ_SECONDS:-30} s"
+rm -rf target/fuzz-corpus && mkdir -p target/fuzz-corpus && cp tests/corpus/*.pdf target/fuzz-corpus/
+(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none reader ../target/fuzz-corpus -- \
+  -max_total_time="${SEALD_FUZZ_SECONDS:-30}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 3)
 say "all tests passed"

@@ -1,0 +1,23 @@
+//! Fuzzes the PDF reader and verifier with arbitrary bytes: they must return an error, never
+//! panic, hang or exhaust memory.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(doc) = seald_pades::Document::from_bytes(data.to_vec()) else {
+        return;
+    };
+    let _ = doc.version();
+    if let Ok(pages) = doc.page_count() {
+        for page in [1, 2, pages] {
+            let _ = doc.page(page);
+        }
+    }
+    for index in 0..doc.section_offsets().len().min(4) {
+        if let Some(old) = doc.revision(index) {
+            let _ = old.page_count();
+        }
+    }
+    let _ = seald_pades::verify_document(&doc, &seald_pades::VerifyOptions::default());
+});
