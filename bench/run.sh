@@ -1,16 +1,39 @@
 #!/usr/bin/env bash
-# seald benchmarks, each against the physical limit measured in the same run.
-#   bench/run.sh [pkcs11] [--seconds S] [--rounds N]
-# pkcs11: C_Sign/s through seald's token pool vs a bare cryptoki loop on the same fresh
-# SoftHSM2 token, 1 and 2 sessions, RSA-2048 and P-256 (the pool should cost < 5 %).
-# Figures go into docs/performance.md by hand, with the machine they came from.
+# seald benchmarks, each against the physical limit (and peers) measured in the same run.
+#   bench/run.sh pkcs11 [--seconds S] [--rounds N]
+#       C_Sign/s through seald's token pool vs a bare cryptoki loop, 1 and 2 sessions,
+#       RSA-2048 and P-256 (budget: the pool costs < 5 %).
+#   bench/run.sh pades [--size-mib N] [--iterations N] [--rounds N]
+#       signing a 1-page and a 50 MiB PDF vs C_Sign, sha256sum + cp and pyHanko on the same
+#       token (budgets: ≤ 0.3 ms besides C_Sign; ≤ 1.3 × sha256sum + cp; peak RSS ≤ 64 MiB).
+# Each exits 1 when over budget. Figures go into docs/performance.md with the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/lib/common.sh
 need_cargo
-need_packages softhsm2 gcc pkg-config
-cargo build --release --locked -p seald-bench
 what=${1:-pkcs11}
 [ $# -gt 0 ] && shift
+extra=()
+case $what in
+  pkcs11)
+    need_packages softhsm2 gcc pkg-config
+    cargo build --release --locked -p seald-bench
+    ;;
+  pades)
+    need_packages softhsm2 gcc pkg-config openssl time python3-venv
+    cargo build --release --locked --bins
+    # The peer: pyHanko over python-pkcs11, pinned, in its own venv.
+    VENV=$PWD/target/bench-venv
+    if ! "$VENV/bin/python" -c 'import pyhanko, pkcs11' 2>/dev/null \
+       || ! cmp -s bench/requirements.txt "$VENV/requirements.txt"; then
+      rm -rf "$VENV"
+      python3 -m venv "$VENV"
+      (cd bench && "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt)
+      cp bench/requirements.txt "$VENV/requirements.txt"
+    fi
+    extra=(--python "$VENV/bin/python")
+    ;;
+  *) die "unknown benchmark '$what' (pkcs11 or pades)" ;;
+esac
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-target/release/seald-bench "$what" --module "$(softhsm_module)" "$@"
+target/release/seald-bench "$what" --module "$(softhsm_module)" "${extra[@]}" "$@"

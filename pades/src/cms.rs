@@ -3,9 +3,9 @@
 //! signer's certificate chain, and optionally an RFC 3161 signature time-stamp.
 
 use cms::cert::IssuerAndSerialNumber;
-use cms::content_info::{CmsVersion, ContentInfo};
+use cms::content_info::CmsVersion;
 use cms::signed_data::{
-    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
+    EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
 };
 use const_oid::ObjectIdentifier;
 use der::asn1::{Any, OctetString, SetOfVec};
@@ -200,7 +200,19 @@ pub(crate) fn signer_certificate(signer: &dyn Signer) -> Result<Certificate> {
                 .to_owned(),
         )
     })?;
-    Certificate::from_der(der).map_err(|e| Error::Certificate(e.to_string()))
+    // A seal signs with the same certificate thousands of times: keep the last one parsed.
+    static LAST: std::sync::Mutex<Option<(Vec<u8>, Certificate)>> = std::sync::Mutex::new(None);
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((cached, cert)) = last.as_ref() {
+        if cached == der {
+            return Ok(cert.clone());
+        }
+    }
+    let cert = Certificate::from_der(der).map_err(|e| Error::Certificate(e.to_string()))?;
+    *last = Some((der.clone(), cert.clone()));
+    Ok(cert)
 }
 
 /// The signed attributes for a document digest, as a DER `SET OF Attribute` (what is signed).
@@ -279,11 +291,6 @@ pub(crate) fn content_info(
         signature: OctetString::new(signature).map_err(encoding)?,
         unsigned_attrs,
     };
-    let mut certificates = Vec::new();
-    for der in signer.certificate_chain() {
-        let cert = Certificate::from_der(der).map_err(|e| Error::Certificate(e.to_string()))?;
-        certificates.push(cms::cert::CertificateChoices::Certificate(cert));
-    }
     let mut digest_algorithms = SetOfVec::new();
     digest_algorithms
         .insert(hash_algorithm(hash))
@@ -295,14 +302,80 @@ pub(crate) fn content_info(
             econtent_type: ID_DATA,
             econtent: None,
         },
-        certificates: Some(CertificateSet::try_from(certificates).map_err(encoding)?),
+        // Spliced in below as raw DER: parsing and re-encoding every certificate of the chain
+        // for every signature would cost more than all the rest of the CMS.
+        certificates: None,
         crls: None,
         signer_infos: SignerInfos::try_from(vec![signer_info]).map_err(encoding)?,
     };
-    ContentInfo {
-        content_type: ID_SIGNED_DATA,
-        content: Any::encode_from(&signed_data).map_err(encoding)?,
+    let without_certs = signed_data.to_der().map_err(encoding)?;
+    let signed_data = splice_certificates(&without_certs, signer.certificate_chain())?;
+    let mut content_info = Vec::with_capacity(signed_data.len() + 32);
+    let oid = ID_SIGNED_DATA.to_der().map_err(encoding)?;
+    let explicit = tlv_bytes(0xa0, &signed_data);
+    content_info.extend_from_slice(&oid);
+    content_info.extend_from_slice(&explicit);
+    Ok(tlv_bytes(0x30, &content_info))
+}
+
+/// Inserts `[0] IMPLICIT SET OF Certificate` (the chain, DER-sorted as a SET must be) into a
+/// SignedData encoded without certificates, before its signerInfos.
+fn splice_certificates(signed_data: &[u8], chain: &[Vec<u8>]) -> Result<Vec<u8>> {
+    let bad = || Error::Encoding("unexpected SignedData layout".to_owned());
+    let outer = crate::tlv::read(signed_data).ok_or_else(bad)?;
+    let fields = crate::tlv::children(outer.value).ok_or_else(bad)?;
+    if fields.len() != 4 {
+        return Err(bad());
     }
-    .to_der()
-    .map_err(encoding)
+    let mut certs: Vec<&[u8]> = Vec::with_capacity(chain.len());
+    for der in chain {
+        // Each must be one well-formed certificate TLV.
+        let cert = crate::tlv::read(der)
+            .filter(|t| t.tag == 0x30 && t.raw.len() == der.len())
+            .ok_or_else(|| Error::Certificate("a chain certificate is not DER".to_owned()))?;
+        certs.push(cert.raw);
+    }
+    certs.sort();
+    certs.dedup();
+    let set = tlv_bytes(0xa0, &certs.concat());
+    let mut body = Vec::with_capacity(outer.value.len() + set.len());
+    for f in &fields[..3] {
+        body.extend_from_slice(f.raw);
+    }
+    body.extend_from_slice(&set);
+    body.extend_from_slice(fields[3].raw);
+    Ok(tlv_bytes(0x30, &body))
+}
+
+/// A DER TLV with a definite length.
+fn tlv_bytes(tag: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len() + 6);
+    out.push(tag);
+    let len = value.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let first = bytes
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(bytes.len() - 1);
+        out.push(0x80 | (bytes.len() - first) as u8);
+        out.extend_from_slice(&bytes[first..]);
+    }
+    out.extend_from_slice(value);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn der_lengths_use_the_short_and_long_forms() {
+        assert_eq!(tlv_bytes(0x04, &[1, 2]), vec![0x04, 2, 1, 2]);
+        let long = tlv_bytes(0x04, &[0u8; 300]);
+        assert_eq!(&long[..4], &[0x04, 0x82, 0x01, 0x2c]);
+        assert_eq!(long.len(), 304);
+    }
 }

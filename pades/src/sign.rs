@@ -66,6 +66,9 @@ pub struct SignOptions<'a> {
     pub time: SigningTime,
     /// Set for PAdES B-T.
     pub timestamper: Option<&'a dyn Timestamper>,
+    /// Flush the output to stable storage before it appears under its name (files kept at
+    /// rest). A spool file streamed to a client right away does not need it.
+    pub durable: bool,
 }
 
 impl std::fmt::Debug for SignOptions<'_> {
@@ -175,9 +178,8 @@ fn attempt_sign(
     }
     revision.bytes[br_pos..br_pos + BYTE_RANGE_SLOT]
         .copy_from_slice(format!("{text:<BYTE_RANGE_SLOT$}").as_bytes());
-
     let hash = options.signer.algorithm().hash();
-    let mut out = TempOutput::create(output)?;
+    let mut out = TempOutput::create(output, options.durable)?;
     let mut hasher = Hasher::new(hash);
     copy_hashing(doc, &mut out, &mut hasher)?;
     hasher.update(&revision.bytes[..lt_pos]);
@@ -209,12 +211,14 @@ fn attempt_sign(
             room: reserve,
         });
     }
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut hex = Vec::with_capacity(cms.len() * 2);
     for b in &cms {
-        hex.extend_from_slice(format!("{b:02x}").as_bytes());
+        hex.push(DIGITS[usize::from(b >> 4)]);
+        hex.push(DIGITS[usize::from(b & 0x0f)]);
     }
     out.write_at(base + lt_pos as u64 + 1, &hex)?;
-    out.commit()?;
+    out.commit(options.durable)?;
     Ok(Signed {
         field,
         byte_range,
@@ -545,7 +549,8 @@ fn set_sig_flags(
 /// Copies the whole input to the output, hashing it (the first signed byte range starts with
 /// all of it).
 fn copy_hashing(doc: &Document, out: &mut TempOutput, hasher: &mut Hasher) -> Result<()> {
-    let mut buf = vec![0u8; COPY_BUFFER];
+    // A small input needs no megabyte of zeroed buffer.
+    let mut buf = vec![0u8; COPY_BUFFER.min(doc.len() as usize).max(1)];
     let mut offset = 0u64;
     loop {
         let n = doc.source().read_into(offset, &mut buf)?;
@@ -558,7 +563,7 @@ fn copy_hashing(doc: &Document, out: &mut TempOutput, hasher: &mut Hasher) -> Re
     }
 }
 
-/// An output file that appears under its name only once it is complete.
+/// An output file that is either complete or gone.
 struct TempOutput {
     file: File,
     temp: PathBuf,
@@ -567,7 +572,27 @@ struct TempOutput {
 }
 
 impl TempOutput {
-    fn create(target: &Path) -> Result<Self> {
+    /// A durable output is written beside its name and renamed into place once synced; a
+    /// spool output (`durable` false) is written under its own name, which the caller made
+    /// fresh, and removed if signing fails.
+    fn create(target: &Path, durable: bool) -> Result<Self> {
+        if !durable {
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(target)
+                .map_err(|source| Error::Io {
+                    path: target.to_owned(),
+                    source,
+                })?;
+            return Ok(TempOutput {
+                file,
+                temp: target.to_owned(),
+                target: target.to_owned(),
+                done: false,
+            });
+        }
         let dir = target
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -621,9 +646,13 @@ impl TempOutput {
             .map_err(|e| self.io(e))
     }
 
-    fn commit(mut self) -> Result<()> {
-        self.file.sync_all().map_err(|e| self.io(e))?;
-        fs::rename(&self.temp, &self.target).map_err(|e| self.io(e))?;
+    fn commit(mut self, durable: bool) -> Result<()> {
+        if durable {
+            self.file.sync_all().map_err(|e| self.io(e))?;
+        }
+        if self.temp != self.target {
+            fs::rename(&self.temp, &self.target).map_err(|e| self.io(e))?;
+        }
         self.done = true;
         Ok(())
     }

@@ -232,6 +232,8 @@ pub fn run(args: SignArgs) -> Result<(), Failure> {
         timestamper: timestamper
             .as_ref()
             .map(|t| t as &dyn seald_pades::Timestamper),
+        // A file kept at rest: on stable storage before it appears under its name.
+        durable: true,
     };
     let signed = seald_pades::sign_file(&args.input, &args.output, &options)
         .map_err(|e| Failure::failed(format!("{}: {e}", args.input.display())))?;

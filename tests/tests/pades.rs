@@ -29,6 +29,7 @@ fn options<'a>(key: &'a SealKey, placement: Placement) -> SignOptions<'a> {
         contact_info: None,
         time: SigningTime::now(480),
         timestamper: None,
+        durable: true,
     }
 }
 

@@ -1,0 +1,70 @@
+//! Measuring helpers shared by the benchmarks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// CPU time (user + system) this process has used, from /proc/self/stat.
+pub fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may contain spaces, inside parentheses).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the full line: 11 and 12 after the name.
+    let clock_ticks = 100; // sysconf(_SC_CLK_TCK) on Linux
+    Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / clock_ticks as f64)
+}
+
+pub struct Rate {
+    pub per_second: f64,
+    pub cpu_per_op: Duration,
+}
+
+/// Runs `work` on `threads` threads for `duration`; returns the rate and the CPU time per
+/// operation.
+pub fn measure<F>(threads: usize, duration: Duration, work: F) -> Rate
+where
+    F: Fn(usize) -> Box<dyn FnMut() + Send> + Sync,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let mut op = work(t);
+            let (stop, start) = (stop.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    op();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    start.wait();
+    let (began, cpu_began) = (Instant::now(), cpu_time());
+    thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    let total: u64 = handles
+        .into_iter()
+        .map(|h| h.join().expect("bench thread"))
+        .sum();
+    Rate {
+        per_second: total as f64 / began.elapsed().as_secs_f64(),
+        cpu_per_op: (cpu_time() - cpu_began) / total.max(1) as u32,
+    }
+}
+
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
