@@ -75,6 +75,12 @@ fn assert_signed_well(
         before.section_offsets().len() + 1
     );
     assert_eq!(after.section_offsets()[1], before.startxref(), "/Prev");
+    let (_, catalog) = after.catalog().expect("catalog");
+    let form = after
+        .get_dict(catalog.get("AcroForm"))
+        .expect("form")
+        .expect("an AcroForm");
+    assert_eq!(form.int("SigFlags").map(|f| f & 3), Some(3), "/SigFlags");
 
     v.qpdf(output)
         .unwrap_or_else(|e| panic!("qpdf on {}: {e}", output.display()));
@@ -156,8 +162,9 @@ fn third_party_pdfs_are_signed_and_every_validator_agrees() {
     // pyHanko refuses hybrid-reference files in strict mode; it judges them without it.
     inputs.push((corpus("minimal-hybrid-xref.pdf"), false));
     inputs.push((corpus("minimal-hybrid-xref-mswordstyle.pdf"), false));
+    let manual = "/usr/share/doc/libtasn1-doc/libtasn1.pdf";
     for debian in [
-        "/usr/share/doc/libtasn1-doc/libtasn1.pdf",
+        manual,
         "/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf",
     ] {
         assert!(
@@ -165,6 +172,20 @@ fn third_party_pdfs_are_signed_and_every_validator_agrees() {
             "{debian} missing: deploy/test.sh installs it"
         );
         inputs.push((PathBuf::from(debian), true));
+    }
+    // The same manual rewritten by qpdf: linearized, as PDF 1.3 with a classic table, and
+    // with everything in object streams.
+    for (name, args) in [
+        ("linearized.pdf", vec!["--linearize"]),
+        (
+            "pdf13.pdf",
+            vec!["--force-version=1.3", "--object-streams=disable"],
+        ),
+        ("objstreams.pdf", vec!["--object-streams=generate"]),
+    ] {
+        let out = key.dir().join(name);
+        run_ok(Command::new("qpdf").arg(manual).args(&args).arg(&out));
+        inputs.push((out, true));
     }
     for (i, (input, strict)) in inputs.iter().enumerate() {
         let name = input
@@ -758,6 +779,17 @@ fn broken_inputs_get_clear_errors_and_leave_nothing_behind() {
         ("deeply-nested", nested),
     ];
     let pin = key.hsm.secret_file("pin", seald_tests::USER_PIN);
+    // A page tree that loops back on itself: the pages before the loop sign, the looping one
+    // is refused.
+    let cyclic = corpus("circular-page-tree.pdf");
+    let err = seald_pades::sign_file(
+        &cyclic,
+        &dir.join("cyclic-signed.pdf"),
+        &options(&key, Placement::Invisible { page: 3 }),
+    )
+    .expect_err("cycle");
+    assert!(err.to_string().contains("cycle"), "{err}");
+    assert!(!dir.join("cyclic-signed.pdf").exists());
     for (name, bytes) in cases {
         let input = dir.join(format!("{name}.pdf"));
         fs::write(&input, &bytes).expect("write");
@@ -927,4 +959,101 @@ fn sealctl_sign_and_verify_from_the_command_line() {
         );
         assert!(!bad.exists(), "{args:?}");
     }
+}
+
+#[test]
+fn rsa_pss_signatures_validate_too() {
+    let key = SealKey::new(KeyAlgorithm::Rsa3072);
+    let v = Validators::new(key.dir(), &[key.root()]);
+    let pss = key
+        .pool
+        .key(
+            seald_tests::label("seal"),
+            Some(seald_signer::SignatureAlgorithm::RsaPss {
+                hash: seald_signer::HashAlgorithm::Sha256,
+            }),
+        )
+        .expect("PSS key");
+    let mut opts = options(&key, Placement::Invisible { page: 1 });
+    opts.signer = &pss;
+    let out = key.dir().join("pss.pdf");
+    let signed = seald_pades::sign_file(&corpus("minimal.pdf"), &out, &opts).expect("sign");
+    assert_signed_well(&key, &v, &corpus("minimal.pdf"), &out, &signed.field, true);
+}
+
+#[test]
+fn sealctl_sign_completes_the_chain_from_a_file() {
+    let key = SealKey::new(KeyAlgorithm::EcP256);
+    let pin = key.hsm.secret_file("pin", seald_tests::USER_PIN);
+    // A second seal whose CA is not on the token: only its own certificate is imported.
+    let other = key.dir().join("other-pki");
+    seald_tests::pki_init(&other);
+    let token = |args: &[&str]| {
+        let mut cmd = key.hsm.sealctl();
+        cmd.args(["token", "--token", seald_tests::pdf::TOKEN])
+            .args(args)
+            .arg("--pin-file")
+            .arg(&pin);
+        run_ok(&mut cmd)
+    };
+    token(&["keygen", "--key", "seal2", "--algorithm", "rsa-2048"]);
+    let csr = key.dir().join("seal2.csr");
+    token(&[
+        "csr",
+        "--key",
+        "seal2",
+        "--subject",
+        "CN=Finance Seal,O=Example,C=CN",
+        "--out",
+        csr.to_str().expect("p"),
+    ]);
+    let cert = key.dir().join("seal2.pem");
+    seald_tests::pki_issue(&other, &csr, &cert);
+    token(&[
+        "import-cert",
+        "--key",
+        "seal2",
+        "--cert",
+        cert.to_str().expect("p"),
+    ]);
+    let sign = |chain: Option<&Path>, out: &Path| {
+        let mut cmd = key.hsm.sealctl();
+        cmd.args([
+            "sign",
+            "--token",
+            seald_tests::pdf::TOKEN,
+            "--key",
+            "seal2",
+            "--pin-file",
+        ])
+        .arg(&pin);
+        if let Some(chain) = chain {
+            cmd.arg("--chain").arg(chain);
+        }
+        run_ok(cmd.arg(corpus("minimal.pdf")).arg("-o").arg(out));
+    };
+    let verify = |pdf: &Path| {
+        run(key
+            .hsm
+            .sealctl()
+            .arg("verify")
+            .arg("--trust")
+            .arg(other.join("root.pem"))
+            .arg(pdf))
+        .status
+        .code()
+    };
+    let bare = key.dir().join("bare.pdf");
+    sign(None, &bare);
+    assert_eq!(
+        verify(&bare),
+        Some(1),
+        "without the CA certificate the signer is untrusted"
+    );
+    let full = key.dir().join("full.pdf");
+    sign(Some(&other.join("chain.pem")), &full);
+    assert_eq!(verify(&full), Some(0));
+    let v = Validators::new(key.dir(), &[other.join("root.pem")]);
+    let hanko = v.pyhanko(&full, true);
+    assert_eq!(hanko[0]["trusted"], true, "{hanko:?}");
 }
