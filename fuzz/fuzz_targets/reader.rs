@@ -14,10 +14,8 @@ fuzz_target!(|data: &[u8]| {
             let _ = doc.page(page);
         }
     }
-    for index in 0..doc.section_offsets().len().min(4) {
-        if let Some(old) = doc.revision(index) {
-            let _ = old.page_count();
-        }
+    if let Ok(page) = doc.page(1) {
+        let _ = doc.find_page(page.reference);
     }
     let _ = seald_pades::verify_document(&doc, &seald_pades::VerifyOptions::default());
 });

@@ -19,6 +19,17 @@ const MAX_TREE_DEPTH: usize = 64;
 /// How many decoded object streams are kept.
 const OBJSTM_CACHE: usize = 4;
 
+/// Page attributes a page inherits from its ancestors.
+const INHERITED: [&str; 4] = ["Resources", "MediaBox", "CropBox", "Rotate"];
+type Inherited = HashMap<&'static str, Object>;
+type PageVisitor<'a> = dyn FnMut(ObjRef, Dict, u32, &Inherited) -> Result<bool> + 'a;
+
+struct PageWalk<'v, 'a> {
+    visited: HashSet<ObjRef>,
+    number: u32,
+    visit: &'v mut PageVisitor<'a>,
+}
+
 /// A page as the signature needs it.
 #[derive(Debug, Clone)]
 pub struct Page {
@@ -48,6 +59,8 @@ pub struct Document {
     first_section: usize,
     header_version: (u8, u8),
     objstm: RefCell<Vec<(u32, Rc<ObjectStream>)>>,
+    /// Object streams being decoded (one whose /Length lives in itself must not recurse).
+    loading: RefCell<HashSet<u32>>,
     cache: RefCell<HashMap<ObjRef, Object>>,
 }
 
@@ -84,6 +97,7 @@ impl Document {
             first_section: 0,
             header_version: version,
             objstm: RefCell::new(Vec::new()),
+            loading: RefCell::new(HashSet::new()),
             cache: RefCell::new(HashMap::new()),
         };
         if doc.trailer_value("Encrypt").is_some() {
@@ -134,27 +148,30 @@ impl Document {
             .collect()
     }
 
-    /// The document as it was when cross-reference section `index` (0 = newest) was the
-    /// newest: an earlier revision.
-    pub fn revision(&self, index: usize) -> Option<Document> {
-        let first = self.first_section + index;
-        (first < self.xref.sections.len()).then(|| Document {
-            source: self.source.clone(),
-            xref: self.xref.clone(),
-            first_section: first,
-            header_version: self.header_version,
-            objstm: RefCell::new(Vec::new()),
-            cache: RefCell::new(HashMap::new()),
-        })
+    /// The cross-reference stream objects of section `index` (0 = newest).
+    pub(crate) fn section_stream_objects(&self, index: usize) -> &[u32] {
+        &self.xref.sections[self.first_section + index].stream_objects
     }
 
-    /// The reference (with its generation) object `num` has in this revision, if it exists.
-    pub(crate) fn xref_entry_ref(&self, num: u32) -> Option<ObjRef> {
-        match self.xref.lookup_from(self.first_section, num)? {
-            Entry::Free => None,
-            Entry::InFile { gen, .. } => Some(ObjRef::new(num, gen)),
-            Entry::Compressed { .. } => Some(ObjRef::new(num, 0)),
+    /// Object `num`'s cross-reference entry, if any section has one.
+    pub(crate) fn entry(&self, num: u32) -> Option<Entry> {
+        self.xref.lookup_from(self.first_section, num)
+    }
+
+    /// The objects this revision keeps in object stream `stream`.
+    pub(crate) fn objects_in_stream(&self, stream: u32) -> Vec<u32> {
+        let mut seen = HashSet::new();
+        let mut objects = Vec::new();
+        for section in &self.xref.sections[self.first_section..] {
+            for (&num, entry) in &section.entries {
+                if seen.insert(num)
+                    && matches!(entry, Entry::Compressed { stream: s, .. } if *s == stream)
+                {
+                    objects.push(num);
+                }
+            }
         }
+        objects
     }
 
     /// A trailer entry (from the newest trailer that has it).
@@ -273,42 +290,61 @@ impl Document {
         if let Some((_, s)) = self.objstm.borrow().iter().find(|(n, _)| *n == num) {
             return Ok(s.clone());
         }
-        let Object::Stream(stream) = self.resolve(ObjRef::new(num, 0))? else {
+        // An object stream is a plain object in the file, never inside another object stream.
+        if !matches!(
+            self.xref.lookup_from(self.first_section, num),
+            Some(Entry::InFile { gen: 0, .. })
+        ) {
             return Err(Error::Damaged(format!(
-                "object stream {num} is not a stream"
-            )));
-        };
-        let data = self.stream_data(&stream, MAX_OBJECT_STREAM)?;
-        let n = stream.dict.int("N").unwrap_or(0).max(0) as usize;
-        let first = stream.dict.int("First").unwrap_or(0).max(0) as usize;
-        if first > data.len() || n > data.len() {
-            return Err(Error::Damaged(format!(
-                "object stream {num} has a bad /First or /N"
+                "object stream {num} is not an uncompressed object of generation 0"
             )));
         }
-        let mut p = Parser::new(&data[..first], 0, true);
-        let mut offsets = Vec::with_capacity(n);
-        for _ in 0..n {
-            let (Ok(obj), Ok(off)) = (p.read_uint(), p.read_uint()) else {
-                return Err(Error::Damaged(format!(
-                    "object stream {num} has a bad header"
-                )));
-            };
-            let at = first + off as usize;
-            if at > data.len() {
-                return Err(Error::Damaged(format!(
-                    "object stream {num} has a bad offset"
-                )));
-            }
-            offsets.push((obj as u32, at));
+        if !self.loading.borrow_mut().insert(num) {
+            return Err(Error::Damaged(format!(
+                "object stream {num} needs itself to be read (its /Length is inside it)"
+            )));
         }
-        let decoded = Rc::new(ObjectStream { data, offsets });
+        let decoded = self.decode_object_stream(num);
+        self.loading.borrow_mut().remove(&num);
+        let decoded = Rc::new(decoded?);
         let mut cache = self.objstm.borrow_mut();
         if cache.len() >= OBJSTM_CACHE {
             cache.remove(0);
         }
         cache.push((num, decoded.clone()));
         Ok(decoded)
+    }
+
+    fn decode_object_stream(&self, num: u32) -> Result<ObjectStream> {
+        let bad = |what: &str| Error::Damaged(format!("object stream {num} has {what}"));
+        let Object::Stream(stream) = self.resolve(ObjRef::new(num, 0))? else {
+            return Err(Error::Damaged(format!(
+                "object stream {num} is not a stream"
+            )));
+        };
+        let data = self.stream_data(&stream, MAX_OBJECT_STREAM)?;
+        let n = usize::try_from(stream.dict.int("N").unwrap_or(0)).map_err(|_| bad("a bad /N"))?;
+        let first = usize::try_from(stream.dict.int("First").unwrap_or(0))
+            .map_err(|_| bad("a bad /First"))?;
+        // Each header entry takes at least four bytes ("1 0 ").
+        if first > data.len() || n > first / 2 + 1 {
+            return Err(bad("a bad /First or /N"));
+        }
+        let mut p = Parser::new(&data[..first], 0, true);
+        let mut offsets = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (Ok(obj), Ok(off)) = (p.read_uint(), p.read_uint()) else {
+                return Err(bad("a bad header"));
+            };
+            let obj = u32::try_from(obj).map_err(|_| bad("a bad object number"))?;
+            let at = usize::try_from(off)
+                .ok()
+                .and_then(|off| first.checked_add(off))
+                .filter(|&at| at <= data.len())
+                .ok_or_else(|| bad("a bad offset"))?;
+            offsets.push((obj, at));
+        }
+        Ok(ObjectStream { data, offsets })
     }
 
     /// A stream's decoded data (structural streams only; at most `max` bytes).
@@ -393,7 +429,7 @@ impl Document {
             .and_then(Object::as_ref)
             .ok_or_else(|| Error::Damaged("the catalog's /Pages is not a reference".to_owned()))?;
         let mut remaining = number;
-        let mut inherited: HashMap<&'static str, Object> = HashMap::new();
+        let mut inherited = Inherited::new();
         let mut visited = HashSet::new();
         for _ in 0..MAX_TREE_DEPTH {
             if !visited.insert(node_ref) {
@@ -407,7 +443,7 @@ impl Document {
                     )))
                 }
             };
-            for key in ["Resources", "MediaBox", "CropBox", "Rotate"] {
+            for key in INHERITED {
                 if let Some(v) = node.get(key) {
                     inherited.insert(key, v.clone());
                 }
@@ -458,12 +494,98 @@ impl Document {
         Err(Error::Damaged("the page tree is too deep".to_owned()))
     }
 
+    /// The page whose object is `r`, if it is one (one walk of the page tree).
+    pub fn find_page(&self, r: ObjRef) -> Result<Option<Page>> {
+        let mut found = None;
+        self.walk_pages(&mut |reference, dict, number, inherited| {
+            if reference == r {
+                found = Some(self.make_page(reference, dict, number, inherited)?);
+                return Ok(true);
+            }
+            Ok(false)
+        })?;
+        Ok(found)
+    }
+
+    /// Every page's reference and dictionary, in order.
+    pub(crate) fn page_dicts(&self) -> Result<Vec<(ObjRef, Dict)>> {
+        let mut pages = Vec::new();
+        self.walk_pages(&mut |reference, dict, _, _| {
+            pages.push((reference, dict));
+            Ok(false)
+        })?;
+        Ok(pages)
+    }
+
+    /// Walks the page tree in order, calling `visit` for each page (reference, dictionary,
+    /// 1-based number, inherited attributes) until it returns `true`.
+    fn walk_pages(&self, visit: &mut PageVisitor<'_>) -> Result<()> {
+        let (_, catalog) = self.catalog()?;
+        let root = catalog
+            .get("Pages")
+            .and_then(Object::as_ref)
+            .ok_or_else(|| Error::Damaged("the catalog's /Pages is not a reference".to_owned()))?;
+        let mut walk = PageWalk {
+            visited: HashSet::new(),
+            number: 0,
+            visit,
+        };
+        self.walk_node(root, &HashMap::new(), 0, &mut walk)?;
+        Ok(())
+    }
+
+    fn walk_node(
+        &self,
+        r: ObjRef,
+        inherited: &Inherited,
+        depth: usize,
+        walk: &mut PageWalk<'_, '_>,
+    ) -> Result<bool> {
+        if depth > MAX_TREE_DEPTH {
+            return Err(Error::Damaged("the page tree is too deep".to_owned()));
+        }
+        if !walk.visited.insert(r) {
+            return Err(Error::Damaged("the page tree has a cycle".to_owned()));
+        }
+        let Object::Dict(node) = self.resolve(r)? else {
+            return Err(Error::Damaged(format!(
+                "page tree node {r} is not a dictionary"
+            )));
+        };
+        let mut inherited = inherited.clone();
+        for key in INHERITED {
+            if let Some(v) = node.get(key) {
+                inherited.insert(key, v.clone());
+            }
+        }
+        if !node.is_type("Pages") && node.get("Kids").is_none() {
+            walk.number += 1;
+            return (walk.visit)(r, node, walk.number, &inherited);
+        }
+        let kids = match node.get("Kids") {
+            Some(k) => self.get(k)?,
+            None => return Err(Error::Damaged("a page tree node has no /Kids".to_owned())),
+        };
+        for kid in kids
+            .as_array()
+            .ok_or_else(|| Error::Damaged("/Kids is not an array".to_owned()))?
+        {
+            let kid = kid
+                .as_ref()
+                .ok_or_else(|| Error::Damaged("a page tree kid is not a reference".to_owned()))?;
+            if self.walk_node(kid, &inherited, depth + 1, walk)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn make_page(
         &self,
         reference: ObjRef,
         dict: Dict,
         number: u32,
-        inherited: &HashMap<&'static str, Object>,
+        inherited: &Inherited,
     ) -> Result<Page> {
         let rect = |key: &str| -> Result<Option<[f64; 4]>> {
             let Some(v) = inherited.get(key) else {

@@ -8,6 +8,7 @@
 pub mod appearance;
 mod cms;
 mod crypto;
+mod diff;
 pub mod document;
 mod error;
 mod filter;

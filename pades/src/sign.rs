@@ -99,9 +99,16 @@ pub struct Signed {
 /// Width reserved for the /ByteRange array (enough for files up to 10^12 bytes).
 const BYTE_RANGE_SLOT: usize = 48;
 const COPY_BUFFER: usize = 1 << 20;
+/// The highest object number PDF readers must support (ISO 32000, Annex C).
+const MAX_OBJECT_NUMBER: u32 = 8_388_607;
 
 /// Signs `input` into `output`. On any error no output file is left behind.
 pub fn sign_file(input: &Path, output: &Path, options: &SignOptions<'_>) -> Result<Signed> {
+    if same_file(input, output) {
+        return Err(Error::InvalidRequest(
+            "the output is the input file; write the signed copy under another name".to_owned(),
+        ));
+    }
     let doc = Document::open(input)?;
     sign_document(&doc, output, options)
 }
@@ -110,6 +117,13 @@ pub fn sign_file(input: &Path, output: &Path, options: &SignOptions<'_>) -> Resu
 pub fn sign_document(doc: &Document, output: &Path, options: &SignOptions<'_>) -> Result<Signed> {
     if form::docmdp_permission(doc)? == Some(1) {
         return Err(Error::CertifiedNoChanges);
+    }
+    if doc.size() > MAX_OBJECT_NUMBER - 64 {
+        return Err(Error::TooLarge {
+            what: "the document's object count (/Size)".to_owned(),
+            size: u64::from(doc.size()),
+            max: u64::from(MAX_OBJECT_NUMBER - 64),
+        });
     }
     let certificate = cms::signer_certificate(options.signer)?;
     let chain_len: usize = options
@@ -312,7 +326,7 @@ fn plan_field(update: &mut Update<'_>, options: &SignOptions<'_>, sig: ObjRef) -
                 };
                 let rect = rect_of(doc, widget_dict)?;
                 let rotate = match widget_dict.get("P").and_then(Object::as_ref) {
-                    Some(p) => page_of_ref(doc, p)?.map(|p| p.rotate).unwrap_or(0),
+                    Some(p) => doc.find_page(p)?.map(|p| p.rotate).unwrap_or(0),
                     None => 0,
                 };
                 let (w, h) = appearance::displayed_size(rect, rotate);
@@ -446,17 +460,13 @@ fn rect_of(doc: &Document, widget: &Dict) -> Result<[f64; 4]> {
     ])
 }
 
-/// The page whose object is `r`, if it is one.
-fn page_of_ref(doc: &Document, r: ObjRef) -> Result<Option<Page>> {
-    let count = doc.page_count()?;
-    // Pages are few compared to what a signature costs; a linear search is fine and bounded.
-    for n in 1..=count.min(100_000) {
-        let page = doc.page(n)?;
-        if page.reference == r {
-            return Ok(Some(page));
-        }
+/// Whether `output` names the file `input` names (also through links).
+fn same_file(input: &Path, output: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(input), std::fs::metadata(output)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
-    Ok(None)
 }
 
 /// Adds `annot` to the page's /Annots (rewriting the array object if it is one).

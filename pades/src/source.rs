@@ -55,6 +55,16 @@ impl Source {
         self.len
     }
 
+    /// The first `len` bytes only: the file as it was when a revision ending there was the
+    /// newest.
+    pub fn prefix(&self, len: u64) -> Source {
+        Source {
+            bytes: self.bytes.clone(),
+            len: len.min(self.len),
+            path: self.path.clone(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

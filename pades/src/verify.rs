@@ -2,18 +2,18 @@
 //! whether its CMS signature is sound and its certificate trusted, its time-stamp, and what
 //! later revisions changed; and a verdict for the document ("contract validation").
 
-use std::collections::HashSet;
-
 use cms::content_info::ContentInfo;
 use cms::signed_data::{SignedData, SignerIdentifier};
 use der::{Decode, Encode};
 use serde::Serialize;
 use x509_tsp::TstInfo;
 
-use crate::cms::{hash_from_oid, Hasher, ID_MESSAGE_DIGEST, ID_SIGNED_DATA, ID_TIMESTAMP_TOKEN};
+use crate::cms::{
+    hash_from_oid, Hasher, ID_CONTENT_TYPE, ID_MESSAGE_DIGEST, ID_SIGNED_DATA, ID_TIMESTAMP_TOKEN,
+};
 use crate::crypto::{chain_to_root, verify, Cert};
 use crate::document::Document;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::form;
 use crate::object::{Dict, Object};
 use crate::time::days_from_civil;
@@ -41,8 +41,11 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Modifications {
+    /// No later revision changed anything shown (or there is none).
     None,
+    /// Later revisions added signatures or filled in form fields.
     SignaturesAndFormFields,
+    /// Anything else: the signed content is not what is shown any more.
     Other,
 }
 
@@ -228,6 +231,8 @@ fn check_into(
     let der = tlv::read(&contents.bytes)
         .ok_or("/Contents is not DER")?
         .raw;
+    // The placeholder's padding is zeros; anything else there is hidden data.
+    let hidden_data = contents.bytes[der.len()..].iter().any(|&b| b != 0);
     let info = ContentInfo::from_der(der).map_err(|e| format!("bad CMS: {e}"))?;
     if info.content_type != ID_SIGNED_DATA {
         return Err("the CMS is not SignedData".to_owned());
@@ -251,9 +256,14 @@ fn check_into(
             .problems
             .push("the document was changed after it was signed (digest mismatch)".to_owned());
     }
-    report.signature_valid = signed.signature_ok;
+    report.signature_valid = signed.signature_ok && !hidden_data;
     if let Some(problem) = &signed.signature_problem {
         report.problems.push(problem.clone());
+    }
+    if hidden_data {
+        report
+            .problems
+            .push("/Contents holds data after the signature".to_owned());
     }
 
     // The time-stamp over the signature value.
@@ -281,7 +291,7 @@ fn check_into(
         Ok(_) => report.trusted = true,
         Err(problem) => report.problems.push(problem),
     }
-    let (modifications, why) = modifications_after(doc, end).map_err(|e| e.to_string())?;
+    let (modifications, why) = crate::diff::modifications_after(doc, end);
     report.modifications = modifications;
     if let Some(why) = why {
         report.problems.push(format!(
@@ -336,12 +346,17 @@ fn check_signed_data(
     sd_der: &[u8],
     content: Option<&[u8]>,
 ) -> Result<SignedCheck, String> {
-    let signer_info = sd
-        .signer_infos
-        .0
-        .iter()
-        .next()
-        .ok_or("the CMS has no signer")?;
+    // One signer, so the signer checked here is the one whose raw attributes are verified.
+    let signer_info = match sd.signer_infos.0.as_slice() {
+        [one] => one,
+        [] => return Err("the CMS has no signer".to_owned()),
+        many => {
+            return Err(format!(
+                "the CMS has {} signers; a PDF signature has exactly one",
+                many.len()
+            ))
+        }
+    };
     let pool: Vec<Cert> = sd
         .certificates
         .iter()
@@ -386,13 +401,22 @@ fn check_signed_data(
         .signed_attrs
         .as_ref()
         .ok_or("no signed attributes")?;
-    let message_digest = attrs
-        .iter()
-        .find(|a| a.oid == ID_MESSAGE_DIGEST)
-        .and_then(|a| a.values.iter().next())
-        .and_then(|v| v.decode_as::<der::asn1::OctetString>().ok())
-        .map(|o| o.as_bytes().to_vec())
-        .ok_or("no message-digest attribute")?;
+    if attrs.to_der().ok().as_deref() != Some(signed_attrs_raw.as_slice()) {
+        return Err("the signed attributes are not DER-encoded".to_owned());
+    }
+    let message_digest = single_attribute(attrs, ID_MESSAGE_DIGEST, "message-digest")?
+        .decode_as::<der::asn1::OctetString>()
+        .map_err(|_| "the message-digest attribute is not an OCTET STRING")?
+        .as_bytes()
+        .to_vec();
+    let content_type = single_attribute(attrs, ID_CONTENT_TYPE, "content-type")?
+        .decode_as::<const_oid::ObjectIdentifier>()
+        .map_err(|_| "the content-type attribute is not an object identifier")?;
+    if content_type != sd.encap_content_info.econtent_type {
+        return Err(
+            "the content-type attribute does not name the signed content's type".to_owned(),
+        );
+    }
     let signature_value = signer_info.signature.as_bytes().to_vec();
     let (signature_ok, signature_problem) = match verify(
         &signer.cert.tbs_certificate.subject_public_key_info,
@@ -426,6 +450,23 @@ fn check_signed_data(
         signature_problem,
         timestamp_token,
     })
+}
+
+/// The one value of the one attribute `oid` among `attrs`.
+fn single_attribute<'a>(
+    attrs: &'a x509_cert::attr::Attributes,
+    oid: const_oid::ObjectIdentifier,
+    what: &str,
+) -> Result<&'a der::Any, String> {
+    let mut found = attrs.iter().filter(|a| a.oid == oid);
+    match (found.next(), found.next()) {
+        (Some(a), None) => match a.values.as_slice() {
+            [value] => Ok(value),
+            _ => Err(format!("the {what} attribute must have exactly one value")),
+        },
+        (None, _) => Err(format!("no {what} attribute")),
+        (Some(_), Some(_)) => Err(format!("more than one {what} attribute")),
+    }
 }
 
 /// The signed attributes exactly as encoded, re-tagged as a SET for verification.
@@ -568,151 +609,6 @@ pub(crate) fn parse_pdf_date(text: &str) -> Option<i64> {
         unix -= if sign == '+' { offset } else { -offset };
     }
     Some(unix)
-}
-
-/// Classifies what the revisions after the one ending at `end` changed.
-fn modifications_after(doc: &Document, end: u64) -> Result<(Modifications, Option<String>)> {
-    let offsets = doc.section_offsets();
-    // Sections written after the signed revision (newest first).
-    let later = offsets.iter().take_while(|&&o| o >= end).count();
-    if later == 0 {
-        return Ok((Modifications::None, None));
-    }
-    let before = doc.revision(later).ok_or_else(|| {
-        Error::Damaged("the signed revision has no cross-reference section".to_owned())
-    })?;
-    let mut changed = HashSet::new();
-    for i in 0..later {
-        changed.extend(doc.section_objects(i));
-    }
-    let mut level = Modifications::None;
-    let mut changed: Vec<u32> = changed.into_iter().collect();
-    changed.sort_unstable();
-    for num in changed {
-        let new = match doc.xref_entry_ref(num) {
-            Some(r) => doc.resolve(r)?,
-            None => continue,
-        };
-        let old = match before.xref_entry_ref(num) {
-            Some(r) => before.resolve(r)?,
-            None => Object::Null,
-        };
-        match classify(&old, &new) {
-            Ok(kind) => level = level.max(kind),
-            Err(why) => return Ok((Modifications::Other, Some(format!("object {num}: {why}")))),
-        }
-    }
-    Ok((level, None))
-}
-
-/// How one object's change counts; `Err` says why it is more than signing or form filling.
-fn classify(old: &Object, new: &Object) -> std::result::Result<Modifications, String> {
-    if same(old, new) {
-        return Ok(Modifications::None);
-    }
-    if matches!(old, Object::Null) {
-        // New objects matter only through the existing objects that refer to them, which
-        // are classified themselves; but new pages or catalogs are never part of signing.
-        let d = new.as_dict();
-        if d.is_some_and(|d| d.is_type("Page") || d.is_type("Pages") || d.is_type("Catalog")) {
-            return Err("a page or catalog was added".to_owned());
-        }
-        return Ok(Modifications::SignaturesAndFormFields);
-    }
-    let (Some(o), Some(n)) = (old.as_dict(), new.as_dict()) else {
-        // Arrays: /Annots and /Fields may only grow.
-        if let (Some(o), Some(n)) = (old.as_array(), new.as_array()) {
-            if n.len() >= o.len() && o.iter().zip(n).all(|(a, b)| same(a, b)) {
-                return Ok(Modifications::SignaturesAndFormFields);
-            }
-            return Err("an array was changed other than by appending".to_owned());
-        }
-        return Err("an object was replaced by one of another kind".to_owned());
-    };
-    // Structural streams are rewritten freely.
-    if n.is_type("XRef") || n.is_type("ObjStm") {
-        return Ok(Modifications::None);
-    }
-    let allowed: &[&str] = if o.is_type("Catalog") {
-        &["AcroForm", "DSS", "Extensions", "Perms"]
-    } else if o.is_type("Page") {
-        &["Annots"]
-    } else if o.get("Fields").is_some() || o.get("SigFlags").is_some() {
-        &["Fields", "SigFlags", "DR", "DA", "NeedAppearances"]
-    } else if o.name("FT").is_some_and(|f| f.is("Sig")) {
-        // Signing a field sets its value and appearance, and signers lock it (/F).
-        &["V", "AP", "AS", "F"]
-    } else if o.get("FT").is_some()
-        || o.get("T").is_some()
-        || o.name("Subtype").is_some_and(|s| s.is("Widget"))
-    {
-        &["V", "AP", "AS"]
-    } else if o.get("Producer").is_some()
-        || o.get("ModDate").is_some()
-        || o.get("Creator").is_some()
-    {
-        // The document information dictionary.
-        &["ModDate", "Producer", "Creator"]
-    } else {
-        &[]
-    };
-    let keys: HashSet<&[u8]> = o.keys().chain(n.keys()).map(|k| k.as_bytes()).collect();
-    for key in keys {
-        let key_str = std::str::from_utf8(key).unwrap_or("");
-        let (a, b) = (o.get(key_str), n.get(key_str));
-        let equal = match (a, b) {
-            (Some(a), Some(b)) => same(a, b),
-            (None, None) => true,
-            _ => false,
-        };
-        if equal {
-            continue;
-        }
-        if !allowed.contains(&key_str) {
-            return Err(format!("/{key_str} changed"));
-        }
-        // A signature field's value may be set once, never replaced.
-        if key_str == "V" && o.name("FT").is_some_and(|f| f.is("Sig")) {
-            if let Some(existing) = a {
-                if !matches!(existing, Object::Null) {
-                    return Err("a signature field's value was replaced".to_owned());
-                }
-            }
-        }
-        // Arrays held directly (/Annots, /Fields) may only grow.
-        if let (Some(Object::Array(x)), Some(Object::Array(y))) = (a, b) {
-            if !(y.len() >= x.len() && x.iter().zip(y).all(|(p, q)| same(p, q))) {
-                return Err(format!("/{key_str} was changed other than by appending"));
-            }
-        }
-    }
-    Ok(Modifications::SignaturesAndFormFields)
-}
-
-/// Structural equality (dictionary key order does not matter).
-fn same(a: &Object, b: &Object) -> bool {
-    match (a, b) {
-        (Object::Dict(x), Object::Dict(y)) => dict_same(x, y),
-        (Object::Stream(x), Object::Stream(y)) => {
-            dict_same(&x.dict, &y.dict) && x.data_offset == y.data_offset
-        }
-        (Object::Array(x), Object::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
-        }
-        (Object::Real(x), Object::Real(y)) => x == y || a.as_number() == b.as_number(),
-        (Object::Int(_), Object::Real(_)) | (Object::Real(_), Object::Int(_)) => {
-            a.as_number() == b.as_number()
-        }
-        _ => a == b,
-    }
-}
-
-fn dict_same(x: &Dict, y: &Dict) -> bool {
-    x.0.len() == y.0.len()
-        && x.0.iter().all(|(k, v)| {
-            y.get(std::str::from_utf8(k.as_bytes()).unwrap_or("\u{0}"))
-                .is_some_and(|w| same(v, w))
-        })
 }
 
 #[cfg(test)]

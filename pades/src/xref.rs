@@ -31,6 +31,9 @@ pub(crate) struct Section {
     pub style: XrefStyle,
     pub trailer: Dict,
     pub entries: BTreeMap<u32, Entry>,
+    /// The number of the cross-reference stream object, for a stream section (and the
+    /// /XRefStm of a hybrid one).
+    pub stream_objects: Vec<u32>,
 }
 
 #[derive(Debug)]
@@ -45,12 +48,20 @@ const MAX_SECTIONS: usize = 100_000;
 const MAX_XREF_STREAM: usize = 64 << 20;
 /// Object numbers beyond this are refused (the xref would not fit the memory budget).
 const MAX_OBJECTS: u64 = 8_000_000;
+/// Entries over all sections: a tiny compressed stream must not expand into gigabytes of map.
+const MAX_TOTAL_ENTRIES: usize = 1_000_000;
 
 impl Xref {
     pub(crate) fn load(source: &Source) -> Result<Xref> {
         let start = find_startxref(source)?;
-        let mut sections = Vec::new();
+        Self::load_from(source, start)
+    }
+
+    /// Loads the chain of sections starting at the one at `start`.
+    pub(crate) fn load_from(source: &Source, start: u64) -> Result<Xref> {
+        let mut sections: Vec<Section> = Vec::new();
         let mut seen = HashSet::new();
+        let mut total = 0usize;
         let mut next = Some(start);
         while let Some(offset) = next {
             if !seen.insert(offset) {
@@ -68,17 +79,36 @@ impl Xref {
             if let Some(stm) = section.trailer.int("XRefStm") {
                 let stm = u64::try_from(stm)
                     .map_err(|_| Error::Damaged(format!("negative /XRefStm {stm}")))?;
-                if seen.insert(stm) {
-                    let hidden = read_section(source, stm)?;
-                    for (num, entry) in hidden.entries {
-                        match section.entries.get(&num) {
-                            None | Some(Entry::Free) => {
-                                section.entries.insert(num, entry);
-                            }
-                            Some(_) => {}
+                if stm == offset {
+                    return Err(Error::Damaged(
+                        "a table's /XRefStm points at itself".to_owned(),
+                    ));
+                }
+                // Read for this section alone (another section naming the same stream does
+                // not take it away from this one).
+                let hidden = read_section(source, stm)?;
+                if hidden.style != XrefStyle::Stream {
+                    return Err(Error::Damaged(
+                        "/XRefStm does not point at a cross-reference stream".to_owned(),
+                    ));
+                }
+                section.stream_objects.extend(hidden.stream_objects);
+                for (num, entry) in hidden.entries {
+                    match section.entries.get(&num) {
+                        None | Some(Entry::Free) => {
+                            section.entries.insert(num, entry);
                         }
+                        Some(_) => {}
                     }
                 }
+            }
+            total += section.entries.len();
+            if total > MAX_TOTAL_ENTRIES {
+                return Err(Error::TooLarge {
+                    what: "the cross-reference data".to_owned(),
+                    size: total as u64,
+                    max: MAX_TOTAL_ENTRIES as u64,
+                });
             }
             next = match section.trailer.get("Prev") {
                 None => None,
@@ -173,14 +203,15 @@ fn read_table(source: &Source, offset: u64) -> Result<Section> {
                     style: XrefStyle::Table,
                     trailer,
                     entries,
+                    stream_objects: Vec::new(),
                 })
             }
             Ok(h) => h,
         };
-        if first + count > MAX_OBJECTS {
+        if first.saturating_add(count) > MAX_OBJECTS {
             return Err(Error::TooLarge {
                 what: "the cross-reference table".to_owned(),
-                size: first + count,
+                size: first.saturating_add(count),
                 max: MAX_OBJECTS,
             });
         }
@@ -227,7 +258,7 @@ fn table_entry(p: &mut Parser<'_>) -> PResult<Entry> {
 
 /// A cross-reference stream (PDF 1.5+).
 fn read_stream_section(source: &Source, offset: u64) -> Result<Section> {
-    let (_, object) = source
+    let (stream_ref, object) = source
         .parse_at(offset, "the cross-reference stream", |p| p.parse_indirect())
         .map_err(|e| match e {
             Error::Syntax { .. } | Error::Damaged(_) => Error::Damaged(format!(
@@ -292,12 +323,11 @@ fn read_stream_section(source: &Source, offset: u64) -> Result<Section> {
     let mut rows = data.chunks_exact(row);
     for pair in index.chunks(2) {
         let (first, count) = (pair[0], pair[1]);
-        if first + count > MAX_OBJECTS {
-            return Err(Error::TooLarge {
-                what: "the cross-reference stream".to_owned(),
-                size: first + count,
-                max: MAX_OBJECTS,
-            });
+        // An /Index may not describe more objects than /Size says there are.
+        if first.saturating_add(count) > MAX_OBJECTS.min(size) {
+            return Err(Error::Damaged(format!(
+                "the cross-reference stream's /Index ({first}, {count}) exceeds its /Size {size}"
+            )));
         }
         for num in first..first + count {
             let Some(bytes) = rows.next() else {
@@ -336,6 +366,7 @@ fn read_stream_section(source: &Source, offset: u64) -> Result<Section> {
         style: XrefStyle::Stream,
         trailer: stream.dict,
         entries,
+        stream_objects: vec![stream_ref.num],
     })
 }
 

@@ -7,9 +7,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use seald_pades::object::{ObjRef, Object};
 use seald_pades::{
-    Document, Placement, SealAppearance, SealImage, SignOptions, SigningTime, Verdict,
-    VerifyOptions,
+    Document, Modifications, Placement, SealAppearance, SealImage, SignOptions, SigningTime,
+    Verdict, VerifyOptions,
 };
 use seald_pkcs11::admin::KeyAlgorithm;
 use seald_tests::pdf::{by_field, red_box, seal_png, SealKey, Tsa, Validators};
@@ -43,6 +44,18 @@ fn verify(key: &SealKey, pdf: &Path) -> seald_pades::Report {
         },
     )
     .expect("verify")
+}
+
+/// minimal.pdf signed invisibly on page 1 into `signed.pdf` in the key's directory.
+fn signed_minimal(key: &SealKey) -> PathBuf {
+    let signed = key.dir().join("signed.pdf");
+    seald_pades::sign_file(
+        &corpus("minimal.pdf"),
+        &signed,
+        &options(key, Placement::Invisible { page: 1 }),
+    )
+    .expect("sign");
+    signed
 }
 
 /// Everything every output must satisfy: original bytes untouched, one revision in the
@@ -406,30 +419,8 @@ fn existing_fields_certified_documents_and_second_signatures() {
     assert!(!key.dir().join("x.pdf").exists());
 
     // Certified by pyHanko: P=2 allows our approval signature, P=1 refuses it.
-    let author_key = key.dir().join("author.key");
-    let author_csr = key.dir().join("author.csr");
-    let author_pem = key.dir().join("author.pem");
-    run_ok(
-        Command::new("openssl")
-            .args([
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-            ])
-            .arg(&author_key),
-    );
-    run_ok(
-        Command::new("openssl")
-            .args(["req", "-new", "-subj", "/C=CN/O=Author/CN=Author", "-key"])
-            .arg(&author_key)
-            .arg("-out")
-            .arg(&author_csr),
-    );
-    seald_tests::pki_issue(&key.pki, &author_csr, &author_pem);
-    for permission in [1, 2] {
+    let (author_key, author_pem) = software_signer(&key, "Author");
+    for permission in [1, 2, 3] {
         let certified = key.dir().join(format!("certified-{permission}.pdf"));
         run_ok(
             Command::new(seald_tests::pdf::pyhanko_python())
@@ -455,12 +446,127 @@ fn existing_fields_certified_documents_and_second_signatures() {
             );
             assert!(!out.exists());
         } else {
-            let signed = result.expect("P=2 allows approval signatures");
+            let signed = result.expect("P=2 and P=3 allow approval signatures");
             assert_signed_well(&key, &v, &certified, &out, &signed.field, true);
             let hanko = v.pyhanko(&out, true);
             assert_eq!(by_field(&hanko, "Author")["docmdp_ok"], true, "{hanko:?}");
         }
+        // A comment added after certification is a change even where P=3 permits it (it can
+        // cover signed content); pyHanko judges it the same way.
+        let commented = key
+            .dir()
+            .join(format!("certified-{permission}-commented.pdf"));
+        fs::write(&commented, with_comment(&certified)).expect("write");
+        let report = verify(&key, &commented);
+        let author = report
+            .signatures
+            .iter()
+            .find(|s| s.field == "Author")
+            .expect("the author's signature");
+        assert_eq!(report.verdict, Verdict::Tampered, "{report:?}");
+        assert_eq!(author.modifications, Modifications::Other);
+        assert!(
+            author
+                .problems
+                .iter()
+                .any(|p| p.contains("an annotation (/FreeText) was added")),
+            "{report:?}"
+        );
+        let hanko = v.pyhanko(&commented, true);
+        assert_eq!(
+            by_field(&hanko, "Author")["bottom_line"],
+            false,
+            "{hanko:?}"
+        );
+        assert_eq!(by_field(&hanko, "Author")["docmdp_ok"], false, "{hanko:?}");
     }
+}
+
+/// A key pair in a file and a certificate for it from the test PKI (for signers that are not
+/// seald: pyHanko, openssl).
+fn software_signer(key: &SealKey, name: &str) -> (PathBuf, PathBuf) {
+    let private = key.dir().join(format!("{name}.key"));
+    let csr = key.dir().join(format!("{name}.csr"));
+    let cert = key.dir().join(format!("{name}.pem"));
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(&private),
+    );
+    run_ok(
+        Command::new("openssl")
+            .args(["req", "-new", "-subj"])
+            .arg(format!("/C=CN/O={name}/CN={name}"))
+            .arg("-key")
+            .arg(&private)
+            .arg("-out")
+            .arg(&csr),
+    );
+    seald_tests::pki_issue(&key.pki, &csr, &cert);
+    (private, cert)
+}
+
+/// A CMS with two signers in /Contents (each of which signed the document): a PDF signature
+/// has exactly one, and which of them would be checked is up to the reader, so it is invalid.
+#[test]
+fn a_signature_with_two_signers_is_refused() {
+    let key = SealKey::new(KeyAlgorithm::EcP256);
+    let dir = key.dir().to_path_buf();
+    let signed = signed_minimal(&key);
+    let report = verify(&key, &signed);
+    assert_eq!(report.verdict, Verdict::NotTampered);
+    let range = report.signatures[0].byte_range.clone();
+    let (b, c) = (range[1] as usize, range[2] as usize);
+    let mut bytes = fs::read(&signed).expect("read");
+    let content = dir.join("content.bin");
+    fs::write(&content, [&bytes[..b], &bytes[c..]].concat()).expect("write");
+    let (a_key, a_cert) = software_signer(&key, "SignerA");
+    let (b_key, b_cert) = software_signer(&key, "SignerB");
+    let cms = dir.join("two.der");
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "cms", "-sign", "-binary", "-md", "sha256", "-outform", "DER", "-in",
+            ])
+            .arg(&content)
+            .arg("-signer")
+            .arg(&a_cert)
+            .arg("-inkey")
+            .arg(&a_key)
+            .arg("-signer")
+            .arg(&b_cert)
+            .arg("-inkey")
+            .arg(&b_key)
+            .arg("-out")
+            .arg(&cms),
+    );
+    let hex: Vec<u8> = fs::read(&cms)
+        .expect("cms")
+        .iter()
+        .flat_map(|byte| format!("{byte:02X}").into_bytes())
+        .collect();
+    assert!(hex.len() < c - b - 2, "the CMS fits the placeholder");
+    bytes[b + 1..c - 1].fill(b'0');
+    bytes[b + 1..b + 1 + hex.len()].copy_from_slice(&hex);
+    let two = dir.join("two-signers.pdf");
+    fs::write(&two, &bytes).expect("write");
+    let report = verify(&key, &two);
+    assert_ne!(report.verdict, Verdict::NotTampered, "{report:?}");
+    assert!(!report.signatures[0].valid);
+    assert!(
+        report.signatures[0]
+            .problems
+            .iter()
+            .any(|p| p.contains("2 signers")),
+        "{report:?}"
+    );
 }
 
 #[test]
@@ -645,13 +751,7 @@ fn an_overflowing_placeholder_is_planned_again_never_truncated() {
 fn tampering_is_detected_by_us_and_by_pyhanko_and_pdfsig() {
     let key = SealKey::new(KeyAlgorithm::Rsa2048);
     let v = Validators::new(key.dir(), &[key.root()]);
-    let out = key.dir().join("signed.pdf");
-    seald_pades::sign_file(
-        &corpus("minimal.pdf"),
-        &out,
-        &options(&key, Placement::Invisible { page: 1 }),
-    )
-    .expect("sign");
+    let out = signed_minimal(&key);
     let mut bytes = fs::read(&out).expect("read");
     // One byte of the page's /MediaBox, inside the first signed range.
     let at = bytes
@@ -717,6 +817,304 @@ fn tampering_is_detected_by_us_and_by_pyhanko_and_pdfsig() {
     assert_ne!(hanko[0]["modification_level"], "NONE");
     assert_ne!(hanko[0]["modification_level"], "FORM_FILLING");
     assert_eq!(hanko[0]["bottom_line"], false, "{hanko:?}");
+}
+
+/// A revision appended by hand, as an attacker would: `objects` (number, generation, body)
+/// written out, `freed` marked free, and the trailer's /Root replaced if `root` is given; the
+/// cross-reference section is a classic table, or a stream if `stream` is set.
+fn append_revision(
+    signed: &Path,
+    objects: &[(ObjRef, Vec<u8>)],
+    freed: &[ObjRef],
+    root: Option<ObjRef>,
+    stream: bool,
+) -> Vec<u8> {
+    let doc = Document::open(signed).expect("open");
+    let root = root
+        .or_else(|| doc.trailer_value("Root").and_then(|r| r.as_ref()))
+        .expect("root");
+    let mut out = fs::read(signed).expect("read");
+    let mut entries: Vec<(u32, u8, u32, u16)> = Vec::new();
+    for (r, body) in objects {
+        entries.push((r.num, 1, out.len() as u32, r.gen));
+        out.extend_from_slice(format!("{} {} obj\n", r.num, r.gen).as_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\nendobj\n");
+    }
+    for r in freed {
+        entries.push((r.num, 0, 0, r.gen + 1));
+    }
+    let xref_at = out.len();
+    let size = objects
+        .iter()
+        .map(|(r, _)| r.num + 1)
+        .fold(doc.size(), u32::max);
+    if stream {
+        let xref_num = size;
+        entries.push((xref_num, 1, xref_at as u32, 0));
+        let mut rows = Vec::new();
+        let mut index = String::new();
+        for (num, kind, field, gen) in &entries {
+            rows.push(*kind);
+            rows.extend_from_slice(&field.to_be_bytes());
+            rows.extend_from_slice(&gen.to_be_bytes());
+            index.push_str(&format!("{num} 1 "));
+        }
+        out.extend_from_slice(
+            format!(
+                "{xref_num} 0 obj\n<< /Type /XRef /Size {} /Root {root} /Prev {} /W [1 4 2] /Index [{index}] /Length {} >>\nstream\n",
+                xref_num + 1,
+                doc.startxref(),
+                rows.len()
+            )
+            .as_bytes(),
+        );
+        out.extend_from_slice(&rows);
+        out.extend_from_slice(b"\nendstream\nendobj\n");
+    } else {
+        out.extend_from_slice(b"xref\n");
+        for (num, kind, field, gen) in &entries {
+            let f = if *kind == 1 { 'n' } else { 'f' };
+            out.extend_from_slice(format!("{num} 1\n{field:010} {gen:05} {f}\r\n").as_bytes());
+        }
+        out.extend_from_slice(
+            format!(
+                "trailer\n<< /Size {size} /Root {root} /Prev {} >>\n",
+                doc.startxref()
+            )
+            .as_bytes(),
+        );
+    }
+    out.extend_from_slice(format!("startxref\n{xref_at}\n%%EOF\n").as_bytes());
+    out
+}
+
+fn body(object: &Object) -> Vec<u8> {
+    object.to_bytes()
+}
+
+/// `pdf` with a comment (a FreeText annotation) added to page 1 in a new revision.
+fn with_comment(pdf: &Path) -> Vec<u8> {
+    let doc = Document::open(pdf).expect("open");
+    let page = doc.page(1).expect("page");
+    let note = ObjRef::new(doc.size(), 0);
+    let mut annotated = page.dict.clone();
+    let mut annots = match annotated.get("Annots") {
+        Some(a) => doc
+            .get(a)
+            .expect("annots")
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    annots.push(Object::Ref(note));
+    annotated.set("Annots", annots);
+    append_revision(
+        pdf,
+        &[
+            (
+                note,
+                b"<< /Type /Annot /Subtype /FreeText /Rect [10 10 200 40] /Contents (paid in full) /DA (/Helv 12 Tf 0 g) >>".to_vec(),
+            ),
+            (page.reference, body(&Object::Dict(annotated))),
+        ],
+        &[],
+        None,
+        false,
+    )
+}
+
+/// Each way of slipping a change past "only signatures and form fields" is caught: by us (with
+/// the reason) and by pyHanko's own difference analysis.
+#[test]
+fn later_revisions_that_change_content_are_caught() {
+    let key = SealKey::new(KeyAlgorithm::EcP256);
+    let v = Validators::new(key.dir(), &[key.root()]);
+    let dir = key.dir().to_path_buf();
+    let signed = signed_minimal(&key);
+    let doc = Document::open(&signed).expect("open");
+    let page = doc.page(1).expect("page");
+    let contents = page
+        .dict
+        .get("Contents")
+        .and_then(|c| c.as_ref())
+        .expect("contents");
+    let Object::Stream(content) = doc.resolve(contents).expect("content") else {
+        panic!("the page content is not a stream");
+    };
+    let length = content.dict.int("Length").expect("length") as usize;
+    let mut data = fs::read(&signed).expect("read")
+        [content.data_offset as usize..content.data_offset as usize + length]
+        .to_vec();
+    let hello = data
+        .windows(5)
+        .position(|w| w == b"Hello")
+        .expect("the text");
+    data[hello..hello + 5].copy_from_slice(b"Hallo");
+    let mut rewritten = format!("<< /Length {length} >>\nstream\n").into_bytes();
+    rewritten.extend_from_slice(&data);
+    rewritten.extend_from_slice(b"\nendstream");
+    let (root, catalog) = doc.catalog().expect("catalog");
+    let new_root = ObjRef::new(doc.size(), 0);
+    let mut swapped = catalog.clone();
+    swapped.set("PageMode", seald_pades::object::name("FullScreen"));
+
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "content-same-length",
+            append_revision(&signed, &[(contents, rewritten)], &[], None, false),
+            "content stream was changed",
+        ),
+        (
+            "deleted",
+            append_revision(&signed, &[], &[contents], None, false),
+            "was deleted",
+        ),
+        (
+            "root-swap",
+            append_revision(
+                &signed,
+                &[(new_root, body(&Object::Dict(swapped)))],
+                &[],
+                Some(new_root),
+                false,
+            ),
+            "catalog was replaced",
+        ),
+        (
+            "comment",
+            with_comment(&signed),
+            "an annotation (/FreeText) was added",
+        ),
+    ];
+    assert_ne!(root, new_root);
+    for (name, bytes, reason) in cases {
+        let path = dir.join(format!("{name}.pdf"));
+        fs::write(&path, bytes).expect("write");
+        let report = verify(&key, &path);
+        let sig = &report.signatures[0];
+        assert_eq!(report.verdict, Verdict::Tampered, "{name}: {report:?}");
+        assert!(
+            sig.digest_valid && sig.covers_revision,
+            "{name}: {report:?}"
+        );
+        assert_eq!(sig.modifications, Modifications::Other, "{name}");
+        assert!(
+            sig.problems.iter().any(|p| p.contains(reason)),
+            "{name}: expected '{reason}' in {:?}",
+            sig.problems
+        );
+        let hanko = v.pyhanko(&path, false);
+        assert_eq!(hanko[0]["bottom_line"], false, "{name}: {hanko:?}");
+        assert_ne!(hanko[0]["modification_level"], "NONE", "{name}");
+        assert_ne!(hanko[0]["modification_level"], "FORM_FILLING", "{name}");
+    }
+
+    // Data hidden in /Contents after the CMS, where the padding must be zeros.
+    let range = &verify(&key, &signed).signatures[0].byte_range;
+    let mut hidden = fs::read(&signed).expect("read");
+    let last_digit = range[2] as usize - 2;
+    assert_eq!(hidden[last_digit], b'0');
+    hidden[last_digit] = b'7';
+    let path = dir.join("hidden-data.pdf");
+    fs::write(&path, hidden).expect("write");
+    let report = verify(&key, &path);
+    assert_eq!(report.verdict, Verdict::NoValidSignature, "{report:?}");
+    assert!(
+        report.signatures[0]
+            .problems
+            .iter()
+            .any(|p| p.contains("data after the signature")),
+        "{report:?}"
+    );
+
+    // An object stream rewritten in place: the page tree node inside it changes while the
+    // node's own cross-reference entry stays as it was.
+    let packed = dir.join("packed.pdf");
+    run_ok(
+        Command::new("qpdf")
+            .arg("--object-streams=generate")
+            .arg(corpus("minimal.pdf"))
+            .arg(&packed),
+    );
+    let signed = dir.join("packed-signed.pdf");
+    seald_pades::sign_file(
+        &packed,
+        &signed,
+        &options(&key, Placement::Invisible { page: 1 }),
+    )
+    .expect("sign");
+    let doc = Document::open(&signed).expect("open");
+    let (_, catalog) = doc.catalog().expect("catalog");
+    let pages = catalog
+        .get("Pages")
+        .and_then(|p| p.as_ref())
+        .expect("pages");
+    let xref = run_ok(Command::new("qpdf").arg("--show-xref").arg(&signed));
+    let prefix = format!("{}/{}: compressed; stream = ", pages.num, pages.gen);
+    let holder: u32 = xref
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the page tree is not in an object stream: {xref}"));
+    let Object::Stream(objstm) = doc.resolve(ObjRef::new(holder, 0)).expect("objstm") else {
+        panic!("object {holder} is not a stream");
+    };
+    let decoded = run(Command::new("qpdf")
+        .arg(format!("--show-object={holder}"))
+        .arg("--filtered-stream-data")
+        .arg(&signed))
+    .stdout;
+    let media_box = decoded
+        .windows(7)
+        .position(|w| w == b"300 144")
+        .expect("the page tree's /MediaBox");
+    let mut changed = decoded.clone();
+    changed[media_box..media_box + 7].copy_from_slice(b"600 144");
+    // The object stream written again (uncompressed) with `data`, in a revision of its own.
+    let rewrite = |data: &[u8], name: &str| -> PathBuf {
+        let mut stream = format!(
+            "<< /Type /ObjStm /N {} /First {} /Length {} >>\nstream\n",
+            objstm.dict.int("N").expect("N"),
+            objstm.dict.int("First").expect("First"),
+            data.len()
+        )
+        .into_bytes();
+        stream.extend_from_slice(data);
+        stream.extend_from_slice(b"\nendstream");
+        let path = dir.join(name);
+        let update = append_revision(
+            &signed,
+            &[(ObjRef::new(holder, 0), stream)],
+            &[],
+            None,
+            true,
+        );
+        fs::write(&path, update).expect("write");
+        path
+    };
+    let path = rewrite(&changed, "objstm-rewritten.pdf");
+    let report = verify(&key, &path);
+    assert_eq!(report.verdict, Verdict::Tampered, "{report:?}");
+    assert!(
+        report.signatures[0]
+            .problems
+            .iter()
+            .any(|p| p.contains(&format!(
+                "object {}: a /Pages dictionary was changed",
+                pages.num
+            ))),
+        "{report:?}"
+    );
+    let hanko = v.pyhanko(&path, false);
+    assert_eq!(hanko[0]["bottom_line"], false, "{hanko:?}");
+    // And the same update with the page tree unchanged is not tampering.
+    let path = rewrite(&decoded, "objstm-rewritten-unchanged.pdf");
+    let report = verify(&key, &path);
+    assert_eq!(report.verdict, Verdict::NotTampered, "{report:?}");
+    assert_eq!(report.signatures[0].modifications, Modifications::None);
 }
 
 #[test]
@@ -790,6 +1188,16 @@ fn broken_inputs_get_clear_errors_and_leave_nothing_behind() {
     .expect_err("cycle");
     assert!(err.to_string().contains("cycle"), "{err}");
     assert!(!dir.join("cyclic-signed.pdf").exists());
+    // Signing a file onto itself would destroy the original: refused, the file untouched.
+    let own = dir.join("own.pdf");
+    fs::write(&own, &good).expect("write");
+    let err = seald_pades::sign_file(&own, &own, &options(&key, Placement::Invisible { page: 1 }))
+        .expect_err("same file");
+    assert!(
+        matches!(err, seald_pades::Error::InvalidRequest(_)),
+        "{err}"
+    );
+    assert_eq!(fs::read(&own).expect("read"), good);
     for (name, bytes) in cases {
         let input = dir.join(format!("{name}.pdf"));
         fs::write(&input, &bytes).expect("write");
