@@ -86,8 +86,12 @@ fn analyse(doc: &Document, end: u64) -> Found {
         let found = match (old, new) {
             (None, None) => Ok(Modifications::None),
             (Some(_), None) => Err("it was deleted".to_owned()),
-            (Some(_), Some(_)) if structural.contains(&num) => {
-                Err("it was overwritten by a cross-reference stream".to_owned())
+            (Some(gen), Some(_)) if structural.contains(&num) => {
+                // Some writers number each cross-reference stream as the one before it.
+                match before.resolve(ObjRef::new(num, gen)) {
+                    Ok(Object::Stream(s)) if s.dict.is_type("XRef") => Ok(Modifications::None),
+                    _ => Err("it was overwritten by a cross-reference stream".to_owned()),
+                }
             }
             (None, Some(_)) if structural.contains(&num) => Ok(Modifications::None),
             (None, Some(gen)) => {

@@ -74,7 +74,9 @@ pub struct SignatureReport {
     pub covers_revision: bool,
     /// …and that revision is the whole file.
     pub covers_whole_file: bool,
-    pub digest_valid: bool,
+    /// Whether the signed bytes are intact; `None` when the CMS is unreadable and the digest
+    /// could not be checked.
+    pub digest_valid: Option<bool>,
     pub signature_valid: bool,
     pub trusted: bool,
     pub modifications: Modifications,
@@ -120,9 +122,11 @@ pub fn verify_document(doc: &Document, options: &VerifyOptions) -> Result<Report
         };
         reports.push(check_signature(doc, &field.name, &sig, &roots, options.now));
     }
-    let tampered = reports
-        .iter()
-        .any(|r| !r.digest_valid || !r.covers_revision || r.modifications == Modifications::Other);
+    let tampered = reports.iter().any(|r| {
+        r.digest_valid == Some(false)
+            || !r.covers_revision
+            || r.modifications == Modifications::Other
+    });
     let verdict = if tampered {
         Verdict::Tampered
     } else if reports.iter().any(|r| r.valid) {
@@ -159,7 +163,7 @@ fn check_signature(
         byte_range: Vec::new(),
         covers_revision: false,
         covers_whole_file: false,
-        digest_valid: false,
+        digest_valid: None,
         signature_valid: false,
         trusted: false,
         modifications: Modifications::Other,
@@ -170,7 +174,7 @@ fn check_signature(
         report.problems.push(problem);
     }
     report.valid = report.covers_revision
-        && report.digest_valid
+        && report.digest_valid == Some(true)
         && report.signature_valid
         && report.trusted
         && report.timestamp_valid != Some(false)
@@ -224,6 +228,15 @@ fn check_into(
             .push("the signed byte range does not cover its whole revision".to_owned());
     }
 
+    // What later revisions changed (whatever the CMS turns out to be).
+    let (modifications, why) = crate::diff::modifications_after(doc, end);
+    report.modifications = modifications;
+    if let Some(why) = why {
+        report.problems.push(format!(
+            "a later revision changed more than signatures and form fields: {why}"
+        ));
+    }
+
     let contents = sig
         .get("Contents")
         .and_then(Object::as_string)
@@ -250,8 +263,8 @@ fn check_into(
     hash_range(doc, 0, b, &mut hasher)?;
     hash_range(doc, c, d, &mut hasher)?;
     let digest = hasher.finish();
-    report.digest_valid = signed.message_digest == digest;
-    if !report.digest_valid {
+    report.digest_valid = Some(signed.message_digest == digest);
+    if report.digest_valid == Some(false) {
         report
             .problems
             .push("the document was changed after it was signed (digest mismatch)".to_owned());
@@ -290,13 +303,6 @@ fn check_into(
     match chain_to_root(&signed.signer, &signed.pool, roots, at) {
         Ok(_) => report.trusted = true,
         Err(problem) => report.problems.push(problem),
-    }
-    let (modifications, why) = crate::diff::modifications_after(doc, end);
-    report.modifications = modifications;
-    if let Some(why) = why {
-        report.problems.push(format!(
-            "a later revision changed more than signatures and form fields: {why}"
-        ));
     }
     Ok(())
 }

@@ -115,7 +115,11 @@ fn print_report(report: &Report) {
         );
         println!(
             "  integrity:     {}",
-            if s.digest_valid { "intact" } else { "CHANGED" }
+            match s.digest_valid {
+                Some(true) => "intact",
+                Some(false) => "CHANGED",
+                None => "not checked (the signature is unreadable)",
+            }
         );
         println!(
             "  signature:     {}",
