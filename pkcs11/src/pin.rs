@@ -25,6 +25,17 @@ impl Pin {
         Ok(Pin(secret))
     }
 
+    /// Reads a PIN file (one line; a trailing line break is ignored). The error says what is
+    /// wrong with the file, never what is in it.
+    pub fn from_file(path: &std::path::Path) -> std::result::Result<Self, String> {
+        let bytes = Zeroizing::new(
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        );
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
+        Pin::new(text.to_owned()).map_err(|_| format!("{} is empty", path.display()))
+    }
+
     /// Number of characters, for length checks against the token's limits.
     pub fn len(&self) -> usize {
         self.0.len()

@@ -11,7 +11,6 @@ use clap::Parser;
 mod secrets;
 mod sign;
 mod token;
-mod tsa;
 mod verify;
 
 #[derive(Parser, Debug)]

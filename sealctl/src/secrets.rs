@@ -59,20 +59,7 @@ impl PinSource<'_> {
 
 fn read_file(path: &Path, what: &str) -> Result<Pin, Failure> {
     warn_if_readable_by_others(path, what);
-    let bytes = Zeroizing::new(fs::read(path).map_err(|e| {
-        Failure::usage(format!(
-            "cannot read the {what} file {}: {e}",
-            path.display()
-        ))
-    })?);
-    let text = std::str::from_utf8(&bytes).map_err(|_| {
-        Failure::usage(format!(
-            "the {what} file {} is not UTF-8 text",
-            path.display()
-        ))
-    })?;
-    Pin::new(text.to_owned())
-        .map_err(|_| Failure::usage(format!("the {what} file {} is empty", path.display())))
+    Pin::from_file(path).map_err(|why| Failure::usage(format!("the {what} file: {why}")))
 }
 
 #[cfg(unix)]

@@ -9,8 +9,8 @@ use seald_pkcs11::{Certificate, KeySelector, Module, PoolConfig, PoolKey, TokenP
 use seald_signer::{SignError, SignatureAlgorithm, Signer};
 
 use crate::secrets::PinSource;
-use crate::tsa::HttpTimestamper;
 use crate::Failure;
+use seald_tsa_client::HttpTimestamper;
 
 #[derive(Args, Debug)]
 pub struct SignArgs {

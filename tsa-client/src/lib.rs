@@ -1,5 +1,6 @@
-//! RFC 3161 over HTTP for `sealctl sign --level b-t`: each TSA URL in order, a timeout each,
-//! failing over to the next; every response is checked by seald-pades before it is used.
+//! RFC 3161 over HTTP for B-T signatures (`sealctl sign --level b-t` and the daemon): each TSA
+//! URL in order, a timeout each, failing over to the next; every response is checked by
+//! seald-pades before it is used.
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
@@ -8,6 +9,7 @@ use seald_pades::{TimestampRequest, Timestamper};
 use seald_signer::HashAlgorithm;
 
 /// Time-stamps from a list of TSAs.
+#[derive(Debug)]
 pub struct HttpTimestamper {
     urls: Vec<String>,
     roots: Vec<Vec<u8>>,
