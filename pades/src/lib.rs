@@ -8,6 +8,7 @@
 pub mod appearance;
 mod cms;
 mod crypto;
+pub mod detached;
 mod diff;
 pub mod document;
 mod error;
@@ -26,11 +27,15 @@ mod xref;
 
 pub use appearance::{SealAppearance, SealImage};
 pub use crypto::parse_certificates;
+pub use detached::sign_detached;
 pub use document::{Document, Page};
 pub use error::{Error, Result};
 pub use sign::{sign_document, sign_file, Placement, SignOptions, Signed, Timestamper};
 pub use source::Source;
 pub use time::SigningTime;
 pub use tsa::TimestampRequest;
-pub use verify::{verify_document, Modifications, Report, SignatureReport, Verdict, VerifyOptions};
+pub use verify::{
+    verify_detached, verify_document, CertificateSummary, Modifications, Report, SignatureReport,
+    Verdict, VerifyOptions,
+};
 pub use xref::XrefStyle;

@@ -110,3 +110,15 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
     }
 }
+
+/// Unix seconds as RFC 3339 in UTC (`2026-11-24T02:30:00Z`).
+pub fn rfc3339(unix: i64) -> String {
+    let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
+    let s = unix.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}

@@ -16,7 +16,7 @@ use crate::document::Document;
 use crate::error::Result;
 use crate::form;
 use crate::object::{Dict, Object};
-use crate::time::days_from_civil;
+use crate::time::{days_from_civil, rfc3339};
 use crate::tlv;
 
 const ID_KP_TIME_STAMPING: const_oid::ObjectIdentifier =
@@ -554,6 +554,37 @@ fn check_timestamp(token: &[u8], signature: &[u8], roots: &[Cert]) -> Result<i64
     Ok(checked.time)
 }
 
+/// Verifies a detached CMS signature (one signer) over `content`; with `trust_roots` (DER),
+/// also that the signer's certificate chains to one of them at `at` (unix seconds). Returns
+/// the signer.
+pub fn verify_detached(
+    cms_der: &[u8],
+    content: &[u8],
+    trust_roots: Option<&[Vec<u8>]>,
+    at: i64,
+) -> std::result::Result<CertificateSummary, String> {
+    let info = ContentInfo::from_der(cms_der).map_err(|e| format!("bad CMS: {e}"))?;
+    if info.content_type != ID_SIGNED_DATA {
+        return Err("the CMS is not SignedData".to_owned());
+    }
+    let sd: SignedData = info
+        .content
+        .decode_as()
+        .map_err(|e| format!("bad SignedData: {e}"))?;
+    let sd_der = info.content.to_der().map_err(|e| e.to_string())?;
+    let checked = check_signed_data(&sd, &sd_der, Some(content))?;
+    if !checked.signature_ok {
+        return Err(checked
+            .signature_problem
+            .unwrap_or_else(|| "the signature does not verify".to_owned()));
+    }
+    if let Some(roots) = trust_roots {
+        let roots: Vec<Cert> = roots.iter().filter_map(|d| Cert::parse(d).ok()).collect();
+        chain_to_root(&checked.signer, &checked.pool, &roots, at)?;
+    }
+    Ok(summary(&checked.signer))
+}
+
 fn summary(c: &Cert) -> CertificateSummary {
     let tbs = &c.cert.tbs_certificate;
     CertificateSummary {
@@ -568,17 +599,6 @@ fn summary(c: &Cert) -> CertificateSummary {
         not_before: rfc3339(tbs.validity.not_before.to_unix_duration().as_secs() as i64),
         not_after: rfc3339(tbs.validity.not_after.to_unix_duration().as_secs() as i64),
     }
-}
-
-fn rfc3339(unix: i64) -> String {
-    let (y, m, d) = crate::time::civil_from_days(unix.div_euclid(86_400));
-    let s = unix.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
 }
 
 /// `D:YYYYMMDDHHmmSS+HH'mm'` (later parts optional) → unix seconds.

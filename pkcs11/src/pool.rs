@@ -251,6 +251,41 @@ impl TokenPool {
     /// Opens a pool on the token labelled `token`: finds it, logs in once, and checks the
     /// mechanism list. Fails if the token is absent or the login is refused.
     pub fn open(module: &Module, token: &str, pin: Pin, config: PoolConfig) -> Result<Self> {
+        let pool = Self::new(module, token, pin, config);
+        {
+            let _one = lock(&pool.shared.reconnecting);
+            pool.shared.reconnect_locked(0)?;
+        }
+        Ok(pool)
+    }
+
+    /// Like [`TokenPool::open`], but a token that is merely unreachable (absent, unplugged)
+    /// does not stop the caller: the pool starts unavailable and reconnects in the background,
+    /// as after a token failure. A refused login or an ambiguous label still fails, since
+    /// only an operator can fix those. For a service that must start and report readiness.
+    pub fn open_lenient(
+        module: &Module,
+        token: &str,
+        pin: Pin,
+        config: PoolConfig,
+    ) -> Result<Self> {
+        let pool = Self::new(module, token, pin, config);
+        let result = {
+            let _one = lock(&pool.shared.reconnecting);
+            pool.shared.reconnect_locked(0)
+        };
+        match result {
+            Ok(()) => {}
+            Err(error) if is_operator_error(&error) => return Err(error),
+            Err(error) => {
+                tracing::warn!(token, %error, "token not reachable at start; reconnecting in the background");
+                pool.shared.spawn_reconnector();
+            }
+        }
+        Ok(pool)
+    }
+
+    fn new(module: &Module, token: &str, pin: Pin, config: PoolConfig) -> Self {
         let shared = Arc::new(Shared {
             module: module.clone(),
             token: token.to_owned(),
@@ -279,11 +314,7 @@ impl TokenPool {
             failures: AtomicU64::new(0),
             reconnections: AtomicU64::new(0),
         });
-        {
-            let _one = lock(&shared.reconnecting);
-            shared.reconnect_locked(0)?;
-        }
-        Ok(TokenPool { shared })
+        TokenPool { shared }
     }
 
     /// The token's label.
@@ -1029,6 +1060,30 @@ impl PoolKey {
 
     pub fn public_key(&self) -> &PublicKey {
         &self.public_key
+    }
+
+    /// This key with `chain` (leaf first, DER) as its certificate chain instead of what the
+    /// token holds: a seal registered together with its chain. The leaf must certify this key.
+    pub fn with_certificate_chain(mut self, chain: Vec<Vec<u8>>) -> Result<Self> {
+        use der::Decode;
+        let unusable = |reason: String| Error::KeyUnusable {
+            token: self.pool.shared.token.clone(),
+            key: self.selector.clone(),
+            reason,
+        };
+        let leaf = chain
+            .first()
+            .ok_or_else(|| unusable("the certificate chain is empty".to_owned()))?;
+        let cert = x509_cert::Certificate::from_der(leaf)
+            .map_err(|e| unusable(format!("its certificate is not DER: {e}")))?;
+        let key = PublicKey::from_spki(&cert.tbs_certificate.subject_public_key_info)?;
+        if key != *self.public_key {
+            return Err(unusable(
+                "the certificate is for another key than the one on the token".to_owned(),
+            ));
+        }
+        self.chain = chain;
+        Ok(self)
     }
 
     /// Signs on the calling thread (it blocks on the token).
