@@ -1,0 +1,428 @@
+//! `seald.toml`: what the daemon listens on, whom it trusts, where its tokens, data and
+//! time-stamp authorities are, and its limits. deploy/seald.example.toml documents every key.
+//! A bad file is refused at start with the key named.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A configuration problem, naming the key (`server.certificate`) it concerns.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: Server,
+    pub storage: Storage,
+    #[serde(default, rename = "token")]
+    pub tokens: Vec<TokenConfig>,
+    pub audit: AuditConfig,
+    pub tsa: Option<TsaConfig>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub verify: VerifyConfig,
+    #[serde(default)]
+    pub bootstrap: Bootstrap,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// The mTLS API listener.
+    pub listen: SocketAddr,
+    /// PEM: the server certificate, then its chain.
+    pub certificate: PathBuf,
+    /// PEM: the server's private key.
+    pub key: PathBuf,
+    /// PEM bundles of the CAs whose client certificates are accepted (reloaded on SIGHUP).
+    pub client_ca: Vec<PathBuf>,
+    /// PEM or DER CRLs of those CAs (reloaded on SIGHUP).
+    #[serde(default)]
+    pub client_crl: Vec<PathBuf>,
+    /// A plain HTTP listener for /healthz, /readyz and /metrics; loopback addresses only.
+    pub plain_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// Holds the SQLite database, the spool and kept responses.
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// How seals refer to this token.
+    pub name: String,
+    /// The PKCS#11 module (.so).
+    pub module: PathBuf,
+    /// The token's label.
+    pub label: String,
+    /// A file holding the user PIN (mode 0600).
+    pub pin_file: Option<PathBuf>,
+    /// Or an environment variable holding it.
+    pub pin_env: Option<String>,
+    /// Sessions signing at once on this token.
+    #[serde(default = "default_sessions")]
+    pub sessions: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The token (a `[[token]]` name) holding the audit key.
+    pub token: String,
+    /// The audit key's label; its certificate must be on the token.
+    pub key: String,
+    /// How often the chain head is signed (also on shutdown).
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum Level {
+    #[default]
+    #[serde(rename = "b-b")]
+    BB,
+    #[serde(rename = "b-t")]
+    BT,
+}
+
+impl Level {
+    pub fn parse(s: &str) -> Option<Level> {
+        match s {
+            "b-b" => Some(Level::BB),
+            "b-t" => Some(Level::BT),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsaConfig {
+    /// Tried in order, failing over to the next.
+    pub urls: Vec<String>,
+    /// PEM roots a TSA certificate must chain to.
+    pub roots: Vec<PathBuf>,
+    #[serde(default = "default_tsa_timeout")]
+    pub timeout_seconds: u64,
+    /// The level when a request does not say.
+    #[serde(default)]
+    pub default_level: Level,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body (a PDF), in MiB.
+    pub max_body_mib: u64,
+    /// A request that takes longer gets 503 `timeout`.
+    pub request_timeout_seconds: u64,
+    /// Sign requests waiting for a token session; beyond, 503 with Retry-After.
+    pub queue_depth: usize,
+    /// How long an Idempotency-Key's response is kept.
+    pub idempotency_hours: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_mib: 200,
+            request_timeout_seconds: 120,
+            queue_depth: 64,
+            idempotency_hours: 24,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// PEM roots `POST /v1/verify` trusts for signers.
+    #[serde(default)]
+    pub trust_roots: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bootstrap {
+    /// Client certificates (PEM) registered at start as applications with the admin role, so
+    /// that a fresh installation can be administered at all.
+    #[serde(default)]
+    pub admin_certificates: Vec<PathBuf>,
+}
+
+fn default_sessions() -> usize {
+    4
+}
+
+fn default_checkpoint_interval() -> u64 {
+    300
+}
+
+fn default_tsa_timeout() -> u64 {
+    10
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(path.display().to_string(), format!("cannot read: {e}"))
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and checks a configuration; relative paths are taken from `path`'s directory.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        // toml's message names the key and shows the line.
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            ConfigError::new(path.display().to_string(), e.to_string().trim_end())
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve(base);
+        config.check()?;
+        Ok(config)
+    }
+
+    fn resolve(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.server.certificate);
+        fix(&mut self.server.key);
+        self.server.client_ca.iter_mut().for_each(fix);
+        self.server.client_crl.iter_mut().for_each(fix);
+        fix(&mut self.storage.data_dir);
+        for t in &mut self.tokens {
+            if let Some(p) = &mut t.pin_file {
+                fix(p);
+            }
+        }
+        if let Some(tsa) = &mut self.tsa {
+            tsa.roots.iter_mut().for_each(fix);
+        }
+        self.verify.trust_roots.iter_mut().for_each(fix);
+        self.bootstrap.admin_certificates.iter_mut().for_each(fix);
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let readable = |key: &str, p: &Path| -> Result<(), ConfigError> {
+            std::fs::metadata(p)
+                .map(|_| ())
+                .map_err(|e| ConfigError::new(key, format!("{}: {e}", p.display())))
+        };
+        readable("server.certificate", &self.server.certificate)?;
+        readable("server.key", &self.server.key)?;
+        if self.server.client_ca.is_empty() {
+            return Err(ConfigError::new(
+                "server.client_ca",
+                "at least one client CA bundle is required (clients authenticate with certificates)",
+            ));
+        }
+        for p in &self.server.client_ca {
+            readable("server.client_ca", p)?;
+        }
+        for p in &self.server.client_crl {
+            readable("server.client_crl", p)?;
+        }
+        if let Some(plain) = self.server.plain_listen {
+            if !plain.ip().is_loopback() {
+                return Err(ConfigError::new(
+                    "server.plain_listen",
+                    format!("{plain} is not a loopback address; the plain listener has no authentication"),
+                ));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, t) in self.tokens.iter().enumerate() {
+            let key = |k: &str| format!("token[{i}].{k}");
+            if !names.insert(t.name.as_str()) {
+                return Err(ConfigError::new(
+                    key("name"),
+                    format!("two tokens are named '{}'", t.name),
+                ));
+            }
+            readable(&key("module"), &t.module)?;
+            match (&t.pin_file, &t.pin_env) {
+                (Some(f), None) => readable(&key("pin_file"), f)?,
+                (None, Some(_)) => {}
+                _ => {
+                    return Err(ConfigError::new(
+                        key("pin_file"),
+                        "give exactly one of pin_file and pin_env",
+                    ))
+                }
+            }
+            if t.sessions == 0 || t.sessions > 256 {
+                return Err(ConfigError::new(key("sessions"), "must be 1 to 256"));
+            }
+        }
+        if !names.contains(self.audit.token.as_str()) {
+            return Err(ConfigError::new(
+                "audit.token",
+                format!("no [[token]] is named '{}'", self.audit.token),
+            ));
+        }
+        if self.audit.checkpoint_interval_seconds == 0 {
+            return Err(ConfigError::new(
+                "audit.checkpoint_interval_seconds",
+                "must be at least 1",
+            ));
+        }
+        if let Some(tsa) = &self.tsa {
+            if tsa.urls.is_empty() {
+                return Err(ConfigError::new("tsa.urls", "list at least one TSA URL"));
+            }
+            for u in &tsa.urls {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(ConfigError::new(
+                        "tsa.urls",
+                        format!("'{u}' is not an http:// or https:// URL"),
+                    ));
+                }
+            }
+            if tsa.roots.is_empty() {
+                return Err(ConfigError::new(
+                    "tsa.roots",
+                    "list the roots TSA certificates must chain to",
+                ));
+            }
+            for p in &tsa.roots {
+                readable("tsa.roots", p)?;
+            }
+            if tsa.timeout_seconds == 0 {
+                return Err(ConfigError::new("tsa.timeout_seconds", "must be at least 1"));
+            }
+        }
+        let l = &self.limits;
+        if l.max_body_mib == 0 || l.max_body_mib > 4096 {
+            return Err(ConfigError::new("limits.max_body_mib", "must be 1 to 4096"));
+        }
+        if l.request_timeout_seconds == 0 {
+            return Err(ConfigError::new(
+                "limits.request_timeout_seconds",
+                "must be at least 1",
+            ));
+        }
+        if l.queue_depth == 0 {
+            return Err(ConfigError::new("limits.queue_depth", "must be at least 1"));
+        }
+        for p in &self.verify.trust_roots {
+            readable("verify.trust_roots", p)?;
+        }
+        for p in &self.bootstrap.admin_certificates {
+            readable("bootstrap.admin_certificates", p)?;
+        }
+        Ok(())
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.limits.request_timeout_seconds)
+    }
+
+    pub fn max_body(&self) -> u64 {
+        self.limits.max_body_mib << 20
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.storage.data_dir.join("seald.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, "x").expect("write");
+        p
+    }
+
+    fn base(dir: &Path) -> String {
+        for f in ["server.crt", "server.key", "ca.crt", "lib.so", "pin"] {
+            write(dir, f);
+        }
+        r#"
+[server]
+listen = "127.0.0.1:8443"
+certificate = "server.crt"
+key = "server.key"
+client_ca = ["ca.crt"]
+
+[storage]
+data_dir = "data"
+
+[[token]]
+name = "hsm"
+module = "lib.so"
+label = "seals"
+pin_file = "pin"
+
+[audit]
+token = "hsm"
+key = "audit"
+"#
+        .to_owned()
+    }
+
+    #[test]
+    fn a_minimal_file_loads_with_defaults_and_relative_paths() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("seald.toml");
+        let config = Config::parse(&base(dir.path()), &path).expect("config");
+        assert_eq!(config.limits.max_body_mib, 200);
+        assert_eq!(config.tokens[0].sessions, 4);
+        assert_eq!(config.storage.data_dir, dir.path().join("data"));
+        assert!(config.tsa.is_none());
+    }
+
+    #[test]
+    fn mistakes_name_their_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("seald.toml");
+        let good = base(dir.path());
+        let cases = [
+            (good.replace("lib.so", "missing.so"), "token[0].module"),
+            (good.replace("key = \"audit\"", "key = \"audit\"\nbogus = 1"), "bogus"),
+            (good.replace("token = \"hsm\"", "token = \"other\""), "audit.token"),
+            (
+                good.replace("[storage]", "plain_listen = \"0.0.0.0:9090\"\n[storage]"),
+                "server.plain_listen",
+            ),
+            (good.replace("client_ca = [\"ca.crt\"]", "client_ca = []"), "server.client_ca"),
+            (good.clone() + "[limits]\nqueue_depth = 0\n", "limits.queue_depth"),
+            (
+                good.clone() + "[tsa]\nurls = [\"ftp://x\"]\nroots = [\"ca.crt\"]\n",
+                "tsa.urls",
+            ),
+            (good.replace("listen = \"127.0.0.1:8443\"", "listen = \"nowhere\""), "listen"),
+        ];
+        for (text, key) in cases {
+            let err = Config::parse(&text, &path).expect_err(key);
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+    }
+}
