@@ -268,6 +268,15 @@ pub struct Verified {
     pub checkpoints: usize,
 }
 
+/// One line of `sealctl audit export` (JSON lines): a record or a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // one line at a time, never stored in bulk
+pub enum ExportLine {
+    Record(Record),
+    Checkpoint(Checkpoint),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,5 +415,15 @@ mod tests {
         let back: Checkpoint =
             serde_json::from_str(&serde_json::to_string(&cp).expect("json")).expect("parse");
         assert_eq!(back, cp);
+        for line in [
+            ExportLine::Record(records[0].clone()),
+            ExportLine::Checkpoint(cp),
+        ] {
+            let text = serde_json::to_string(&line).expect("json");
+            assert_eq!(
+                serde_json::from_str::<ExportLine>(&text).expect("parse"),
+                line
+            );
+        }
     }
 }

@@ -9,7 +9,8 @@ CREATE TABLE applications (
     seals           TEXT NOT NULL,   -- JSON array of seal ids
     templates       TEXT,            -- JSON array of template ids, or NULL for any
     enabled         INTEGER NOT NULL,
-    created_at      TEXT NOT NULL
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
 );
 
 -- Seals: a key on a configured token, its certificate chain and its image.
@@ -20,8 +21,9 @@ CREATE TABLE seals (
     key_label   TEXT NOT NULL,
     chain_pem   TEXT NOT NULL,
     image_png   BLOB,
-    status      TEXT NOT NULL,
-    created_at  TEXT NOT NULL
+    status      TEXT NOT NULL,   -- active | disabled
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
 );
 
 -- The audit log: an append-only hash chain (see seald-audit and docs/audit.md).
@@ -66,7 +68,7 @@ CREATE TABLE idempotency (
     body_sha256   TEXT NOT NULL,
     audit_seq     INTEGER NOT NULL,
     audit_hash    TEXT NOT NULL,
-    output_path   TEXT NOT NULL,
+    output_path   TEXT NOT NULL,   -- the kept response, under the data dir
     output_sha256 TEXT NOT NULL,
     created_at    INTEGER NOT NULL,
     PRIMARY KEY (application, key)

@@ -195,9 +195,8 @@ impl Config {
     /// Parses and checks a configuration; relative paths are taken from `path`'s directory.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         // toml's message names the key and shows the line.
-        let mut config: Config = toml::from_str(text).map_err(|e| {
-            ConfigError::new(path.display().to_string(), e.to_string().trim_end())
-        })?;
+        let mut config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::new(path.display().to_string(), e.to_string().trim_end()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve(base);
         config.check()?;
@@ -216,6 +215,7 @@ impl Config {
         self.server.client_crl.iter_mut().for_each(fix);
         fix(&mut self.storage.data_dir);
         for t in &mut self.tokens {
+            fix(&mut t.module);
             if let Some(p) = &mut t.pin_file {
                 fix(p);
             }
@@ -313,7 +313,10 @@ impl Config {
                 readable("tsa.roots", p)?;
             }
             if tsa.timeout_seconds == 0 {
-                return Err(ConfigError::new("tsa.timeout_seconds", "must be at least 1"));
+                return Err(ConfigError::new(
+                    "tsa.timeout_seconds",
+                    "must be at least 1",
+                ));
             }
         }
         let l = &self.limits;
@@ -406,19 +409,34 @@ key = "audit"
         let good = base(dir.path());
         let cases = [
             (good.replace("lib.so", "missing.so"), "token[0].module"),
-            (good.replace("key = \"audit\"", "key = \"audit\"\nbogus = 1"), "bogus"),
-            (good.replace("token = \"hsm\"", "token = \"other\""), "audit.token"),
+            (
+                good.replace("key = \"audit\"", "key = \"audit\"\nbogus = 1"),
+                "bogus",
+            ),
+            (
+                good.replace("token = \"hsm\"", "token = \"other\""),
+                "audit.token",
+            ),
             (
                 good.replace("[storage]", "plain_listen = \"0.0.0.0:9090\"\n[storage]"),
                 "server.plain_listen",
             ),
-            (good.replace("client_ca = [\"ca.crt\"]", "client_ca = []"), "server.client_ca"),
-            (good.clone() + "[limits]\nqueue_depth = 0\n", "limits.queue_depth"),
+            (
+                good.replace("client_ca = [\"ca.crt\"]", "client_ca = []"),
+                "server.client_ca",
+            ),
+            (
+                good.clone() + "[limits]\nqueue_depth = 0\n",
+                "limits.queue_depth",
+            ),
             (
                 good.clone() + "[tsa]\nurls = [\"ftp://x\"]\nroots = [\"ca.crt\"]\n",
                 "tsa.urls",
             ),
-            (good.replace("listen = \"127.0.0.1:8443\"", "listen = \"nowhere\""), "listen"),
+            (
+                good.replace("listen = \"127.0.0.1:8443\"", "listen = \"nowhere\""),
+                "listen",
+            ),
         ];
         for (text, key) in cases {
             let err = Config::parse(&text, &path).expect_err(key);

@@ -1,13 +1,16 @@
 //! `sealctl`: seald's administration CLI.
 //!
 //! `sealctl token …` prepares UKeys and HSM partitions for seals directly over PKCS#11
-//! (seald-pkcs11); later command groups administer a running seald over its API.
+//! (seald-pkcs11); `sealctl admin …` and `sealctl audit …` administer a running seald over its mTLS API.
 
 use std::fmt;
 use std::process::ExitCode;
 
 use clap::Parser;
 
+mod admin;
+mod audit;
+mod remote;
 mod secrets;
 mod sign;
 mod token;
@@ -36,6 +39,10 @@ enum Command {
     Sign(Box<sign::SignArgs>),
     /// Check a signed PDF: intact or tampered, signed by whom, trusted or not.
     Verify(verify::VerifyArgs),
+    /// Administer a running seald: seals and applications.
+    Admin(admin::AdminArgs),
+    /// Check or export seald's audit log.
+    Audit(audit::AuditArgs),
 }
 
 /// A failure to report: the message, and whether it was the caller's usage (exit 2) or an
@@ -90,6 +97,8 @@ fn main() -> ExitCode {
         Command::Token(args) => token::run(args).map(|()| ExitCode::SUCCESS),
         Command::Sign(args) => sign::run(*args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => verify::run(args),
+        Command::Admin(args) => admin::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Audit(args) => audit::run(args),
     };
     match result {
         Ok(code) => code,

@@ -15,6 +15,7 @@ use seald_pkcs11::admin::{self, KeyAlgorithm};
 use seald_pkcs11::{KeySelector, Module, Pin, PublicKey, TokenSelector};
 use tempfile::TempDir;
 
+pub mod daemon;
 pub mod pdf;
 
 pub const USER_PIN: &str = "246810";

@@ -1,0 +1,579 @@
+//! `POST /v1/seals/{seal_id}/sign` and `POST /v1/verify`.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use seald_audit::{Decision, Entry, Record};
+use seald_pades::{Document, Placement, SealAppearance, SignOptions, SigningTime, VerifyOptions};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+use super::{Caller, PeerExt, St};
+use crate::config::Level;
+use crate::problem::{self, ApiError};
+use crate::registry::ReadySeal;
+use crate::spool::{self, Received, SpoolFile};
+use crate::state::AppState;
+use crate::store::{Change, IdempotencyRow};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignQuery {
+    level: Option<String>,
+    page: Option<u32>,
+    x: Option<f64>,
+    y: Option<f64>,
+    width: Option<f64>,
+    field: Option<String>,
+    reason: Option<String>,
+    location: Option<String>,
+    document_id: Option<String>,
+    template_id: Option<String>,
+}
+
+/// What the audit record of this attempt will say.
+struct Attempt<'a> {
+    state: &'a AppState,
+    caller: Caller,
+    seal: String,
+    document_id: Option<String>,
+    input_sha256: Option<String>,
+}
+
+impl Attempt<'_> {
+    fn entry(&self, decision: Decision, reason: Option<&str>) -> Entry {
+        let mut e = self.caller.entry("sign", decision, reason);
+        e.seal = Some(self.seal.clone());
+        e.document_id = self.document_id.clone();
+        e.input_sha256 = self.input_sha256.clone();
+        e
+    }
+
+    /// Audits a refusal (`denied`) or failure and renders the error.
+    async fn refuse(&self, decision: Decision, e: ApiError) -> Response {
+        let outcome = if decision == Decision::Denied {
+            "denied"
+        } else {
+            "failed"
+        };
+        self.state
+            .metrics
+            .signs
+            .with_label_values(&[&self.seal, outcome])
+            .inc();
+        if decision == Decision::Denied {
+            self.state
+                .metrics
+                .denials
+                .with_label_values(&[e.code])
+                .inc();
+        }
+        self.caller
+            .record_refusal(self.state, self.entry(decision, Some(e.code)), &e)
+            .await;
+        self.caller.fail(e)
+    }
+}
+
+fn content_type_is(headers: &HeaderMap, wanted: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(wanted))
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn not_pdf_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "Unsupported media type",
+        "send the PDF as the body with Content-Type: application/pdf",
+    )
+}
+
+fn timeout(what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "timeout",
+        "Request timed out",
+        format!("{what} took longer than limits.request_timeout_seconds"),
+    )
+    .retry_after(5)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let text = v
+        .to_str()
+        .ok()
+        .filter(|t| !t.is_empty() && t.len() <= 255 && t.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::bad_parameter("Idempotency-Key must be 1 to 255 printable ASCII characters")
+        })?;
+    Ok(Some(text.to_owned()))
+}
+
+fn check_text(name: &str, value: &Option<String>) -> Result<(), ApiError> {
+    match value {
+        Some(v) if v.len() > 1024 || v.chars().any(char::is_control) => {
+            Err(ApiError::bad_parameter(format!(
+                "{name} must be at most 1024 characters without control characters"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The signing plan from the query, before the seal is known.
+struct Plan {
+    level: Level,
+    query: SignQuery,
+}
+
+fn plan(state: &AppState, uri: &Uri) -> Result<Plan, ApiError> {
+    let Query(query) = Query::<SignQuery>::try_from_uri(uri)
+        .map_err(|e| ApiError::bad_parameter(e.body_text()))?;
+    let level = match query.level.as_deref() {
+        None => state
+            .config
+            .tsa
+            .as_ref()
+            .map(|t| t.default_level)
+            .unwrap_or_default(),
+        Some(l) => Level::parse(l).ok_or_else(|| {
+            ApiError::bad_parameter(format!("level must be b-b or b-t, not '{l}'"))
+        })?,
+    };
+    if level == Level::BT && state.timestamper.is_none() {
+        return Err(ApiError::bad_parameter(
+            "level b-t needs a time-stamp authority, and none is configured ([tsa])",
+        ));
+    }
+    for (name, v) in [("x", query.x), ("y", query.y)] {
+        if v.is_some_and(|v| !v.is_finite() || !(0.0..=5000.0).contains(&v)) {
+            return Err(ApiError::bad_parameter(format!(
+                "{name} must be 0 to 5000 (mm)"
+            )));
+        }
+    }
+    if query
+        .width
+        .is_some_and(|w| !w.is_finite() || !(1.0..=1000.0).contains(&w))
+    {
+        return Err(ApiError::bad_parameter("width must be 1 to 1000 (mm)"));
+    }
+    if query.page == Some(0) {
+        return Err(ApiError::bad_parameter("pages are numbered from 1"));
+    }
+    for (name, v) in [
+        ("field", &query.field),
+        ("reason", &query.reason),
+        ("location", &query.location),
+        ("document_id", &query.document_id),
+        ("template_id", &query.template_id),
+    ] {
+        check_text(name, v)?;
+    }
+    Ok(Plan { level, query })
+}
+
+struct SignedOutput {
+    file: SpoolFile,
+    sha256: String,
+    field: String,
+    timestamped: bool,
+}
+
+fn sign_blocking(
+    ready: &ReadySeal,
+    input: &std::path::Path,
+    output: SpoolFile,
+    plan: &Plan,
+    timestamper: Option<&dyn seald_pades::Timestamper>,
+) -> Result<SignedOutput, ApiError> {
+    let q = &plan.query;
+    let time = SigningTime::now(0);
+    let appearance = ready.image.clone().map(|image| SealAppearance {
+        image,
+        date_line: None,
+    });
+    let placement = match (&q.field, appearance) {
+        (Some(name), seal) => Placement::Field {
+            name: name.clone(),
+            seal,
+        },
+        (None, Some(seal)) => Placement::Visible {
+            page: q.page.unwrap_or(1),
+            x_mm: q.x.unwrap_or(20.0),
+            y_mm: q.y.unwrap_or(20.0),
+            width_mm: q.width.unwrap_or(40.0),
+            seal,
+        },
+        (None, None) => Placement::Invisible {
+            page: q.page.unwrap_or(1),
+        },
+    };
+    let doc = Document::open(input).map_err(|e| problem::from_pades(&e))?;
+    let options = SignOptions {
+        signer: &ready.key,
+        placement,
+        field_name: None,
+        reason: q.reason.clone(),
+        location: q.location.clone(),
+        contact_info: None,
+        time,
+        timestamper: if plan.level == Level::BT {
+            timestamper
+        } else {
+            None
+        },
+        // Streamed to the client right away; kept responses are renamed only after this.
+        durable: false,
+    };
+    let signed = seald_pades::sign_document(&doc, output.path(), &options)
+        .map_err(|e| problem::from_pades(&e))?;
+    let sha256 = spool::sha256_file(output.path())
+        .map_err(|e| ApiError::internal(format!("cannot read the signed output back: {e}")))?;
+    Ok(SignedOutput {
+        file: output,
+        sha256,
+        field: signed.field,
+        timestamped: signed.timestamped,
+    })
+}
+
+fn pdf_response(
+    caller: &Caller,
+    file: std::fs::File,
+    record_seq: u64,
+    record_hash: &str,
+    replay: bool,
+) -> Response {
+    let len = file.metadata().map(|m| m.len()).ok();
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 << 10);
+    let mut response = Body::from_stream(stream).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pdf"),
+    );
+    if let Some(len) = len {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    h.insert("seald-audit-record", HeaderValue::from(record_seq));
+    if let Ok(v) = HeaderValue::from_str(record_hash) {
+        h.insert("seald-audit-hash", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&caller.request_id) {
+        h.insert("seald-request-id", v);
+    }
+    if replay {
+        h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+pub async fn sign(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    Path(seal_id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let caller = Caller::new(&state, peer);
+    let mut attempt = Attempt {
+        state: &state,
+        caller,
+        seal: seal_id.clone(),
+        document_id: None,
+        input_sha256: None,
+    };
+    let app = match attempt.caller.require_app(&state, "sign").await {
+        Ok(app) => app,
+        Err(e) => {
+            state
+                .metrics
+                .signs
+                .with_label_values(&[&seal_id, "denied"])
+                .inc();
+            return attempt.caller.fail(e);
+        }
+    };
+    let plan = match plan(&state, &uri) {
+        Ok(p) => p,
+        Err(e) => return attempt.refuse(Decision::Failed, e).await,
+    };
+    attempt.document_id = plan.query.document_id.clone();
+    if !content_type_is(&headers, "application/pdf") {
+        return attempt.refuse(Decision::Failed, not_pdf_type()).await;
+    }
+    let snapshot = state.registry.snapshot();
+    let seal = snapshot.seals.get(&seal_id).cloned();
+    let decision = seald_policy::decide(
+        &seald_policy::Snapshot {
+            application: &app.policy,
+            seal: seal.as_ref().map(|s| &s.policy),
+        },
+        &seald_policy::Request::Sign {
+            seal: &seal_id,
+            template: plan.query.template_id.as_deref(),
+        },
+        crate::clock::now_unix(),
+    );
+    if let seald_policy::Decision::Deny(code) = decision {
+        return attempt
+            .refuse(Decision::Denied, ApiError::denied(code))
+            .await;
+    }
+    let Some(seal) = seal else {
+        return attempt
+            .refuse(
+                Decision::Denied,
+                ApiError::denied(seald_policy::DenyCode::SealNotFound),
+            )
+            .await;
+    };
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(e) => return attempt.refuse(Decision::Failed, e).await,
+    };
+    let _claim = match &key {
+        Some(k) => match state.claim_key(&app.row.id, k) {
+            Some(c) => Some(c),
+            None => {
+                let e = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_in_progress",
+                    "Request in progress",
+                    "a request with this Idempotency-Key is being processed; retry when it has finished",
+                )
+                .retry_after(1);
+                return attempt.refuse(Decision::Failed, e).await;
+            }
+        },
+        None => None,
+    };
+    let limits = &state.config.limits;
+    let received: Received = match tokio::time::timeout(
+        state.config.request_timeout(),
+        state
+            .spool
+            .receive(body, declared_length(&headers), state.config.max_body()),
+    )
+    .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return attempt.refuse(Decision::Failed, e).await,
+        Err(_) => {
+            return attempt
+                .refuse(Decision::Failed, timeout("receiving the document"))
+                .await
+        }
+    };
+    attempt.input_sha256 = Some(received.sha256.clone());
+    if let Some(k) = &key {
+        match state.store.idempotency(&app.row.id, k).await {
+            Ok(Some(row)) if row.body_sha256 == received.sha256 => {
+                return replay(&state, &attempt.caller, &row);
+            }
+            Ok(Some(_)) => {
+                let e = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_key_reused",
+                    "Idempotency-Key reused",
+                    "this Idempotency-Key was used with another document; use a new key for a new request",
+                );
+                return attempt.refuse(Decision::Failed, e).await;
+            }
+            Ok(None) => {}
+            Err(e) => return attempt.refuse(Decision::Failed, e.into()).await,
+        }
+    }
+    let Ok(permit) = state.admission.clone().try_acquire_owned() else {
+        let e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_full",
+            "Too many requests waiting",
+            format!(
+                "{} sign requests are already waiting for the seal tokens (limits.queue_depth)",
+                limits.queue_depth
+            ),
+        )
+        .retry_after(1);
+        return attempt.refuse(Decision::Failed, e).await;
+    };
+    let template_id = plan.query.template_id.clone();
+    let output = state.spool.file(".out.pdf");
+    let work = {
+        let state = state.clone();
+        let seal = seal.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let ready = state.keys.seal(&seal.row)?;
+            let timestamper = state
+                .timestamper
+                .as_deref()
+                .map(|t| t as &dyn seald_pades::Timestamper);
+            let out = sign_blocking(&ready, received.file.path(), output, &plan, timestamper);
+            drop(received);
+            out
+        })
+    };
+    let signed = match tokio::time::timeout(state.config.request_timeout(), work).await {
+        Ok(Ok(Ok(s))) => s,
+        Ok(Ok(Err(e))) => return attempt.refuse(Decision::Failed, e).await,
+        Ok(Err(join)) => {
+            return attempt
+                .refuse(Decision::Failed, ApiError::internal(join.to_string()))
+                .await
+        }
+        Err(_) => return attempt.refuse(Decision::Failed, timeout("signing")).await,
+    };
+    let mut entry = attempt.entry(Decision::Allowed, None);
+    entry.output_sha256 = Some(signed.sha256.clone());
+    entry.detail = Some(
+        serde_json::json!({
+            "level": if signed.timestamped { "b-t" } else { "b-b" },
+            "field": signed.field,
+            "template_id": template_id,
+        })
+        .to_string(),
+    );
+    // Kept responses move out of the spool before the record that points at them commits.
+    let mut kept: Option<PathBuf> = None;
+    let change = match &key {
+        Some(k) => {
+            let name = format!("{}.pdf", spool::random_id());
+            let path = state.responses_dir.join(&name);
+            if let Err(e) = std::fs::rename(signed.file.path(), &path) {
+                return attempt
+                    .refuse(
+                        Decision::Failed,
+                        ApiError::internal(format!("cannot keep the response: {e}")),
+                    )
+                    .await;
+            }
+            kept = Some(path);
+            Change::Idempotency(IdempotencyRow {
+                application: app.row.id.clone(),
+                key: k.clone(),
+                body_sha256: attempt.input_sha256.clone().unwrap_or_default(),
+                audit_seq: 0,
+                audit_hash: String::new(),
+                output_path: name,
+                output_sha256: signed.sha256.clone(),
+                created_at: crate::clock::now_unix(),
+            })
+        }
+        None => Change::None,
+    };
+    let path = kept
+        .clone()
+        .unwrap_or_else(|| signed.file.path().to_path_buf());
+    // Opened before the record commits, so a committed record always has its output.
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            if let Some(k) = &kept {
+                let _ = std::fs::remove_file(k);
+            }
+            return attempt
+                .refuse(
+                    Decision::Failed,
+                    ApiError::internal(format!("cannot open the signed output: {e}")),
+                )
+                .await;
+        }
+    };
+    let record: Record = match state.audit.append(entry, change).await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(k) = &kept {
+                let _ = std::fs::remove_file(k);
+            }
+            state
+                .metrics
+                .signs
+                .with_label_values(&[&seal_id, "failed"])
+                .inc();
+            return attempt.caller.fail(e.into());
+        }
+    };
+    state
+        .metrics
+        .signs
+        .with_label_values(&[&seal_id, "signed"])
+        .inc();
+    state.metrics.audit_head.set(record.seq as i64);
+    // The spool copy is unlinked now (the open handle keeps it readable while it streams).
+    drop(signed.file);
+    pdf_response(&attempt.caller, file, record.seq, &record.hash, false)
+}
+
+fn replay(state: &AppState, caller: &Caller, row: &IdempotencyRow) -> Response {
+    match std::fs::File::open(state.responses_dir.join(&row.output_path)) {
+        Ok(file) => pdf_response(caller, file, row.audit_seq, &row.audit_hash, true),
+        Err(e) => caller.fail(ApiError::internal(format!(
+            "the kept response of this Idempotency-Key is unreadable: {e}"
+        ))),
+    }
+}
+
+pub async fn verify(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let caller = Caller::new(&state, peer);
+    if let Err(e) = caller.require_app(&state, "verify").await {
+        return caller.fail(e);
+    }
+    if !content_type_is(&headers, "application/pdf") {
+        return caller.fail(not_pdf_type());
+    }
+    let received = match tokio::time::timeout(
+        state.config.request_timeout(),
+        state
+            .spool
+            .receive(body, declared_length(&headers), state.config.max_body()),
+    )
+    .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return caller.fail(e),
+        Err(_) => return caller.fail(timeout("receiving the document")),
+    };
+    let roots = state.verify_roots.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        let doc = Document::open(received.file.path()).map_err(|e| problem::from_pades(&e))?;
+        seald_pades::verify_document(
+            &doc,
+            &VerifyOptions {
+                trust_roots: roots,
+                now: crate::clock::now_unix(),
+            },
+        )
+        .map_err(|e| problem::from_pades(&e))
+    });
+    match tokio::time::timeout(state.config.request_timeout(), work).await {
+        Ok(Ok(Ok(report))) => Json(report).into_response(),
+        Ok(Ok(Err(e))) => caller.fail(e),
+        Ok(Err(join)) => caller.fail(ApiError::internal(join.to_string())),
+        Err(_) => caller.fail(timeout("verifying")),
+    }
+}

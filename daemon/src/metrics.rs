@@ -1,0 +1,111 @@
+//! Prometheus metrics (text format at GET /metrics).
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub latency: HistogramVec,
+    pub signs: IntCounterVec,
+    pub denials: IntCounterVec,
+    pub sessions_in_use: IntGaugeVec,
+    pub sessions_max: IntGaugeVec,
+    pub token_ready: IntGaugeVec,
+    pub queue_depth: IntGauge,
+    pub queue_capacity: IntGauge,
+    pub audit_head: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "seald_http_requests_total",
+                "HTTP requests by endpoint and status",
+            ),
+            &["endpoint", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "seald_http_request_duration_seconds",
+                "HTTP request latency by endpoint and status",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["endpoint", "status"],
+        )?;
+        let signs = IntCounterVec::new(
+            Opts::new(
+                "seald_sign_total",
+                "Sign attempts by seal and outcome (signed, denied, failed)",
+            ),
+            &["seal", "outcome"],
+        )?;
+        let denials = IntCounterVec::new(
+            Opts::new(
+                "seald_policy_denials_total",
+                "Requests refused, by reason code",
+            ),
+            &["code"],
+        )?;
+        let sessions_in_use = IntGaugeVec::new(
+            Opts::new("seald_token_sessions_in_use", "Token sessions signing now"),
+            &["token"],
+        )?;
+        let sessions_max = IntGaugeVec::new(
+            Opts::new("seald_token_sessions_max", "Token sessions configured"),
+            &["token"],
+        )?;
+        let token_ready = IntGaugeVec::new(
+            Opts::new("seald_token_ready", "1 if the token is logged in and ready"),
+            &["token"],
+        )?;
+        let queue_depth = IntGauge::new(
+            "seald_sign_queue_depth",
+            "Sign requests admitted and not finished",
+        )?;
+        let queue_capacity = IntGauge::new(
+            "seald_sign_queue_capacity",
+            "Sign requests admitted at most (limits.queue_depth)",
+        )?;
+        let audit_head = IntGauge::new(
+            "seald_audit_head_seq",
+            "Sequence number of the newest audit record",
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(signs.clone()))?;
+        registry.register(Box::new(denials.clone()))?;
+        registry.register(Box::new(sessions_in_use.clone()))?;
+        registry.register(Box::new(sessions_max.clone()))?;
+        registry.register(Box::new(token_ready.clone()))?;
+        registry.register(Box::new(queue_depth.clone()))?;
+        registry.register(Box::new(queue_capacity.clone()))?;
+        registry.register(Box::new(audit_head.clone()))?;
+        Ok(Metrics {
+            registry,
+            requests,
+            latency,
+            signs,
+            denials,
+            sessions_in_use,
+            sessions_max,
+            token_ready,
+            queue_depth,
+            queue_capacity,
+            audit_head,
+        })
+    }
+
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}

@@ -1,0 +1,218 @@
+//! What is registered, held in memory for every request and reloaded from the store after
+//! each administrative change (so a disabled seal or application is refused by the very next
+//! request); and the seal keys, prepared on their tokens on first use.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use seald_pades::SealImage;
+use seald_pkcs11::{KeySelector, Module, Pin, PoolConfig, PoolKey, TokenPool};
+
+use crate::config::{ConfigError, TokenConfig};
+use crate::problem::{self, ApiError};
+use crate::store::{ApplicationRow, SealRow, Store, StoreError};
+
+#[derive(Debug)]
+pub struct AppEntry {
+    pub row: ApplicationRow,
+    pub policy: seald_policy::Application,
+}
+
+#[derive(Debug)]
+pub struct SealEntry {
+    pub row: SealRow,
+    pub policy: seald_policy::Seal,
+}
+
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub by_fingerprint: HashMap<String, Arc<AppEntry>>,
+    pub applications: BTreeMap<String, Arc<AppEntry>>,
+    pub seals: BTreeMap<String, Arc<SealEntry>>,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl Registry {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let apps = store.applications().await?;
+        let seals = store.seals().await?;
+        let mut snap = Snapshot::default();
+        for row in apps {
+            let entry = Arc::new(AppEntry {
+                policy: seald_policy::Application {
+                    id: row.id.clone(),
+                    enabled: row.enabled,
+                    roles: row.roles.clone(),
+                    seals: row.seals.clone(),
+                    templates: row.templates.clone(),
+                },
+                row,
+            });
+            snap.by_fingerprint
+                .insert(entry.row.fingerprint.clone(), entry.clone());
+            snap.applications.insert(entry.row.id.clone(), entry);
+        }
+        for row in seals {
+            let entry = Arc::new(SealEntry {
+                policy: seald_policy::Seal {
+                    id: row.id.clone(),
+                    status: row.status,
+                },
+                row,
+            });
+            snap.seals.insert(entry.row.id.clone(), entry);
+        }
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(snap);
+        Ok(())
+    }
+}
+
+/// A seal ready to sign: its key on the token with the registered chain, and its image.
+#[derive(Debug)]
+pub struct ReadySeal {
+    pub key: PoolKey,
+    pub image: Option<SealImage>,
+}
+
+/// The configured tokens' pools and the prepared seal keys.
+#[derive(Debug)]
+pub struct Keys {
+    pools: BTreeMap<String, TokenPool>,
+    /// Seal id → (the registration it was prepared from, the prepared seal).
+    prepared: Mutex<HashMap<String, (String, Arc<ReadySeal>)>>,
+}
+
+impl Keys {
+    /// Opens a pool per configured token. PINs are read first, so that environment variables
+    /// holding them can be removed before any thread starts. A token that is merely absent
+    /// does not stop the daemon (it reconnects in the background and /readyz says so); a
+    /// refused PIN does.
+    pub fn open(tokens: &[TokenConfig]) -> Result<Keys, ConfigError> {
+        let mut pins = Vec::new();
+        for (i, t) in tokens.iter().enumerate() {
+            let pin = match (&t.pin_file, &t.pin_env) {
+                (Some(file), _) => Pin::from_file(file)
+                    .map_err(|e| ConfigError::new(format!("token[{i}].pin_file"), e))?,
+                (None, Some(var)) => {
+                    let value = std::env::var(var).map_err(|_| {
+                        ConfigError::new(
+                            format!("token[{i}].pin_env"),
+                            format!("${var} is not set"),
+                        )
+                    })?;
+                    std::env::remove_var(var);
+                    Pin::new(value).map_err(|_| {
+                        ConfigError::new(format!("token[{i}].pin_env"), format!("${var} is empty"))
+                    })?
+                }
+                (None, None) => {
+                    return Err(ConfigError::new(
+                        format!("token[{i}].pin_file"),
+                        "no PIN source",
+                    ))
+                }
+            };
+            pins.push(pin);
+        }
+        let mut pools = BTreeMap::new();
+        for ((i, t), pin) in tokens.iter().enumerate().zip(pins) {
+            let module = Module::load(&t.module)
+                .map_err(|e| ConfigError::new(format!("token[{i}].module"), e.to_string()))?;
+            let pool = TokenPool::open_lenient(
+                &module,
+                &t.label,
+                pin,
+                PoolConfig {
+                    max_sessions: t.sessions,
+                    ..PoolConfig::default()
+                },
+            )
+            .map_err(|e| ConfigError::new(format!("token[{i}]"), e.to_string()))?;
+            pools.insert(t.name.clone(), pool);
+        }
+        Ok(Keys {
+            pools,
+            prepared: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn pools(&self) -> impl Iterator<Item = (&String, &TokenPool)> {
+        self.pools.iter()
+    }
+
+    pub fn pool(&self, name: &str) -> Option<&TokenPool> {
+        self.pools.get(name)
+    }
+
+    /// A key by label on a configured token (blocking: it talks to the token).
+    pub fn key(&self, token: &str, label: &str) -> Result<PoolKey, ApiError> {
+        let pool = self.pool(token).ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_token",
+                "Unknown token",
+                format!("no [[token]] is named '{token}' in the configuration"),
+            )
+        })?;
+        pool.key(KeySelector::Label(label.to_owned()), None)
+            .map_err(problem::from_pkcs11)
+    }
+
+    /// Prepares `seal` for signing (blocking): its key, its registered chain (which must
+    /// certify that key) and its image.
+    pub fn prepare(&self, seal: &SealRow) -> Result<ReadySeal, ApiError> {
+        let unusable = |code, detail: String| {
+            ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                "Seal unusable",
+                detail,
+            )
+        };
+        let chain = seald_pades::parse_certificates(seal.chain_pem.as_bytes())
+            .map_err(|e| unusable("invalid_certificate", format!("the certificate chain: {e}")))?;
+        let key = self
+            .key(&seal.token, &seal.key_label)?
+            .with_certificate_chain(chain)
+            .map_err(|e| unusable("seal_key_mismatch", e.to_string()))?;
+        let image = seal
+            .image_png
+            .as_deref()
+            .map(SealImage::from_png)
+            .transpose()
+            .map_err(|e| unusable("invalid_image", e.to_string()))?;
+        Ok(ReadySeal { key, image })
+    }
+
+    /// The prepared seal for the current registration of `seal` (blocking on first use).
+    pub fn seal(&self, seal: &SealRow) -> Result<Arc<ReadySeal>, ApiError> {
+        let version = format!("{}|{}|{}", seal.updated_at, seal.token, seal.key_label);
+        if let Some((v, ready)) = self
+            .prepared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&seal.id)
+        {
+            if *v == version {
+                return Ok(ready.clone());
+            }
+        }
+        let ready = Arc::new(self.prepare(seal)?);
+        self.prepared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(seal.id.clone(), (version, ready.clone()));
+        Ok(ready)
+    }
+}

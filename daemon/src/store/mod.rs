@@ -1,0 +1,134 @@
+//! Storage behind one trait: the registry (applications, seals), the audit chain with its
+//! checkpoints, and kept idempotent responses. SQLite is the default ([`sqlite::SqliteStore`]);
+//! the trait is what a PostgreSQL store for clusters implements next.
+//!
+//! Every change goes through [`Store::append`]: an audit entry together with the change it
+//! records, committed in one transaction, so the log can never claim what did not happen nor
+//! miss what did. A batch of appends shares one transaction (group commit) but each item
+//! succeeds or fails on its own.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use seald_audit::{Checkpoint, Entry, Record};
+use seald_policy::{Role, SealStatus};
+
+pub mod sqlite;
+
+pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or written (disk full, locked, I/O error).
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// The change conflicts with what is stored (a certificate registered twice, …).
+    #[error("{0}")]
+    Conflict(String),
+    /// Stored data that cannot be read back (a hand-edited row, say).
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// A registered client application (an mTLS principal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationRow {
+    pub id: String,
+    pub name: String,
+    /// SHA-256 (hex) of the certificate's SubjectPublicKeyInfo.
+    pub fingerprint: String,
+    pub certificate_pem: String,
+    pub roles: Vec<Role>,
+    pub seals: Vec<String>,
+    pub templates: Option<Vec<String>>,
+    pub enabled: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A registered seal: a key on a configured token, its chain and its image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealRow {
+    pub id: String,
+    pub name: String,
+    /// A `[[token]]` name from the configuration.
+    pub token: String,
+    pub key_label: String,
+    /// Leaf first.
+    pub chain_pem: String,
+    pub image_png: Option<Vec<u8>>,
+    pub status: SealStatus,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A response kept for replays of its Idempotency-Key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRow {
+    pub application: String,
+    pub key: String,
+    pub body_sha256: String,
+    /// The audit record of the signature; filled in by the store when it is appended.
+    pub audit_seq: u64,
+    pub audit_hash: String,
+    /// The signed PDF, relative to the data dir.
+    pub output_path: String,
+    pub output_sha256: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// The change an audit entry records.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Nothing besides the record (a signature, a refusal, a failure).
+    None,
+    PutApplication(ApplicationRow),
+    PutSeal(SealRow),
+    SealStatus {
+        id: String,
+        status: SealStatus,
+        updated_at: String,
+    },
+    /// A signature whose response is kept for its Idempotency-Key.
+    Idempotency(IdempotencyRow),
+}
+
+/// One item of [`Store::append`].
+#[derive(Debug, Clone)]
+pub struct Append {
+    pub entry: Entry,
+    pub change: Change,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip (readiness).
+    fn ping(&self) -> Fut<'_, ()>;
+    fn applications(&self) -> Fut<'_, Vec<ApplicationRow>>;
+    fn seals(&self) -> Fut<'_, Vec<SealRow>>;
+    fn idempotency<'a>(
+        &'a self,
+        application: &'a str,
+        key: &'a str,
+    ) -> Fut<'a, Option<IdempotencyRow>>;
+    /// Forgets kept responses created before `before` (unix seconds); returns their paths so
+    /// the caller can delete the files.
+    fn expire_idempotency(&self, before: i64) -> Fut<'_, Vec<String>>;
+    /// Appends each item's record and applies its change atomically, in order; one
+    /// transaction for the batch, one result per item.
+    fn append(&self, batch: Vec<Append>) -> Fut<'_, Vec<Result<Record, StoreError>>>;
+    /// The newest record's sequence number and hash (0 and the genesis hash when empty).
+    fn head(&self) -> Fut<'_, (u64, String)>;
+    /// Records with `seq > after`, in order, at most `limit`.
+    fn records(&self, after: u64, limit: u32) -> Fut<'_, Vec<Record>>;
+    /// The first record at or after `time` (RFC 3339), for exports.
+    fn first_seq_since<'a>(&'a self, time: &'a str) -> Fut<'a, u64>;
+    fn add_checkpoint(&self, checkpoint: Checkpoint) -> Fut<'_, ()>;
+    fn checkpoints(&self) -> Fut<'_, Vec<Checkpoint>>;
+}
+
+impl std::fmt::Debug for dyn Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}

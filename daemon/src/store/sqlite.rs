@@ -1,0 +1,540 @@
+//! The SQLite store: one file under the data dir, WAL journal, `synchronous = FULL` (a record
+//! is on disk before its signature is returned), embedded migrations.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use seald_audit::{Checkpoint, Decision, Entry, Record, GENESIS};
+use seald_policy::{Role, SealStatus};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Acquire, Row, Sqlite, Transaction};
+
+use super::{Append, ApplicationRow, Change, Fut, IdempotencyRow, SealRow, Store, StoreError};
+
+/// Schema versions, applied in order, each once.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_initial.sql"))];
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn unavailable(e: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(unavailable)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        for (version, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin().await.map_err(unavailable)?;
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+            if done.is_some() {
+                continue;
+            }
+            sqlx::raw_sql(sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("migration {version}: {e}")))?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, datetime('now'))",
+            )
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            tx.commit().await.map_err(unavailable)?;
+            tracing::info!(version, "database schema migrated");
+        }
+        Ok(())
+    }
+}
+
+fn json_list<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+fn col<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(
+    row: &'r SqliteRow,
+    name: &str,
+) -> Result<T, StoreError> {
+    row.try_get(name)
+        .map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
+}
+
+fn application(row: &SqliteRow) -> Result<ApplicationRow, StoreError> {
+    let templates: Option<String> = col(row, "templates")?;
+    Ok(ApplicationRow {
+        id: col(row, "id")?,
+        name: col(row, "name")?,
+        fingerprint: col(row, "fingerprint")?,
+        certificate_pem: col(row, "certificate_pem")?,
+        roles: json_list::<Vec<Role>>(&col::<String>(row, "roles")?, "roles")?,
+        seals: json_list(&col::<String>(row, "seals")?, "seals")?,
+        templates: templates.map(|t| json_list(&t, "templates")).transpose()?,
+        enabled: col::<i64>(row, "enabled")? != 0,
+        created_at: col(row, "created_at")?,
+        updated_at: col(row, "updated_at")?,
+    })
+}
+
+fn status_str(s: SealStatus) -> &'static str {
+    match s {
+        SealStatus::Active => "active",
+        SealStatus::Disabled => "disabled",
+    }
+}
+
+fn seal(row: &SqliteRow) -> Result<SealRow, StoreError> {
+    let status: String = col(row, "status")?;
+    Ok(SealRow {
+        id: col(row, "id")?,
+        name: col(row, "name")?,
+        token: col(row, "token")?,
+        key_label: col(row, "key_label")?,
+        chain_pem: col(row, "chain_pem")?,
+        image_png: col(row, "image_png")?,
+        status: match status.as_str() {
+            "active" => SealStatus::Active,
+            "disabled" => SealStatus::Disabled,
+            other => return Err(StoreError::Corrupt(format!("seal status '{other}'"))),
+        },
+        created_at: col(row, "created_at")?,
+        updated_at: col(row, "updated_at")?,
+    })
+}
+
+fn record(row: &SqliteRow) -> Result<Record, StoreError> {
+    let seq: i64 = col(row, "seq")?;
+    let decision: String = col(row, "decision")?;
+    Ok(Record {
+        seq: seq as u64,
+        entry: Entry {
+            time: col(row, "time")?,
+            principal: col(row, "principal")?,
+            action: col(row, "action")?,
+            seal: col(row, "seal")?,
+            document_id: col(row, "document_id")?,
+            input_sha256: col(row, "input_sha256")?,
+            output_sha256: col(row, "output_sha256")?,
+            decision: Decision::parse(&decision).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "audit record {seq}: decision '{decision}' is not allowed, denied or failed"
+                ))
+            })?,
+            reason: col(row, "reason")?,
+            request_id: col(row, "request_id")?,
+            detail: col(row, "detail")?,
+        },
+        prev_hash: col(row, "prev_hash")?,
+        hash: col(row, "hash")?,
+    })
+}
+
+fn conflict_or_unavailable(e: sqlx::Error, what: &str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(format!("{what} is already registered"))
+        }
+        _ => unavailable(e),
+    }
+}
+
+async fn apply(
+    tx: &mut Transaction<'_, Sqlite>,
+    head: &(u64, String),
+    item: Append,
+) -> Result<Record, StoreError> {
+    let mut change = item.change;
+    let record = Record::chain(head.0, &head.1, item.entry);
+    let e = &record.entry;
+    sqlx::query(
+        "INSERT INTO audit_records (seq, time, principal, action, seal, document_id, input_sha256, output_sha256, decision, reason, request_id, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(record.seq as i64)
+    .bind(&e.time)
+    .bind(&e.principal)
+    .bind(&e.action)
+    .bind(&e.seal)
+    .bind(&e.document_id)
+    .bind(&e.input_sha256)
+    .bind(&e.output_sha256)
+    .bind(e.decision.as_str())
+    .bind(&e.reason)
+    .bind(&e.request_id)
+    .bind(&e.detail)
+    .bind(&record.prev_hash)
+    .bind(&record.hash)
+    .execute(&mut **tx)
+    .await
+    .map_err(unavailable)?;
+    sqlx::query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1")
+        .bind(record.seq as i64)
+        .bind(&record.hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+    match &mut change {
+        Change::None => {}
+        Change::PutApplication(a) => {
+            sqlx::query(
+                "INSERT INTO applications (id, name, fingerprint, certificate_pem, roles, seals, templates, enabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, fingerprint = excluded.fingerprint, certificate_pem = excluded.certificate_pem, roles = excluded.roles, seals = excluded.seals, templates = excluded.templates, enabled = excluded.enabled, updated_at = excluded.updated_at",
+            )
+            .bind(&a.id)
+            .bind(&a.name)
+            .bind(&a.fingerprint)
+            .bind(&a.certificate_pem)
+            .bind(to_json(&a.roles))
+            .bind(to_json(&a.seals))
+            .bind(a.templates.as_ref().map(to_json))
+            .bind(i64::from(a.enabled))
+            .bind(&a.created_at)
+            .bind(&a.updated_at)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| conflict_or_unavailable(e, "this certificate"))?;
+        }
+        Change::PutSeal(s) => {
+            sqlx::query(
+                "INSERT INTO seals (id, name, token, key_label, chain_pem, image_png, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, token = excluded.token, key_label = excluded.key_label, chain_pem = excluded.chain_pem, image_png = excluded.image_png, status = excluded.status, updated_at = excluded.updated_at",
+            )
+            .bind(&s.id)
+            .bind(&s.name)
+            .bind(&s.token)
+            .bind(&s.key_label)
+            .bind(&s.chain_pem)
+            .bind(&s.image_png)
+            .bind(status_str(s.status))
+            .bind(&s.created_at)
+            .bind(&s.updated_at)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| conflict_or_unavailable(e, "this seal"))?;
+        }
+        Change::SealStatus {
+            id,
+            status,
+            updated_at,
+        } => {
+            let done = sqlx::query("UPDATE seals SET status = ?, updated_at = ? WHERE id = ?")
+                .bind(status_str(*status))
+                .bind(&*updated_at)
+                .bind(&*id)
+                .execute(&mut **tx)
+                .await
+                .map_err(unavailable)?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict(format!("there is no seal '{id}'")));
+            }
+        }
+        Change::Idempotency(row) => {
+            row.audit_seq = record.seq;
+            row.audit_hash = record.hash.clone();
+            sqlx::query(
+                "INSERT INTO idempotency (application, key, body_sha256, audit_seq, audit_hash, output_path, output_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&row.application)
+            .bind(&row.key)
+            .bind(&row.body_sha256)
+            .bind(row.audit_seq as i64)
+            .bind(&row.audit_hash)
+            .bind(&row.output_path)
+            .bind(&row.output_sha256)
+            .bind(row.created_at)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| conflict_or_unavailable(e, "this Idempotency-Key"))?;
+        }
+    }
+    Ok(record)
+}
+
+impl Store for SqliteStore {
+    fn ping(&self) -> Fut<'_, ()> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1")
+                .execute(&self.pool)
+                .await
+                .map(|_| ())
+                .map_err(unavailable)
+        })
+    }
+
+    fn applications(&self) -> Fut<'_, Vec<ApplicationRow>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT * FROM applications ORDER BY id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            rows.iter().map(application).collect()
+        })
+    }
+
+    fn seals(&self) -> Fut<'_, Vec<SealRow>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT * FROM seals ORDER BY id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            rows.iter().map(seal).collect()
+        })
+    }
+
+    fn idempotency<'a>(
+        &'a self,
+        application: &'a str,
+        key: &'a str,
+    ) -> Fut<'a, Option<IdempotencyRow>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM idempotency WHERE application = ? AND key = ?")
+                .bind(application)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            row.map(|r| {
+                Ok(IdempotencyRow {
+                    application: col(&r, "application")?,
+                    key: col(&r, "key")?,
+                    body_sha256: col(&r, "body_sha256")?,
+                    audit_seq: col::<i64>(&r, "audit_seq")? as u64,
+                    audit_hash: col(&r, "audit_hash")?,
+                    output_path: col(&r, "output_path")?,
+                    output_sha256: col(&r, "output_sha256")?,
+                    created_at: col(&r, "created_at")?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn expire_idempotency(&self, before: i64) -> Fut<'_, Vec<String>> {
+        Box::pin(async move {
+            let paths: Vec<String> = sqlx::query_scalar(
+                "DELETE FROM idempotency WHERE created_at < ? RETURNING output_path",
+            )
+            .bind(before)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+            Ok(paths)
+        })
+    }
+
+    fn append(&self, batch: Vec<Append>) -> Fut<'_, Vec<Result<Record, StoreError>>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await.map_err(unavailable)?;
+            // Take the write lock first: a transaction that reads before it writes can be
+            // refused outright when another connection wrote in between.
+            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            let mut head = (
+                col::<i64>(&row, "seq")? as u64,
+                col::<String>(&row, "hash")?,
+            );
+            let mut results = Vec::with_capacity(batch.len());
+            for item in batch {
+                let mut savepoint = (&mut *tx).begin().await.map_err(unavailable)?;
+                match apply(&mut savepoint, &head, item).await {
+                    Ok(record) => {
+                        savepoint.commit().await.map_err(unavailable)?;
+                        head = (record.seq, record.hash.clone());
+                        results.push(Ok(record));
+                    }
+                    Err(e) => {
+                        savepoint.rollback().await.map_err(unavailable)?;
+                        results.push(Err(e));
+                    }
+                }
+            }
+            tx.commit().await.map_err(unavailable)?;
+            Ok(results)
+        })
+    }
+
+    fn head(&self) -> Fut<'_, (u64, String)> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            match row {
+                Some(r) => Ok((col::<i64>(&r, "seq")? as u64, col(&r, "hash")?)),
+                None => Ok((0, GENESIS.to_owned())),
+            }
+        })
+    }
+
+    fn records(&self, after: u64, limit: u32) -> Fut<'_, Vec<Record>> {
+        Box::pin(async move {
+            let rows =
+                sqlx::query("SELECT * FROM audit_records WHERE seq > ? ORDER BY seq LIMIT ?")
+                    .bind(after as i64)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+            rows.iter().map(record).collect()
+        })
+    }
+
+    fn first_seq_since<'a>(&'a self, time: &'a str) -> Fut<'a, u64> {
+        Box::pin(async move {
+            let seq: Option<i64> =
+                sqlx::query_scalar("SELECT MIN(seq) FROM audit_records WHERE time >= ?")
+                    .bind(time)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+            Ok(seq.map(|s| s as u64).unwrap_or(u64::MAX))
+        })
+    }
+
+    fn add_checkpoint(&self, checkpoint: Checkpoint) -> Fut<'_, ()> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT OR IGNORE INTO audit_checkpoints (seq, head_hash, time, signature) VALUES (?, ?, ?, ?)",
+            )
+            .bind(checkpoint.seq as i64)
+            .bind(&checkpoint.head_hash)
+            .bind(&checkpoint.time)
+            .bind(&checkpoint.signature)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+    }
+
+    fn checkpoints(&self) -> Fut<'_, Vec<Checkpoint>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT * FROM audit_checkpoints ORDER BY seq")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Checkpoint {
+                        seq: col::<i64>(r, "seq")? as u64,
+                        head_hash: col(r, "head_hash")?,
+                        time: col(r, "time")?,
+                        signature: col(r, "signature")?,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: u32) -> Entry {
+        Entry {
+            time: format!("2026-12-01T00:00:{n:02}.000Z"),
+            principal: "erp".to_owned(),
+            action: "sign".to_owned(),
+            seal: Some("contract".to_owned()),
+            document_id: None,
+            input_sha256: None,
+            output_sha256: None,
+            decision: Decision::Allowed,
+            reason: None,
+            request_id: format!("r{n}"),
+            detail: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_item_leaves_no_record_and_the_chain_goes_on() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        let missing = Change::SealStatus {
+            id: "nope".to_owned(),
+            status: SealStatus::Disabled,
+            updated_at: "x".to_owned(),
+        };
+        let results = store
+            .append(vec![
+                Append {
+                    entry: entry(1),
+                    change: Change::None,
+                },
+                Append {
+                    entry: entry(2),
+                    change: missing,
+                },
+                Append {
+                    entry: entry(3),
+                    change: Change::None,
+                },
+            ])
+            .await
+            .expect("batch");
+        assert!(results[0].is_ok() && results[2].is_ok());
+        assert!(matches!(results[1], Err(StoreError::Conflict(_))));
+        let records = store.records(0, 10).await.expect("records");
+        assert_eq!(records.len(), 2);
+        let mut v = seald_audit::ChainVerifier::new([]);
+        for r in &records {
+            v.push(r).expect("chained");
+        }
+        assert_eq!(store.head().await.expect("head").0, 2);
+        // Reopening applies no migration twice and keeps the data.
+        drop(store);
+        let store = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("reopen");
+        assert_eq!(store.records(0, 10).await.expect("records").len(), 2);
+    }
+}

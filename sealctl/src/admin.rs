@@ -1,0 +1,207 @@
+//! `sealctl admin …`: register seals and applications in a running seald, enable and
+//! disable seals, list what is registered. The daemon checks and audits every change.
+
+use std::fs;
+use std::path::PathBuf;
+
+use base64::Engine;
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use crate::remote::RemoteArgs;
+use crate::Failure;
+
+#[derive(Args, Debug)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    remote: RemoteArgs,
+    /// Print seald's JSON answers.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Seals: register, enable, disable, list.
+    #[command(subcommand)]
+    Seal(SealCommand),
+    /// Client applications (mTLS principals): register, list.
+    #[command(subcommand, name = "app")]
+    App(AppCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum SealCommand {
+    /// Register a seal (or replace its registration): a key on a configured token, its
+    /// certificate chain and its image. seald checks the key is there and certified.
+    Register {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// The `[[token]]` name in seald.toml.
+        #[arg(long)]
+        token: String,
+        /// The key's label on that token.
+        #[arg(long = "key")]
+        key_label: String,
+        /// PEM: the seal certificate, then its issuers.
+        #[arg(long, value_name = "FILE")]
+        chain: PathBuf,
+        /// The seal image (PNG, with transparency).
+        #[arg(long, value_name = "FILE")]
+        image: Option<PathBuf>,
+    },
+    Enable {
+        id: String,
+    },
+    Disable {
+        id: String,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum AppCommand {
+    /// Register an application (or change it) by its client certificate.
+    Register {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// Its client certificate (PEM).
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
+        /// signer or admin; repeatable.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// A seal it may use; repeatable.
+        #[arg(long = "seal")]
+        seals: Vec<String>,
+        /// Restrict it to these template ids; repeatable.
+        #[arg(long = "template")]
+        templates: Vec<String>,
+        /// Register it disabled.
+        #[arg(long)]
+        disabled: bool,
+    },
+    List,
+}
+
+fn read_text(path: &PathBuf) -> Result<String, Failure> {
+    fs::read_to_string(path)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))
+}
+
+fn show(value: &Value, json_out: bool, summary: impl FnOnce(&Value) -> String) {
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
+    } else {
+        println!("{}", summary(value));
+    }
+}
+
+pub fn run(args: AdminArgs) -> Result<(), Failure> {
+    let remote = args.remote.connect()?;
+    match args.command {
+        AdminCommand::Seal(SealCommand::Register {
+            id,
+            name,
+            token,
+            key_label,
+            chain,
+            image,
+        }) => {
+            let image = image
+                .map(|p| {
+                    fs::read(&p)
+                        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", p.display())))
+                })
+                .transpose()?
+                .map(|b| base64::engine::general_purpose::STANDARD.encode(b));
+            let body = json!({
+                "id": id, "name": name, "token": token, "key_label": key_label,
+                "certificate_chain_pem": read_text(&chain)?, "image_png_base64": image,
+            });
+            let v = remote.post_json("/v1/admin/seals", &body)?;
+            show(&v, args.json, |v| {
+                format!(
+                    "seal '{}' registered and active",
+                    v["id"].as_str().unwrap_or("?")
+                )
+            });
+        }
+        AdminCommand::Seal(SealCommand::Enable { id }) => {
+            let v = remote.post_json(&format!("/v1/admin/seals/{id}/enable"), &json!({}))?;
+            show(&v, args.json, |_| format!("seal '{id}' enabled"));
+        }
+        AdminCommand::Seal(SealCommand::Disable { id }) => {
+            let v = remote.post_json(&format!("/v1/admin/seals/{id}/disable"), &json!({}))?;
+            show(&v, args.json, |_| format!("seal '{id}' disabled"));
+        }
+        AdminCommand::Seal(SealCommand::List) => {
+            let v = remote.get_json("/v1/seals")?;
+            show(&v, args.json, |v| {
+                let mut out = String::new();
+                for s in v["seals"].as_array().into_iter().flatten() {
+                    out.push_str(&format!(
+                        "{}\t{}\t{}\t{}\n",
+                        s["id"].as_str().unwrap_or(""),
+                        s["status"].as_str().unwrap_or(""),
+                        s["name"].as_str().unwrap_or(""),
+                        s["certificate"]["subject"].as_str().unwrap_or("")
+                    ));
+                }
+                out.trim_end().to_owned()
+            });
+        }
+        AdminCommand::App(AppCommand::Register {
+            id,
+            name,
+            cert,
+            roles,
+            seals,
+            templates,
+            disabled,
+        }) => {
+            let body = json!({
+                "id": id, "name": name, "certificate_pem": read_text(&cert)?, "roles": roles,
+                "seals": seals, "templates": if templates.is_empty() { Value::Null } else { json!(templates) },
+                "enabled": !disabled,
+            });
+            let v = remote.post_json("/v1/admin/applications", &body)?;
+            show(&v, args.json, |v| {
+                format!(
+                    "application '{id}' registered (certificate key SHA-256 {})",
+                    v["fingerprint"].as_str().unwrap_or("?")
+                )
+            });
+        }
+        AdminCommand::App(AppCommand::List) => {
+            let v = remote.get_json("/v1/admin/applications")?;
+            show(&v, args.json, |v| {
+                let mut out = String::new();
+                for a in v["applications"].as_array().into_iter().flatten() {
+                    out.push_str(&format!(
+                        "{}\t{}\troles={}\tseals={}\n",
+                        a["id"].as_str().unwrap_or(""),
+                        if a["enabled"] == true {
+                            "enabled"
+                        } else {
+                            "disabled"
+                        },
+                        a["roles"],
+                        a["seals"]
+                    ));
+                }
+                out.trim_end().to_owned()
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,649 @@
+//! The real `seald` binary end to end: mTLS, signing validated by independent tools,
+//! idempotency, bad input, the audit chain and its verification, load, shutdown, metrics.
+
+use std::fs;
+use std::process::Command;
+use std::time::Duration;
+
+use seald_tests::daemon::{client_cert, send, try_send, Daemon, Setup};
+use seald_tests::pdf::Validators;
+use seald_tests::{run, run_ok, workspace_root};
+use serde_json::Value;
+
+fn sign_url(d: &Daemon, seal: &str, query: &str) -> String {
+    format!("{}/v1/seals/{seal}/sign?{query}", d.api)
+}
+
+fn sign(
+    d: &Daemon,
+    client: &reqwest::blocking::Client,
+    query: &str,
+    pdf: Vec<u8>,
+) -> seald_tests::daemon::Answer {
+    send(
+        client
+            .post(sign_url(d, "contract", query))
+            .header("Content-Type", "application/pdf")
+            .body(pdf),
+    )
+}
+
+/// Audit records as stored: (seq, action, decision, reason, principal).
+fn audit_rows(setup: &Setup) -> Vec<Vec<String>> {
+    setup
+        .sql("SELECT seq, action, decision, coalesce(reason, ''), principal FROM audit_records ORDER BY seq")
+        .lines()
+        .map(|l| l.split('|').map(str::to_owned).collect())
+        .collect()
+}
+
+fn signed_count(setup: &Setup) -> usize {
+    setup
+        .sql("SELECT count(*) FROM audit_records WHERE action = 'sign' AND decision = 'allowed'")
+        .parse()
+        .expect("count")
+}
+
+#[test]
+fn sealed_over_mtls_and_judged_by_pdfsig_pyhanko_and_qpdf() {
+    let setup = Setup::new("");
+    let d = setup.start();
+    setup.register(&d);
+    let app = d.client("app");
+
+    let listed = send(app.get(format!("{}/v1/seals", d.api))).json();
+    assert_eq!(listed["seals"][0]["id"], "contract", "{listed}");
+    let shown = send(app.get(format!("{}/v1/seals/contract", d.api))).json();
+    assert_eq!(shown["status"], "active");
+    assert!(
+        shown["certificate"]["subject"]
+            .as_str()
+            .unwrap_or("")
+            .contains("合同专用章"),
+        "{shown}"
+    );
+    assert!(shown["certificate_chain_pem"]
+        .as_str()
+        .unwrap_or("")
+        .contains("BEGIN CERTIFICATE"));
+    assert!(shown["image_png_base64"].is_string());
+
+    let input = setup.sample();
+    let answer = sign(
+        &d,
+        &app,
+        "page=1&x=30&y=40&width=35&reason=approved&location=Shenzhen&document_id=C-2026-001",
+        input.clone(),
+    );
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(
+        answer.header("content-type").as_deref(),
+        Some("application/pdf")
+    );
+    let seq: u64 = answer
+        .header("seald-audit-record")
+        .expect("audit header")
+        .parse()
+        .expect("seq");
+    assert!(
+        answer.body.starts_with(&input),
+        "the original bytes come first, unchanged"
+    );
+    let out = setup.dir().join("signed.pdf");
+    fs::write(&out, &answer.body).expect("write");
+
+    let validators = Validators::new(setup.dir(), &[setup.seal.root()]);
+    validators.qpdf(&out).expect("qpdf --check");
+    let pdfsig = validators.pdfsig(&out);
+    assert_eq!(pdfsig.len(), 1, "{pdfsig:?}");
+    assert!(
+        pdfsig[0].valid && pdfsig[0].trusted && pdfsig[0].whole_document,
+        "{pdfsig:?}"
+    );
+    let pyhanko = validators.pyhanko(&out, true);
+    assert_eq!(pyhanko.len(), 1);
+    for key in ["intact", "valid", "trusted"] {
+        assert_eq!(pyhanko[0][key], true, "pyHanko {key}: {}", pyhanko[0]);
+    }
+
+    // seald's own verifier agrees, over the API.
+    let report = send(
+        app.post(format!("{}/v1/verify", d.api))
+            .header("Content-Type", "application/pdf")
+            .body(answer.body.clone()),
+    )
+    .json();
+    assert_eq!(report["verdict"], "not_tampered", "{report}");
+    assert_eq!(report["signatures"][0]["valid"], true);
+
+    // The audit record names the attempt, the input and the output.
+    let row = setup.sql(&format!(
+        "SELECT principal, action, seal, document_id, input_sha256, output_sha256, decision FROM audit_records WHERE seq = {seq}"
+    ));
+    let sha = |b: &[u8]| {
+        use std::io::Write;
+        let f = setup.dir().join("h.bin");
+        fs::File::create(&f)
+            .and_then(|mut w| w.write_all(b))
+            .expect("write");
+        run_ok(Command::new("sha256sum").arg(&f))
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(
+        row,
+        format!(
+            "erp|sign|contract|C-2026-001|{}|{}|allowed",
+            sha(&input),
+            sha(&answer.body)
+        )
+    );
+    // Nothing is left in the spool.
+    assert_eq!(
+        fs::read_dir(setup.data.join("spool"))
+            .expect("spool")
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn mtls_refuses_missing_foreign_expired_and_revoked_certificates() {
+    let setup = Setup::new("");
+    let tls = &setup.tls;
+    client_cert(tls, "old", true);
+    client_cert(tls, "revoked", false);
+    client_cert(tls, "stranger", false);
+    client_cert(tls, "later", false);
+    run_ok(
+        Command::new(workspace_root().join("deploy/pki.sh"))
+            .arg("revoke")
+            .arg(tls)
+            .arg("revoked"),
+    );
+    // A certificate from another CA, with a key of its own.
+    let other = setup.dir().join("other-ca");
+    run_ok(
+        Command::new(workspace_root().join("deploy/pki.sh"))
+            .arg("tls")
+            .arg(&other),
+    );
+    client_cert(&other, "foreign", false);
+    let d = setup.start();
+    setup.register(&d);
+
+    let healthz = format!("{}/healthz", d.api);
+    let curl = |args: &[&str]| {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "20", "--cacert"])
+            .arg(tls.join("tls-ca.pem"))
+            .args(args)
+            .arg(&healthz);
+        run(&mut cmd)
+    };
+    // No client certificate: the handshake fails, no HTTP answer.
+    let out = curl(&[]);
+    assert!(!out.status.success(), "no client certificate was accepted");
+    for (cert, key) in [
+        (other.join("foreign.crt"), other.join("foreign.key")),
+        (tls.join("old.crt"), tls.join("old.key")),
+        (tls.join("revoked.crt"), tls.join("revoked.key")),
+    ] {
+        let out = curl(&[
+            "--cert",
+            &cert.display().to_string(),
+            "--key",
+            &key.display().to_string(),
+        ]);
+        assert!(
+            !out.status.success(),
+            "{} was accepted: {}",
+            cert.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let client = seald_tests::daemon::client_for(tls, &cert, &key, &tls.join("tls-ca.pem"));
+        let err = try_send(client.get(&healthz)).expect_err("refused");
+        assert!(!err.is_empty());
+    }
+    // Valid but unregistered: 403 with its code, and the attempt is audited.
+    let stranger = d.client("stranger");
+    let answer = sign(&d, &stranger, "", setup.sample());
+    assert_eq!(answer.status, 403);
+    assert_eq!(answer.code(), "unregistered_application");
+    assert_eq!(
+        answer.header("content-type").as_deref(),
+        Some("application/problem+json")
+    );
+    let rows = audit_rows(&setup);
+    let last = rows.last().expect("a record");
+    assert_eq!(
+        (last[1].as_str(), last[2].as_str(), last[3].as_str()),
+        ("sign", "denied", "unregistered_application")
+    );
+    assert!(last[4].starts_with("unregistered:"), "{last:?}");
+
+    // A CRL updated and reloaded on SIGHUP refuses a certificate that worked before.
+    assert_eq!(send(d.client("app").get(&healthz)).status, 200);
+    run_ok(
+        Command::new(workspace_root().join("deploy/pki.sh"))
+            .arg("revoke")
+            .arg(tls)
+            .arg("app"),
+    );
+    d.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        // A fresh client each time: a kept-alive connection was authenticated before.
+        match try_send(d.client("app").get(&healthz)) {
+            Err(_) => break,
+            Ok(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Ok(a) => panic!(
+                "revoked certificate still accepted after SIGHUP: {}",
+                a.status
+            ),
+        }
+    }
+    assert_eq!(
+        send(d.client("later").get(&healthz)).status,
+        200,
+        "others still pass"
+    );
+}
+
+#[test]
+fn idempotency_key_replays_the_same_signature_and_refuses_another_body() {
+    let setup = Setup::new("");
+    let d = setup.start();
+    setup.register(&d);
+    let app = d.client("app");
+    let post = |key: &str, query: &str, pdf: Vec<u8>| {
+        send(
+            app.post(sign_url(&d, "contract", query))
+                .header("Content-Type", "application/pdf")
+                .header("Idempotency-Key", key)
+                .body(pdf),
+        )
+    };
+    let first = post("order-42", "document_id=D1", setup.sample());
+    assert_eq!(first.status, 200);
+    let before = signed_count(&setup);
+    let again = post("order-42", "document_id=D1", setup.sample());
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body, first.body, "the very same signed PDF");
+    assert_eq!(
+        again.header("seald-audit-record"),
+        first.header("seald-audit-record")
+    );
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(signed_count(&setup), before, "no second signature record");
+
+    let other = fs::read(workspace_root().join("tests/corpus/minimal-two-pages.pdf")).expect("pdf");
+    let conflict = post("order-42", "x=5&y=5&width=10", other.clone());
+    assert_eq!(conflict.status, 409);
+    assert_eq!(conflict.code(), "idempotency_key_reused");
+    // A new key signs anew.
+    let fresh = post("order-43", "x=5&y=5&width=10", other);
+    assert_eq!(fresh.status, 200);
+    assert_eq!(signed_count(&setup), before + 1);
+}
+
+#[test]
+fn bad_input_gets_typed_errors_and_leaves_nothing_behind() {
+    let setup = Setup::new("[limits]\nmax_body_mib = 1\n");
+    let d = setup.start();
+    setup.register(&d);
+    let app = d.client("app");
+    let corpus =
+        |name: &str| fs::read(workspace_root().join("tests/corpus").join(name)).expect("corpus");
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        (
+            "text/plain",
+            "",
+            setup.sample(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "application/pdf",
+            "",
+            b"hello, this is not a PDF at all".to_vec(),
+            415,
+            "not_pdf",
+        ),
+        (
+            "application/pdf",
+            "",
+            setup.sample()[..setup.sample().len() / 2].to_vec(),
+            422,
+            "malformed_pdf",
+        ),
+        (
+            "application/pdf",
+            "",
+            corpus("minimal-aes256.pdf"),
+            422,
+            "encrypted_pdf",
+        ),
+        (
+            "application/pdf",
+            "page=3&x=5&y=5&width=10",
+            corpus("circular-page-tree.pdf"),
+            422,
+            "malformed_pdf",
+        ),
+        (
+            "application/pdf",
+            "level=b-x",
+            setup.sample(),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "application/pdf",
+            "width=-3",
+            setup.sample(),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "application/pdf",
+            "colour=red",
+            setup.sample(),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "application/pdf",
+            "level=b-t",
+            setup.sample(),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "application/pdf",
+            "page=9",
+            setup.sample(),
+            422,
+            "no_such_page",
+        ),
+    ];
+    for (ctype, query, body, status, code) in cases {
+        let a = send(
+            app.post(sign_url(&d, "contract", query))
+                .header("Content-Type", ctype)
+                .body(body),
+        );
+        assert_eq!(a.status, status, "{ctype} {query} ({} bytes)", a.body.len());
+        assert_eq!(a.code(), code, "{ctype} {query}");
+        assert_eq!(
+            a.header("content-type").as_deref(),
+            Some("application/problem+json")
+        );
+        assert!(!a.json()["detail"].as_str().unwrap_or("").is_empty());
+    }
+    // Too large, declared up front or streamed without a length: 413 before the body is read
+    // (curl waits for "100 Continue", which never comes).
+    let big = setup.dir().join("big.pdf");
+    fs::write(&big, vec![b'%'; 2 << 20]).expect("big");
+    for chunked in [false, true] {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "30", "--cacert"])
+            .arg(setup.tls.join("tls-ca.pem"))
+            .arg("--cert")
+            .arg(setup.tls.join("app.crt"))
+            .arg("--key")
+            .arg(setup.tls.join("app.key"))
+            .args([
+                "-H",
+                "Content-Type: application/pdf",
+                "-w",
+                "\n%{http_code}",
+                "--data-binary",
+            ])
+            .arg(format!("@{}", big.display()));
+        if chunked {
+            cmd.args(["-H", "Transfer-Encoding: chunked"]);
+        }
+        let out = run(cmd.arg(sign_url(&d, "contract", "")));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            text.trim_end().ends_with("413") && text.contains("payload_too_large"),
+            "chunked={chunked}: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Unknown seal, disabled seal, a seal not granted.
+    let a = send(
+        app.post(sign_url(&d, "nope", ""))
+            .header("Content-Type", "application/pdf")
+            .body(setup.sample()),
+    );
+    assert_eq!((a.status, a.code().as_str()), (404, "seal_not_found"));
+    run_ok(
+        setup
+            .sealctl(&d, "admin")
+            .args(["admin", "seal", "disable", "contract"]),
+    );
+    let a = sign(&d, &app, "", setup.sample());
+    assert_eq!((a.status, a.code().as_str()), (403, "seal_disabled"));
+    run_ok(
+        setup
+            .sealctl(&d, "admin")
+            .args(["admin", "seal", "enable", "contract"]),
+    );
+    assert_eq!(sign(&d, &app, "", setup.sample()).status, 200);
+    // An application without the admin role cannot administer (and the refusal is audited).
+    let out = run(setup
+        .sealctl(&d, "app")
+        .args(["admin", "seal", "disable", "contract"]));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not_admin"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let rows = audit_rows(&setup);
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r[2] == "failed")
+        .map(|r| r[3].as_str())
+        .collect();
+    for code in [
+        "payload_too_large",
+        "unsupported_media_type",
+        "not_pdf",
+        "malformed_pdf",
+        "encrypted_pdf",
+        "invalid_parameter",
+        "no_such_page",
+    ] {
+        assert!(
+            failed.contains(&code),
+            "no failed record with {code}: {failed:?}"
+        );
+    }
+    let denied: Vec<&str> = rows
+        .iter()
+        .filter(|r| r[2] == "denied")
+        .map(|r| r[3].as_str())
+        .collect();
+    for code in ["seal_not_found", "seal_disabled", "not_admin"] {
+        assert!(
+            denied.contains(&code),
+            "no denied record with {code}: {denied:?}"
+        );
+    }
+    assert_eq!(signed_count(&setup), 1);
+    assert_eq!(
+        fs::read_dir(setup.data.join("spool"))
+            .expect("spool")
+            .count(),
+        0,
+        "spool files left behind"
+    );
+    assert_eq!(
+        fs::read_dir(setup.data.join("responses"))
+            .expect("responses")
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn an_edited_audit_row_is_found_by_sealctl_audit_verify() {
+    let setup = Setup::new("");
+    let d = setup.start();
+    setup.register(&d);
+    let app = d.client("app");
+    for i in 0..5 {
+        assert_eq!(
+            sign(&d, &app, &format!("document_id=doc-{i}"), setup.sample()).status,
+            200
+        );
+    }
+    let status = d.terminate(Duration::from_secs(60));
+    assert!(status.success(), "{status}");
+    let checkpoints: usize = setup
+        .sql("SELECT count(*) FROM audit_checkpoints")
+        .parse()
+        .expect("n");
+    assert!(checkpoints >= 1, "the shutdown checkpoint is missing");
+    let d = setup.start();
+    let verify = |setup: &Setup, d: &Daemon| {
+        let out = run(setup
+            .sealctl(d, "admin")
+            .args(["audit", "verify", "--json", "--trust"])
+            .arg(setup.seal.root()));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code(), v)
+    };
+    let (code, v) = verify(&setup, &d);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["ok"], true);
+    let records = v["records"].as_u64().expect("records");
+    assert!(records >= 7, "{v}");
+    // The export verifies offline as well.
+    let export = setup.dir().join("audit.jsonl");
+    run_ok(
+        setup
+            .sealctl(&d, "admin")
+            .args(["audit", "export", "-o"])
+            .arg(&export),
+    );
+    let lines = fs::read_to_string(&export).expect("export");
+    assert_eq!(
+        lines
+            .lines()
+            .filter(|l| l.contains("\"kind\":\"record\""))
+            .count() as u64,
+        records
+    );
+    run_ok(
+        Command::new(seald_tests::binary("sealctl"))
+            .args(["audit", "verify", "--input"])
+            .arg(&export),
+    );
+
+    // Somebody with access to the database changes which document a record names.
+    let target: u64 = setup
+        .sql("SELECT min(seq) FROM audit_records WHERE document_id = 'doc-2'")
+        .parse()
+        .expect("seq");
+    setup.sql(&format!(
+        "UPDATE audit_records SET document_id = 'doc-X' WHERE seq = {target}"
+    ));
+    let (code, v) = verify(&setup, &d);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["first_bad_record"], target, "{v}");
+    // Rehashing the edited row moves the break to the next link, still found.
+    let out = run(setup.sealctl(&d, "admin").args(["audit", "verify"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("record {target}")));
+    // Deleting the newest records is caught by the signed checkpoint.
+    setup.sql(&format!(
+        "UPDATE audit_records SET document_id = 'doc-2' WHERE seq = {target}"
+    ));
+    assert_eq!(verify(&setup, &d).0, Some(0));
+    let last_cp: u64 = setup
+        .sql("SELECT max(seq) FROM audit_checkpoints")
+        .parse()
+        .expect("cp");
+    setup.sql(&format!("DELETE FROM audit_records WHERE seq >= {last_cp}"));
+    let (code, v) = verify(&setup, &d);
+    assert_eq!(code, Some(1), "{v}");
+    assert!(
+        v["problem"].as_str().unwrap_or("").contains("truncated"),
+        "{v}"
+    );
+}
+
+#[test]
+fn metrics_pass_promtool_and_readyz_reports_the_parts() {
+    let setup = Setup::new("");
+    let d = setup.start();
+    setup.register(&d);
+    let app = d.client("app");
+    assert_eq!(sign(&d, &app, "", setup.sample()).status, 200);
+    assert_eq!(sign(&d, &app, "", b"nope".to_vec()).status, 415);
+    let plain = reqwest::blocking::Client::new();
+    let ready = send(plain.get(format!("{}/readyz", d.plain)));
+    assert_eq!(
+        ready.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
+    assert_eq!(ready.json()["checks"]["tokens"]["hsm"]["state"], "ready");
+    let metrics = send(plain.get(format!("{}/metrics", d.plain)));
+    assert_eq!(metrics.status, 200);
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    for needle in [
+        "seald_sign_total{outcome=\"signed\",seal=\"contract\"} 1",
+        "seald_sign_total{outcome=\"failed\",seal=\"contract\"} 1",
+        "seald_http_request_duration_seconds_bucket{endpoint=\"/v1/seals/{seal_id}/sign\"",
+        "seald_token_sessions_max{token=\"hsm\"} 2",
+        "seald_sign_queue_depth 0",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    let file = setup.dir().join("metrics.txt");
+    fs::write(&file, &metrics.body).expect("write");
+    let out = run(Command::new("sh")
+        .arg("-c")
+        .arg(format!("promtool check metrics < {}", file.display())));
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The plain listener serves nothing else.
+    assert_eq!(send(plain.get(format!("{}/v1/seals", d.plain))).status, 404);
+}
+
+#[test]
+fn a_bad_configuration_names_its_key() {
+    let setup = Setup::new("[limits]\nqueue_depth = 0\n");
+    let out = run(Command::new(seald_tests::binary("seald"))
+        .arg("--config")
+        .arg(&setup.config));
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("limits.queue_depth"), "{text}");
+}
