@@ -83,6 +83,15 @@ pub struct TokenConfig {
     /// Sessions signing at once on this token.
     #[serde(default = "default_sessions")]
     pub sessions: usize,
+    /// How long a request waits for a free session before 503 `token_busy`.
+    #[serde(default = "default_acquire_timeout")]
+    pub acquire_timeout_seconds: u64,
+    /// Longest pause between reconnection attempts while the token is gone.
+    #[serde(default = "default_reconnect_max")]
+    pub reconnect_max_seconds: u64,
+    /// While the token is absent, re-initialize its PKCS#11 module at most this often.
+    #[serde(default = "default_module_reinit")]
+    pub module_reinit_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -173,6 +182,18 @@ pub struct Bootstrap {
 
 fn default_sessions() -> usize {
     4
+}
+
+fn default_acquire_timeout() -> u64 {
+    5
+}
+
+fn default_reconnect_max() -> u64 {
+    30
+}
+
+fn default_module_reinit() -> u64 {
+    60
 }
 
 fn default_checkpoint_interval() -> u64 {
@@ -277,6 +298,15 @@ impl Config {
             }
             if t.sessions == 0 || t.sessions > 256 {
                 return Err(ConfigError::new(key("sessions"), "must be 1 to 256"));
+            }
+            for (name, v) in [
+                ("acquire_timeout_seconds", t.acquire_timeout_seconds),
+                ("reconnect_max_seconds", t.reconnect_max_seconds),
+                ("module_reinit_seconds", t.module_reinit_seconds),
+            ] {
+                if v == 0 {
+                    return Err(ConfigError::new(key(name), "must be at least 1"));
+                }
             }
         }
         if !names.contains(self.audit.token.as_str()) {

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
 use seald_pades::SealImage;
 use seald_pkcs11::{KeySelector, Module, Pin, PoolConfig, PoolKey, TokenPool};
@@ -135,6 +136,9 @@ impl Keys {
                 pin,
                 PoolConfig {
                     max_sessions: t.sessions,
+                    acquire_timeout: Duration::from_secs(t.acquire_timeout_seconds),
+                    retry_max: Duration::from_secs(t.reconnect_max_seconds),
+                    module_reinit_interval: Duration::from_secs(t.module_reinit_seconds),
                     ..PoolConfig::default()
                 },
             )

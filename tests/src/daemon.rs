@@ -40,7 +40,8 @@ pub fn client_cert(tls: &Path, name: &str, expired: bool) {
 }
 
 impl Setup {
-    /// Everything for a daemon: `extra` is appended to seald.toml (limits, tsa, …).
+    /// Everything for a daemon: `extra` is appended to seald.toml (limits, tsa, …), with
+    /// `@ROOT@` replaced by the test root certificate's path and `@PKI@` by the PKI directory.
     pub fn new(extra: &str) -> Setup {
         let seal = SealKey::new(KeyAlgorithm::Rsa2048);
         let dir = seal.dir().to_path_buf();
@@ -118,6 +119,8 @@ module = "{module}"
 label = "{TOKEN}"
 pin_file = "{pin}"
 sessions = 2
+reconnect_max_seconds = 1
+module_reinit_seconds = 1
 
 [audit]
 token = "hsm"
@@ -136,6 +139,9 @@ admin_certificates = ["{tls}/admin.crt"]
                 module = crate::softhsm_module().display(),
                 pin = pin.display(),
                 root = seal.root().display(),
+                extra = extra
+                    .replace("@ROOT@", &seal.root().display().to_string())
+                    .replace("@PKI@", &seal.pki.display().to_string()),
             ),
         )
         .expect("config");
@@ -253,6 +259,16 @@ admin_certificates = ["{tls}/admin.crt"]
                 ])
                 .arg(self.tls.join("app.crt")),
         );
+    }
+
+    /// The token's storage directory (SoftHSM2 makes one per token).
+    pub fn token_storage(&self) -> PathBuf {
+        let mut dirs: Vec<PathBuf> = fs::read_dir(self.seal.hsm.token_dir())
+            .expect("token dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        assert_eq!(dirs.len(), 1, "{dirs:?}");
+        dirs.remove(0)
     }
 
     /// Runs SQL on the daemon's database (python3's sqlite3, an independent client).
@@ -408,4 +424,24 @@ pub fn try_send(request: reqwest::blocking::RequestBuilder) -> Result<Answer, St
         headers: response.headers().clone(),
         body: response.bytes().map_err(|e| e.to_string())?.to_vec(),
     })
+}
+
+/// SHA-256 (hex).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Waits until `ready` holds (checked every 50 ms), at most `timeout`; false if it never did.
+pub fn wait_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -5,7 +5,7 @@ use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
-use seald_tests::daemon::{client_cert, send, try_send, Daemon, Setup};
+use seald_tests::daemon::{client_cert, send, sha256_hex, try_send, Daemon, Setup};
 use seald_tests::pdf::Validators;
 use seald_tests::{run, run_ok, workspace_root};
 use serde_json::Value;
@@ -646,4 +646,375 @@ fn a_bad_configuration_names_its_key() {
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("limits.queue_depth"), "{text}");
+}
+
+/// seald's own verdict on a signed output (the tests also ask pdfsig and pyHanko).
+fn verified(setup: &Setup, pdf: &[u8]) -> bool {
+    let doc = seald_pades::Document::from_bytes(pdf.to_vec()).expect("signed output parses");
+    let report = seald_pades::verify_document(
+        &doc,
+        &seald_pades::VerifyOptions {
+            trust_roots: setup.seal.root_der(),
+            now: 0,
+        },
+    )
+    .expect("verify");
+    report.verdict == seald_pades::Verdict::NotTampered && report.signatures.iter().all(|s| s.valid)
+}
+
+#[test]
+fn two_hundred_concurrent_requests_from_eight_clients_all_sign_and_are_audited_once_each() {
+    let setup = Setup::new("");
+    let d = setup.start();
+    setup.register(&d);
+    let pdf = setup.sample();
+    let results: Vec<(u16, Vec<u8>, Option<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|c| {
+                let client = d.client("app");
+                let (pdf, d) = (pdf.clone(), &d);
+                s.spawn(move || {
+                    (0..25)
+                        .map(|i| {
+                            let a = sign(d, &client, &format!("document_id=c{c}-{i}"), pdf.clone());
+                            let seq = a.header("seald-audit-record");
+                            (a.status, a.body, seq)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("client thread"))
+            .collect()
+    });
+    assert_eq!(results.len(), 200);
+    let mut seqs = std::collections::BTreeSet::new();
+    let validators = Validators::new(setup.dir(), &[setup.seal.root()]);
+    for (i, (status, body, seq)) in results.iter().enumerate() {
+        assert_eq!(*status, 200, "{}", String::from_utf8_lossy(body));
+        assert!(
+            seqs.insert(seq.clone().expect("audit header")),
+            "two answers name one record"
+        );
+        assert!(verified(&setup, body), "output {i} does not verify");
+        let file = setup.dir().join(format!("out-{i}.pdf"));
+        fs::write(&file, body).expect("write");
+        let sigs = validators.pdfsig(&file);
+        assert!(
+            sigs.len() == 1 && sigs[0].valid && sigs[0].trusted,
+            "pdfsig on output {i}: {sigs:?}"
+        );
+        // Each output names its own document id in its own record.
+        let stored = setup.sql(&format!(
+            "SELECT output_sha256 FROM audit_records WHERE seq = {}",
+            seq.clone().unwrap_or_default()
+        ));
+        assert_eq!(stored, sha256_hex(body));
+    }
+    assert_eq!(
+        signed_count(&setup),
+        200,
+        "exactly one sign record per signature"
+    );
+    let out = run(setup.sealctl(&d, "admin").args(["audit", "verify"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A TSA that accepts connections and never answers.
+fn stalled_tsa() -> (std::net::TcpListener, String) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/", l.local_addr().expect("addr"));
+    (l, url)
+}
+
+fn metric(d: &Daemon, name: &str) -> Option<f64> {
+    let text = reqwest::blocking::get(format!("{}/metrics", d.plain))
+        .ok()?
+        .text()
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after_and_a_slow_request_times_out_cleanly() {
+    let (_tsa, url) = stalled_tsa();
+    let setup = Setup::new(&format!(
+        "[limits]\nqueue_depth = 1\nrequest_timeout_seconds = 2\n\n[tsa]\nurls = [\"{url}\"]\nroots = [\"@ROOT@\"]\ntimeout_seconds = 5\n"
+    ));
+    let d = setup.start();
+    setup.register(&d);
+    std::thread::scope(|s| {
+        // A B-T request holds the only place in the queue while the TSA does not answer.
+        let slow = s.spawn(|| sign(&d, &d.client("app"), "level=b-t", setup.sample()));
+        assert!(
+            seald_tests::daemon::wait_until(Duration::from_secs(20), || metric(
+                &d,
+                "seald_sign_queue_depth"
+            ) == Some(1.0)),
+            "the slow request never entered the queue"
+        );
+        let refused = sign(&d, &d.client("app"), "", setup.sample());
+        assert_eq!(
+            (refused.status, refused.code().as_str()),
+            (503, "queue_full")
+        );
+        assert!(refused.header("retry-after").is_some(), "no Retry-After");
+        let slow = slow.join().expect("slow");
+        assert_eq!(
+            (slow.status, slow.code().as_str()),
+            (503, "timeout"),
+            "{}",
+            String::from_utf8_lossy(&slow.body)
+        );
+        assert!(slow.header("retry-after").is_some());
+    });
+    // Once the stalled signing gives up, the queue is free again and nothing is left behind.
+    assert!(seald_tests::daemon::wait_until(
+        Duration::from_secs(20),
+        || metric(&d, "seald_sign_queue_depth") == Some(0.0)
+    ));
+    let ok = sign(&d, &d.client("app"), "level=b-b", setup.sample());
+    assert_eq!(ok.status, 200);
+    assert!(verified(&setup, &ok.body));
+    assert!(
+        seald_tests::daemon::wait_until(Duration::from_secs(10), || fs::read_dir(
+            setup.data.join("spool")
+        )
+        .map(|d| d.count() == 0)
+        .unwrap_or(false)),
+        "spool not emptied"
+    );
+    let rows = audit_rows(&setup);
+    let reasons: Vec<&str> = rows
+        .iter()
+        .filter(|r| r[1] == "sign")
+        .map(|r| r[3].as_str())
+        .collect();
+    assert!(
+        reasons.contains(&"queue_full") && reasons.contains(&"timeout"),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        signed_count(&setup),
+        1,
+        "the timed-out request left no signature record"
+    );
+}
+
+#[test]
+fn b_t_signatures_carry_a_time_stamp_from_the_tsa() {
+    let setup = Setup::new("");
+    let tsa = seald_tests::pdf::Tsa::start(&setup.seal.pki);
+    let text = fs::read_to_string(&setup.config).expect("config")
+        + &format!("[tsa]\nurls = [\"http://127.0.0.1:1/\", \"{}\"]\nroots = [\"{}\"]\ndefault_level = \"b-t\"\n", tsa.url, setup.seal.root().display());
+    fs::write(&setup.config, text).expect("config");
+    let d = setup.start();
+    setup.register(&d);
+    let ready = send(reqwest::blocking::Client::new().get(format!("{}/readyz", d.plain)));
+    assert_eq!(
+        ready.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
+    let a = sign(&d, &d.client("app"), "", setup.sample());
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let out = setup.dir().join("bt.pdf");
+    fs::write(&out, &a.body).expect("write");
+    let validators = Validators::new(setup.dir(), &[setup.seal.root()]);
+    let py = validators.pyhanko(&out, true);
+    assert_eq!(py[0]["valid"], true, "{}", py[0]);
+    assert_eq!(py[0]["timestamp"]["valid"], true, "{}", py[0]);
+    assert_eq!(py[0]["timestamp"]["trusted"], true, "{}", py[0]);
+    let detail = setup.sql(&format!(
+        "SELECT detail FROM audit_records WHERE seq = {}",
+        a.header("seald-audit-record").unwrap_or_default()
+    ));
+    assert!(detail.contains("\"level\":\"b-t\""), "{detail}");
+}
+
+#[test]
+fn sigterm_under_load_finishes_requests_in_flight_and_loses_no_committed_record() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let setup = Setup::new("");
+    let d = setup.start();
+    setup.register(&d);
+    let done = AtomicUsize::new(0);
+    let answered: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    let pdf = setup.sample();
+    let status = std::thread::scope(|s| {
+        for c in 0..4 {
+            let client = d.client("app");
+            let (done, answered, pdf, url) = (
+                &done,
+                &answered,
+                pdf.clone(),
+                sign_url(&d, "contract", &format!("document_id=load-{c}")),
+            );
+            s.spawn(move || loop {
+                match try_send(
+                    client
+                        .post(&url)
+                        .header("Content-Type", "application/pdf")
+                        .body(pdf.clone()),
+                ) {
+                    Ok(a) if a.status == 200 => {
+                        answered.lock().expect("lock").push((
+                            a.header("seald-audit-record").unwrap_or_default(),
+                            sha256_hex(&a.body),
+                        ));
+                        done.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(a) => panic!(
+                        "unexpected answer {} during shutdown: {}",
+                        a.status,
+                        String::from_utf8_lossy(&a.body)
+                    ),
+                    Err(_) => break,
+                }
+            });
+        }
+        assert!(seald_tests::daemon::wait_until(
+            Duration::from_secs(60),
+            || done.load(Ordering::SeqCst) >= 40
+        ));
+        d.terminate(Duration::from_secs(60))
+    });
+    assert!(status.success(), "seald exited with {status}");
+    let answered = answered.into_inner().expect("lock");
+    assert!(answered.len() >= 40);
+    // Every signature a client received has its record, with that output.
+    for (seq, sha) in &answered {
+        assert_eq!(
+            setup.sql(&format!(
+                "SELECT output_sha256 FROM audit_records WHERE seq = {seq}"
+            )),
+            *sha,
+            "record {seq}"
+        );
+    }
+    assert_eq!(
+        signed_count(&setup),
+        answered.len(),
+        "a record without an answer, or the reverse"
+    );
+    // The shutdown checkpoint covers the last record.
+    assert_eq!(
+        setup.sql("SELECT max(seq) FROM audit_checkpoints"),
+        setup.sql("SELECT max(seq) FROM audit_records")
+    );
+    let d = setup.start();
+    let out = run(setup
+        .sealctl(&d, "admin")
+        .args(["audit", "verify", "--trust"])
+        .arg(setup.seal.root()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn a_token_removed_under_load_fails_with_503_and_recovers_by_itself() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    let setup = Setup::new("");
+    let d = setup.start();
+    setup.register(&d);
+    let plain = reqwest::blocking::Client::new();
+    let ready = || send(plain.get(format!("{}/readyz", d.plain))).status;
+    assert_eq!(ready(), 200);
+    let stop = AtomicBool::new(false);
+    let answers: Mutex<Vec<(u16, String, Vec<u8>)>> = Mutex::new(Vec::new());
+    let storage = setup.token_storage();
+    let parked = setup.dir().join("parked-token");
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            let client = d.client("app");
+            let (stop, answers, pdf, url) = (
+                &stop,
+                &answers,
+                setup.sample(),
+                sign_url(&d, "contract", ""),
+            );
+            s.spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let a = send(
+                        client
+                            .post(&url)
+                            .header("Content-Type", "application/pdf")
+                            .body(pdf.clone()),
+                    );
+                    let code = if a.status == 200 {
+                        String::new()
+                    } else {
+                        a.code()
+                    };
+                    answers.lock().expect("lock").push((a.status, code, a.body));
+                }
+            });
+        }
+        let count = |status: u16| {
+            answers
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter(|a| a.0 == status)
+                .count()
+        };
+        assert!(seald_tests::daemon::wait_until(
+            Duration::from_secs(30),
+            || count(200) >= 10
+        ));
+        // The token's storage disappears (a pulled UKey, an HSM restarting).
+        fs::rename(&storage, &parked).expect("remove the token");
+        assert!(
+            seald_tests::daemon::wait_until(Duration::from_secs(30), || ready() == 503),
+            "readyz never noticed"
+        );
+        let before = count(503);
+        assert!(seald_tests::daemon::wait_until(
+            Duration::from_secs(30),
+            || count(503) >= before + 5
+        ));
+        let signed_while_gone = count(200);
+        fs::rename(&parked, &storage).expect("restore the token");
+        assert!(
+            seald_tests::daemon::wait_until(Duration::from_secs(60), || ready() == 200),
+            "readyz never recovered:\n{}",
+            d.log_text()
+        );
+        assert!(
+            seald_tests::daemon::wait_until(Duration::from_secs(30), || count(200)
+                >= signed_while_gone + 10),
+            "signing never recovered"
+        );
+        stop.store(true, Ordering::SeqCst);
+    });
+    let answers = answers.into_inner().expect("lock");
+    for (status, code, body) in &answers {
+        match status {
+            200 => assert!(verified(&setup, body), "a corrupt output"),
+            503 => assert!(
+                code == "token_unavailable" || code == "token_busy",
+                "{code}"
+            ),
+            other => panic!("unexpected {other} {code}"),
+        }
+    }
+    let ok = answers.iter().filter(|a| a.0 == 200).count();
+    assert_eq!(signed_count(&setup), ok);
+    let reasons =
+        setup.sql("SELECT count(*) FROM audit_records WHERE reason = 'token_unavailable'");
+    assert!(reasons.parse::<usize>().expect("n") >= 5);
 }

@@ -388,7 +388,8 @@ mod tests {
 
     #[test]
     fn the_openapi_document_lists_every_route_and_nothing_else() {
-        let spec: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("openapi.json is JSON");
+        let spec: serde_json::Value =
+            serde_json::from_str(super::OPENAPI).expect("openapi.json is JSON");
         assert_eq!(spec["openapi"], "3.1.0");
         let mut documented = BTreeSet::new();
         for (path, operations) in spec["paths"].as_object().expect("paths") {
