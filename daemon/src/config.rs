@@ -433,6 +433,18 @@ key = "audit"
     }
 
     #[test]
+    fn the_example_configuration_uses_only_real_keys() {
+        // Unknown keys are refused, so every key the example documents exists.
+        let text = include_str!("../../deploy/seald.example.toml");
+        let config: Config = toml::from_str(text).expect("deploy/seald.example.toml");
+        assert_eq!(config.tokens.len(), 1);
+        assert!(config.tsa.is_some() && config.server.plain_listen.is_some());
+        let defaults = Limits::default();
+        assert_eq!(config.limits.max_body_mib, defaults.max_body_mib);
+        assert_eq!(config.limits.queue_depth, defaults.queue_depth);
+    }
+
+    #[test]
     fn mistakes_name_their_key() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("seald.toml");

@@ -1018,3 +1018,53 @@ fn a_token_removed_under_load_fails_with_503_and_recovers_by_itself() {
         setup.sql("SELECT count(*) FROM audit_records WHERE reason = 'token_unavailable'");
     assert!(reasons.parse::<usize>().expect("n") >= 5);
 }
+
+#[test]
+fn the_openapi_document_is_valid_and_every_route_in_it_is_served() {
+    let setup = Setup::new("");
+    let d = setup.start();
+    setup.register(&d);
+    let admin = d.client("admin");
+    let spec = send(admin.get(format!("{}/v1/openapi.json", d.api)));
+    assert_eq!(spec.status, 200);
+    let file = setup.dir().join("openapi.json");
+    fs::write(&file, &spec.body).expect("write");
+    let out = run(Command::new(seald_tests::pdf::pyhanko_python())
+        .args(["-c", "import sys; from openapi_spec_validator import validate; from openapi_spec_validator.readers import read_from_filename; validate(read_from_filename(sys.argv[1])[0]); print('valid')"])
+        .arg(&file));
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spec = spec.json();
+    for (path, operations) in spec["paths"].as_object().expect("paths") {
+        for method in operations.as_object().expect("ops").keys() {
+            let url = format!("{}{}", d.api, path.replace("{seal_id}", "contract"));
+            let request = match method.as_str() {
+                "get" => admin.get(&url),
+                "post" => admin
+                    .post(&url)
+                    .header("Content-Type", "application/json")
+                    .body("{}"),
+                other => panic!("unexpected method {other}"),
+            };
+            let a = send(request);
+            let code = if a.header("content-type").as_deref() == Some("application/problem+json") {
+                a.code()
+            } else {
+                String::new()
+            };
+            assert!(
+                code != "no_route" && code != "method_not_allowed",
+                "{method} {path}: {} {code}",
+                a.status
+            );
+        }
+    }
+    // And what is not in it is not served.
+    let a = send(admin.get(format!("{}/v1/nothing-here", d.api)));
+    assert_eq!((a.status, a.code().as_str()), (404, "no_route"));
+    let a = send(admin.delete(format!("{}/v1/seals/contract", d.api)));
+    assert_eq!((a.status, a.code().as_str()), (405, "method_not_allowed"));
+}

@@ -1,25 +1,99 @@
-//! The README's first command: `deploy/quickstart.sh` makes a working demo, reuses a complete
-//! one, and rebuilds a broken one. (`deploy/test.sh` builds the release binaries first, so the
+//! The README's first command: `deploy/quickstart.sh` makes a working demo and runs seald with
+//! it (sealing a sample over mTLS), reuses a complete demo, and rebuilds a broken one. (`deploy/test.sh` builds the release binaries first, so the
 //! script's own build step has nothing left to do.)
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use seald_tests::{run, workspace_root};
+use seald_tests::{run_ok, workspace_root};
 use serde_json::Value;
 
+/// Runs the quickstart until it prints READY, checks the running demo with curl, then
+/// presses Ctrl-C (SIGINT) and waits for a clean exit. Returns its output.
 fn quickstart(demo: &Path) -> String {
-    let out = run(Command::new(workspace_root().join("deploy/quickstart.sh"))
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let log = demo.with_extension("log");
+    let mut child = Command::new(workspace_root().join("deploy/quickstart.sh"))
         .env("SEALD_DEMO_DIR", demo)
+        .env("SEALD_DEMO_PORT", port.to_string())
         .env_remove("SOFTHSM2_CONF")
-        .env_remove("SEALD_PKCS11_MODULE"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        .env_remove("SEALD_PKCS11_MODULE")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start the quickstart");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut text = String::new();
+    let url = loop {
+        match rx.recv_timeout(Duration::from_secs(600)) {
+            Ok(line) => {
+                text.push_str(&line);
+                text.push('\n');
+                if let Some(url) = line.strip_prefix("READY ") {
+                    break url.to_owned();
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "no READY line:\n{text}\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        }
+    };
+    assert_eq!(url, format!("https://127.0.0.1:{port}"));
+    // The running demo answers the command the quickstart printed.
+    let out = run_ok(
+        Command::new("curl")
+            .args(["-sS", "--fail-with-body", "-o"])
+            .arg(demo.join("again.pdf"))
+            .arg("--cacert")
+            .arg(demo.join("server-ca.crt"))
+            .arg("--cert")
+            .arg(demo.join("client.crt"))
+            .arg("--key")
+            .arg(demo.join("client.key"))
+            .args(["-H", "Content-Type: application/pdf", "--data-binary"])
+            .arg(format!("@{}", demo.join("contract.pdf").display()))
+            .arg(format!("{url}/v1/seals/demo-seal/sign?x=25&y=252&width=30"))
+            .args(["-w", "%{http_code}"]),
     );
-    assert!(out.status.success(), "quickstart failed:\n{text}");
-    text
+    assert_eq!(out, "200");
+    let verdict = run_ok(
+        Command::new(workspace_root().join("target/release/sealctl"))
+            .args(["verify", "--json", "--trust"])
+            .arg(demo.join("root.crt"))
+            .arg(demo.join("again.pdf")),
+    );
+    assert!(verdict.contains("not_tampered"), "{verdict}");
+    // Ctrl-C (SIGINT to the script): it stops seald and exits 0.
+    run_ok(Command::new("kill").arg("-INT").arg(child.id().to_string()));
+    let status = child.wait().expect("wait");
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    text.extend(rx.try_iter().map(|l| l + "\n"));
+    assert!(
+        status.success(),
+        "quickstart exited with {status}:\n{text}\n{stderr}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "seald still listens"
+    );
+    text + &stderr
 }
 
 fn demo_objects(demo: &Path) -> Vec<Value> {
@@ -51,7 +125,17 @@ fn quickstart_creates_reuses_and_repairs_the_demo() {
 
     let first = quickstart(&demo);
     assert!(first.contains("creating the demo"), "{first}");
-    assert!(first.contains("seald demo ready"), "{first}");
+    assert!(first.contains("seald demo running"), "{first}");
+    assert!(first.contains("verdict not_tampered"), "{first}");
+    for file in [
+        "client.crt",
+        "client.key",
+        "server-ca.crt",
+        "root.crt",
+        "contract-sealed.pdf",
+    ] {
+        assert!(demo.join(file).exists(), "{file} missing");
+    }
     let objects = demo_objects(&demo);
     let key = objects
         .iter()
