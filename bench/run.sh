@@ -6,6 +6,9 @@
 #   bench/run.sh pades [--size-mib N] [--iterations N] [--rounds N]
 #       signing a 1-page and a 50 MiB PDF vs C_Sign, sha256sum + cp and pyHanko on the same
 #       token (budgets: ≤ 0.3 ms besides C_Sign; ≤ 1.3 × sha256sum + cp; peak RSS ≤ 64 MiB).
+#   bench/run.sh daemon [--seconds S] [--rounds N]
+#       1-page B-B signing over mTLS with keep-alive through seald vs bare C_Sign with the same
+#       sessions, and pyHanko on the same token (budget: ≥ 80 % of bare C_Sign).
 # Each exits 1 when over budget. Figures go into docs/performance.md with the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +22,8 @@ case $what in
     need_packages softhsm2 gcc pkg-config
     cargo build --release --locked -p seald-bench
     ;;
-  pades)
-    need_packages softhsm2 gcc pkg-config openssl time python3-venv
+  pades|daemon)
+    need_packages softhsm2 gcc pkg-config openssl time python3-venv python3
     cargo build --release --locked --bins
     # The peer: pyHanko over python-pkcs11, pinned, in its own venv.
     VENV=$PWD/target/bench-venv
@@ -33,7 +36,7 @@ case $what in
     fi
     extra=(--python "$VENV/bin/python")
     ;;
-  *) die "unknown benchmark '$what' (pkcs11 or pades)" ;;
+  *) die "unknown benchmark '$what' (pkcs11, pades or daemon)" ;;
 esac
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 target/release/seald-bench "$what" --module "$(softhsm_module)" "${extra[@]}" "$@"

@@ -3,7 +3,10 @@
 //! - `seald-bench pkcs11`: the token pool against a bare `C_Sign` loop.
 //! - `seald-bench pades`: signing a 1-page and a large PDF against `C_Sign`, `sha256sum` + `cp`,
 //!   and pyHanko with the same token; peak memory.
+//! - `seald-bench daemon`: signing over mTLS through `seald` against `C_Sign` with the same
+//!   sessions, and pyHanko.
 
+mod daemon;
 mod pades;
 mod pkcs11;
 mod util;
@@ -18,8 +21,9 @@ fn main() {
     match what.as_str() {
         "pkcs11" => pkcs11::run(args),
         "pades" => pades::run(args),
+        "daemon" => daemon::run(args),
         _ => {
-            eprintln!("usage: seald-bench pkcs11|pades [options] (see --help of each)");
+            eprintln!("usage: seald-bench pkcs11|pades|daemon [options] (see --help of each)");
             std::process::exit(2)
         }
     }

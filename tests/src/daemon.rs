@@ -43,6 +43,11 @@ impl Setup {
     /// Everything for a daemon: `extra` is appended to seald.toml (limits, tsa, …), with
     /// `@ROOT@` replaced by the test root certificate's path and `@PKI@` by the PKI directory.
     pub fn new(extra: &str) -> Setup {
+        Setup::with_sessions(extra, 2)
+    }
+
+    /// Like [`Setup::new`], with `sessions` token sessions.
+    pub fn with_sessions(extra: &str, sessions: usize) -> Setup {
         let seal = SealKey::new(KeyAlgorithm::Rsa2048);
         let dir = seal.dir().to_path_buf();
         let module = &seal.module;
@@ -118,7 +123,7 @@ name = "hsm"
 module = "{module}"
 label = "{TOKEN}"
 pin_file = "{pin}"
-sessions = 2
+sessions = {sessions}
 reconnect_max_seconds = 1
 module_reinit_seconds = 1
 

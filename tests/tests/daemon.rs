@@ -188,6 +188,26 @@ fn mtls_refuses_missing_foreign_expired_and_revoked_certificates() {
             .arg(&healthz);
         run(&mut cmd)
     };
+    // TLS 1.0 and 1.1 are not offered, even to a good certificate.
+    let app_cert = [
+        "--cert",
+        &tls.join("app.crt").display().to_string(),
+        "--key",
+        &tls.join("app.key").display().to_string(),
+    ]
+    .map(str::to_owned);
+    let args: Vec<&str> = app_cert
+        .iter()
+        .map(String::as_str)
+        .chain(["--tlsv1.0", "--tls-max", "1.1"])
+        .collect();
+    assert!(!curl(&args).status.success(), "TLS 1.1 was accepted");
+    let args: Vec<&str> = app_cert
+        .iter()
+        .map(String::as_str)
+        .chain(["--tlsv1.2", "--tls-max", "1.2"])
+        .collect();
+    assert!(curl(&args).status.success(), "TLS 1.2 was refused");
     // No client certificate: the handshake fails, no HTTP answer.
     let out = curl(&[]);
     assert!(!out.status.success(), "no client certificate was accepted");

@@ -58,11 +58,7 @@ impl Attempt<'_> {
         } else {
             "failed"
         };
-        self.state
-            .metrics
-            .signs
-            .with_label_values(&[&self.seal, outcome])
-            .inc();
+        count_sign(self.state, &self.seal, outcome);
         if decision == Decision::Denied {
             self.state
                 .metrics
@@ -75,6 +71,18 @@ impl Attempt<'_> {
             .await;
         self.caller.fail(e)
     }
+}
+
+/// Counts a sign attempt. Seal ids that are not registered share one label, so that requests
+/// for made-up ids cannot grow the metrics without bound.
+fn count_sign(state: &AppState, seal: &str, outcome: &str) {
+    let known = state.registry.snapshot().seals.contains_key(seal);
+    let label = if known { seal } else { "(unregistered)" };
+    state
+        .metrics
+        .signs
+        .with_label_values(&[label, outcome])
+        .inc();
 }
 
 fn content_type_is(headers: &HeaderMap, wanted: &str) -> bool {
@@ -305,11 +313,7 @@ pub async fn sign(
     let app = match attempt.caller.require_app(&state, "sign").await {
         Ok(app) => app,
         Err(e) => {
-            state
-                .metrics
-                .signs
-                .with_label_values(&[&seal_id, "denied"])
-                .inc();
+            count_sign(&state, &seal_id, "denied");
             return attempt.caller.fail(e);
         }
     };
@@ -505,19 +509,11 @@ pub async fn sign(
             if let Some(k) = &kept {
                 let _ = std::fs::remove_file(k);
             }
-            state
-                .metrics
-                .signs
-                .with_label_values(&[&seal_id, "failed"])
-                .inc();
+            count_sign(&state, &seal_id, "failed");
             return attempt.caller.fail(e.into());
         }
     };
-    state
-        .metrics
-        .signs
-        .with_label_values(&[&seal_id, "signed"])
-        .inc();
+    count_sign(&state, &seal_id, "signed");
     state.metrics.audit_head.set(record.seq as i64);
     // The spool copy is unlinked now (the open handle keeps it readable while it streams).
     drop(signed.file);

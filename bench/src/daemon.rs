@@ -1,0 +1,216 @@
+//! `seald-bench daemon`: 1-page B-B signing through the running `seald` over mTLS with
+//! keep-alive, against the raw `C_Sign` rate of the same token with the same number of
+//! sessions, measured in alternating rounds of the same run; and pyHanko signing the same PDF
+//! with the same token. Budget: the daemon reaches at least 80 % of the raw rate.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+use seald_tests::daemon::Setup;
+use seald_tests::pdf::TOKEN;
+
+use crate::util::{measure, median};
+
+struct Options {
+    module: PathBuf,
+    python: Option<PathBuf>,
+    seconds: f64,
+    rounds: usize,
+    min_ratio: f64,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: seald-bench daemon [--module PATH] [--python VENV_PYTHON] [--seconds S] [--rounds N] [--min-ratio PCT]\n\
+         Signs a 1-page PDF through seald over mTLS (keep-alive, several clients) with 1 and 2 token\n\
+         sessions, against bare C_Sign with as many sessions; exits 1 below PCT (default 80) %."
+    );
+    std::process::exit(2)
+}
+
+fn parse(args: Vec<String>) -> Options {
+    let mut options = Options {
+        module: PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"),
+        python: None,
+        seconds: 3.0,
+        rounds: 5,
+        min_ratio: 80.0,
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let value = args.next().unwrap_or_else(|| usage());
+        match arg.as_str() {
+            "--module" => options.module = PathBuf::from(value),
+            "--python" => options.python = Some(PathBuf::from(value)),
+            "--seconds" => options.seconds = value.parse().unwrap_or_else(|_| usage()),
+            "--rounds" => options.rounds = value.parse().unwrap_or_else(|_| usage()),
+            "--min-ratio" => options.min_ratio = value.parse().unwrap_or_else(|_| usage()),
+            _ => usage(),
+        }
+    }
+    options
+}
+
+pub fn run(args: Vec<String>) {
+    let options = parse(args);
+    std::env::set_var("SEALD_TEST_SOFTHSM", &options.module);
+    let setup = Setup::with_sessions("[limits]\nqueue_depth = 256\n", 1);
+    let config_text = std::fs::read_to_string(&setup.config).expect("config");
+    let pdf = setup.sample();
+
+    // The bare loop: cryptoki on the same library and token.
+    let raw = Pkcs11::new(&options.module).expect("cryptoki");
+    let _ = raw.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = raw
+        .get_slots_with_initialized_token()
+        .expect("slots")
+        .into_iter()
+        .find(|s| {
+            raw.get_token_info(*s)
+                .map(|t| t.label() == TOKEN)
+                .unwrap_or(false)
+        })
+        .expect("the seal token");
+    let anchor = raw.open_ro_session(slot).expect("anchor");
+    let _ = anchor.login(UserType::User, Some(&AuthPin::from(seald_tests::USER_PIN)));
+    // What seald signs per document: DER signed attributes of about this size.
+    let message = vec![0x31u8; 120];
+    let duration = Duration::from_secs_f64(options.seconds);
+
+    println!("| sessions | clients | bare C_Sign (sign/s, median) | seald over mTLS (sign/s, median) | seald / bare (median of paired rounds) |");
+    println!("|---|---|---|---|---|");
+    let mut failed = Vec::new();
+    for sessions in [1usize, 2] {
+        std::fs::write(
+            &setup.config,
+            config_text.replace("sessions = 1\n", &format!("sessions = {sessions}\n")),
+        )
+        .expect("config");
+        let daemon = setup.start();
+        setup.register(&daemon);
+        let clients = 4 * sessions;
+        let url = format!("{}/v1/seals/contract/sign?x=25&y=252&width=30", daemon.api);
+        let (mut bare, mut ours) = (Vec::new(), Vec::new());
+        let run_bare = || {
+            measure(sessions, duration, |_| {
+                let session = raw.open_ro_session(slot).expect("session");
+                let handle = session
+                    .find_objects(&[
+                        Attribute::Class(ObjectClass::PRIVATE_KEY),
+                        Attribute::Label(b"seal".to_vec()),
+                    ])
+                    .expect("find")[0];
+                let message = message.clone();
+                Box::new(move || {
+                    session
+                        .sign(&Mechanism::Sha256RsaPkcs, handle, &message)
+                        .expect("C_Sign");
+                })
+            })
+        };
+        let run_daemon = || {
+            measure(clients, duration, |_| {
+                let client = daemon.client("app");
+                let (url, pdf) = (url.clone(), pdf.clone());
+                Box::new(move || {
+                    let response = client
+                        .post(&url)
+                        .header("Content-Type", "application/pdf")
+                        .body(pdf.clone())
+                        .send()
+                        .expect("an answer");
+                    assert_eq!(
+                        response.status().as_u16(),
+                        200,
+                        "seald refused a benchmark request"
+                    );
+                    let _ = response.bytes().expect("body");
+                })
+            })
+        };
+        // A warm-up (connections, TLS sessions, prepared seal), then alternating rounds.
+        let _ = measure(clients, Duration::from_millis(500), |_| {
+            let client = daemon.client("app");
+            let (url, pdf) = (url.clone(), pdf.clone());
+            Box::new(move || {
+                let _ = client
+                    .post(&url)
+                    .header("Content-Type", "application/pdf")
+                    .body(pdf.clone())
+                    .send();
+            })
+        });
+        for round in 0..options.rounds {
+            if round % 2 == 0 {
+                bare.push(run_bare());
+                ours.push(run_daemon());
+            } else {
+                ours.push(run_daemon());
+                bare.push(run_bare());
+            }
+        }
+        let ratio = 100.0
+            * median(
+                bare.iter()
+                    .zip(&ours)
+                    .map(|(b, o)| o.per_second / b.per_second)
+                    .collect(),
+            );
+        println!(
+            "| {sessions} | {clients} | {:.0} | {:.0} | {ratio:.1} % |",
+            median(bare.iter().map(|r| r.per_second).collect()),
+            median(ours.iter().map(|r| r.per_second).collect()),
+        );
+        if ratio < options.min_ratio {
+            failed.push(format!("{sessions} session(s): {ratio:.1} %"));
+        }
+        let status = daemon.terminate(Duration::from_secs(60));
+        assert!(status.success(), "seald exited with {status}");
+    }
+    drop(anchor);
+
+    if let Some(python) = &options.python {
+        let input = setup.dir().join("samples/contract.pdf");
+        let out = Command::new(python)
+            .arg(seald_tests::workspace_root().join("bench/pyhanko_sign.py"))
+            .arg(&options.module)
+            .arg(TOKEN)
+            .arg(setup.dir().join("user.pin"))
+            .arg("seal")
+            .arg(&input)
+            .arg(setup.dir().join("pyhanko.pdf"))
+            .arg("50")
+            .env("SOFTHSM2_CONF", setup.seal.hsm.conf())
+            .output()
+            .expect("run pyHanko");
+        assert!(
+            out.status.success(),
+            "pyHanko failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ms: f64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("pyHanko's ms");
+        println!("\npyHanko on the same token and PDF, one process, 1 session: {ms:.1} ms per signature ({:.0} sign/s)", 1000.0 / ms);
+    }
+    if failed.is_empty() {
+        println!(
+            "\nwithin budget: seald reaches at least {} % of the bare C_Sign rate",
+            options.min_ratio
+        );
+    } else {
+        println!(
+            "\nBELOW BUDGET ({} %): {}",
+            options.min_ratio,
+            failed.join("; ")
+        );
+        std::process::exit(1);
+    }
+}
