@@ -15,7 +15,21 @@ use cryptoki::types::AuthPin;
 use seald_tests::daemon::Setup;
 use seald_tests::pdf::TOKEN;
 
-use crate::util::{measure, median};
+use crate::util::{cpu_time_of, measure, median};
+
+/// (sum of seconds, count) of the sign endpoint's latency histogram, from /metrics.
+fn sign_latency(daemon: &seald_tests::daemon::Daemon) -> (f64, f64) {
+    let text = reqwest::blocking::get(format!("{}/metrics", daemon.plain))
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    let value = |suffix: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("seald_http_request_duration_seconds_{suffix}{{endpoint=\"/v1/seals/{{seal_id}}/sign\",status=\"200\"}}")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    (value("sum"), value("count"))
+}
 
 struct Options {
     module: PathBuf,
@@ -60,6 +74,15 @@ fn parse(args: Vec<String>) -> Options {
 pub fn run(args: Vec<String>) {
     let options = parse(args);
     std::env::set_var("SEALD_TEST_SOFTHSM", &options.module);
+    // seald and sealctl are next to this binary (target/release).
+    if std::env::var_os("SEALD_BIN_DIR").is_none() {
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(PathBuf::from))
+        {
+            std::env::set_var("SEALD_BIN_DIR", dir);
+        }
+    }
     let setup = Setup::with_sessions("[limits]\nqueue_depth = 256\n", 1);
     let config_text = std::fs::read_to_string(&setup.config).expect("config");
     let pdf = setup.sample();
@@ -83,8 +106,8 @@ pub fn run(args: Vec<String>) {
     let message = vec![0x31u8; 120];
     let duration = Duration::from_secs_f64(options.seconds);
 
-    println!("| sessions | clients | bare C_Sign (sign/s, median) | seald over mTLS (sign/s, median) | seald / bare (median of paired rounds) |");
-    println!("|---|---|---|---|---|");
+    println!("| sessions | clients | bare C_Sign (sign/s, median) | seald over mTLS (sign/s, median) | seald / bare (median of paired rounds) | CPU µs per signature, seald / load generator | server latency (ms, mean) |");
+    println!("|---|---|---|---|---|---|---|");
     let mut failed = Vec::new();
     for sessions in [1usize, 2] {
         std::fs::write(
@@ -146,12 +169,24 @@ pub fn run(args: Vec<String>) {
                     .send();
             })
         });
+        let pid = daemon.pid().to_string();
+        let (mut server_cpu, mut client_cpu, mut latency) = (Vec::new(), Vec::new(), Vec::new());
+        let mut run_measured = |ours: &mut Vec<crate::util::Rate>| {
+            let (cpu0, lat0) = (cpu_time_of(&pid), sign_latency(&daemon));
+            let rate = run_daemon();
+            let (cpu1, lat1) = (cpu_time_of(&pid), sign_latency(&daemon));
+            let n = lat1.1 - lat0.1;
+            server_cpu.push((cpu1 - cpu0).as_secs_f64() * 1e6 / n.max(1.0));
+            client_cpu.push(rate.cpu_per_op.as_secs_f64() * 1e6);
+            latency.push((lat1.0 - lat0.0) * 1e3 / n.max(1.0));
+            ours.push(rate);
+        };
         for round in 0..options.rounds {
             if round % 2 == 0 {
                 bare.push(run_bare());
-                ours.push(run_daemon());
+                run_measured(&mut ours);
             } else {
-                ours.push(run_daemon());
+                run_measured(&mut ours);
                 bare.push(run_bare());
             }
         }
@@ -163,9 +198,12 @@ pub fn run(args: Vec<String>) {
                     .collect(),
             );
         println!(
-            "| {sessions} | {clients} | {:.0} | {:.0} | {ratio:.1} % |",
+            "| {sessions} | {clients} | {:.0} | {:.0} | {ratio:.1} % | {:.0} / {:.0} | {:.2} |",
             median(bare.iter().map(|r| r.per_second).collect()),
             median(ours.iter().map(|r| r.per_second).collect()),
+            median(server_cpu),
+            median(client_cpu),
+            median(latency),
         );
         if ratio < options.min_ratio {
             failed.push(format!("{sessions} session(s): {ratio:.1} %"));

@@ -150,6 +150,10 @@ pub struct Limits {
     pub queue_depth: usize,
     /// How long an Idempotency-Key's response is kept.
     pub idempotency_hours: u64,
+    /// PDFs up to this size (KiB) are held in memory instead of a spool file, within...
+    pub memory_body_kib: u64,
+    /// ...this budget for all requests together (MiB); beyond, bodies go to the spool.
+    pub memory_budget_mib: u64,
 }
 
 impl Default for Limits {
@@ -159,6 +163,8 @@ impl Default for Limits {
             request_timeout_seconds: 120,
             queue_depth: 64,
             idempotency_hours: 24,
+            memory_body_kib: 256,
+            memory_budget_mib: 32,
         }
     }
 }
@@ -357,6 +363,18 @@ impl Config {
             return Err(ConfigError::new(
                 "limits.request_timeout_seconds",
                 "must be at least 1",
+            ));
+        }
+        if l.memory_body_kib > 64 << 10 {
+            return Err(ConfigError::new(
+                "limits.memory_body_kib",
+                "must be at most 65536 (64 MiB)",
+            ));
+        }
+        if l.memory_budget_mib > 4096 {
+            return Err(ConfigError::new(
+                "limits.memory_budget_mib",
+                "must be at most 4096",
             ));
         }
         if l.queue_depth == 0 {

@@ -57,7 +57,12 @@ pub async fn run(prepared: Prepared) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?,
     );
-    let spool = Spool::new(data.join("spool")).map_err(|e| io("the spool directory", e))?;
+    let spool = Spool::new(
+        data.join("spool"),
+        config.limits.memory_body_kib << 10,
+        config.limits.memory_budget_mib << 20,
+    )
+    .map_err(|e| io("the spool directory", e))?;
     let responses_dir = data.join("responses");
     std::fs::create_dir_all(&responses_dir).map_err(|e| io("the responses directory", e))?;
     let metrics = Metrics::new().map_err(|e| io("metrics", e))?;

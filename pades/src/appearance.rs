@@ -15,16 +15,18 @@ const PT_PER_MM: f64 = 72.0 / 25.4;
 /// Height of the date line under the seal, in points.
 const DATE_LINE: f64 = 10.0;
 
-/// A decoded seal image.
+/// A decoded seal image, ready to be embedded: its samples are compressed once, when it is
+/// decoded, so each signature only copies them (a service signs with the same seal image over
+/// and over). Clones share the samples.
 #[derive(Clone)]
 pub struct SealImage {
     width: u32,
     height: u32,
-    /// 8-bit samples, 1 (gray) or 3 (RGB) per pixel.
-    color: Vec<u8>,
+    /// 8-bit samples, 1 (gray) or 3 (RGB) per pixel, zlib-compressed (/FlateDecode).
+    color: std::sync::Arc<[u8]>,
     gray: bool,
-    /// 8-bit alpha, one per pixel, when the image has transparency.
-    alpha: Option<Vec<u8>>,
+    /// 8-bit alpha, one per pixel, zlib-compressed, when the image has transparency.
+    alpha: Option<std::sync::Arc<[u8]>>,
 }
 
 impl std::fmt::Debug for SealImage {
@@ -93,9 +95,9 @@ impl SealImage {
         Ok(SealImage {
             width,
             height,
-            color,
+            color: crate::filter::deflate(&color).into(),
             gray,
-            alpha,
+            alpha: alpha.map(|a| crate::filter::deflate(&a).into()),
         })
     }
 
@@ -134,10 +136,10 @@ impl SealImage {
             m.set("Height", i64::from(self.height));
             m.set("ColorSpace", name("DeviceGray"));
             m.set("BitsPerComponent", 8i64);
-            update.put_stream(mask, m, alpha, true);
+            update.put_deflated_stream(mask, m, alpha);
             dict.set("SMask", mask);
         }
-        update.put_stream(image, dict, &self.color, true);
+        update.put_deflated_stream(image, dict, &self.color);
         image
     }
 }

@@ -30,7 +30,9 @@ pub use crypto::parse_certificates;
 pub use detached::sign_detached;
 pub use document::{Document, Page};
 pub use error::{Error, Result};
-pub use sign::{sign_document, sign_file, Placement, SignOptions, Signed, Timestamper};
+pub use sign::{
+    sign_document, sign_document_to_vec, sign_file, Placement, SignOptions, Signed, Timestamper,
+};
 pub use source::Source;
 pub use time::SigningTime;
 pub use tsa::TimestampRequest;

@@ -115,6 +115,32 @@ pub fn sign_file(input: &Path, output: &Path, options: &SignOptions<'_>) -> Resu
 
 /// Signs an open document into `output`.
 pub fn sign_document(doc: &Document, output: &Path, options: &SignOptions<'_>) -> Result<Signed> {
+    sign_into(doc, Output::File(output), options).map(|(signed, _)| signed)
+}
+
+/// Signs an open document into memory and returns the signed file. For small documents a
+/// service answers at once (no output file to create and remove); the caller bounds how much
+/// it keeps in memory.
+pub fn sign_document_to_vec(
+    doc: &Document,
+    options: &SignOptions<'_>,
+) -> Result<(Signed, Vec<u8>)> {
+    let (signed, bytes) = sign_into(doc, Output::Memory, options)?;
+    Ok((signed, bytes.unwrap_or_default()))
+}
+
+/// Where a signed document goes.
+#[derive(Clone, Copy)]
+enum Output<'a> {
+    File(&'a Path),
+    Memory,
+}
+
+fn sign_into(
+    doc: &Document,
+    output: Output<'_>,
+    options: &SignOptions<'_>,
+) -> Result<(Signed, Option<Vec<u8>>)> {
     if form::docmdp_permission(doc)? == Some(1) {
         return Err(Error::CertifiedNoChanges);
     }
@@ -154,11 +180,11 @@ pub fn sign_document(doc: &Document, output: &Path, options: &SignOptions<'_>) -
 
 fn attempt_sign(
     doc: &Document,
-    output: &Path,
+    output: Output<'_>,
     options: &SignOptions<'_>,
     certificate: &x509_cert::Certificate,
     reserve: usize,
-) -> Result<Signed> {
+) -> Result<(Signed, Option<Vec<u8>>)> {
     let mut update = Update::new(doc);
     let sig_ref = update.alloc();
     let field = plan_field(&mut update, options, sig_ref)?;
@@ -193,7 +219,10 @@ fn attempt_sign(
     revision.bytes[br_pos..br_pos + BYTE_RANGE_SLOT]
         .copy_from_slice(format!("{text:<BYTE_RANGE_SLOT$}").as_bytes());
     let hash = options.signer.algorithm().hash();
-    let mut out = TempOutput::create(output, options.durable)?;
+    let mut out = match output {
+        Output::File(path) => Sink::File(TempOutput::create(path, options.durable)?),
+        Output::Memory => Sink::Memory(Vec::with_capacity(total as usize)),
+    };
     let mut hasher = Hasher::new(hash);
     copy_hashing(doc, &mut out, &mut hasher)?;
     hasher.update(&revision.bytes[..lt_pos]);
@@ -232,8 +261,8 @@ fn attempt_sign(
         hex.push(DIGITS[usize::from(b & 0x0f)]);
     }
     out.write_at(base + lt_pos as u64 + 1, &hex)?;
-    out.commit(options.durable)?;
-    Ok(Signed {
+    let bytes = out.commit(options.durable)?;
+    let signed = Signed {
         field,
         byte_range,
         digest,
@@ -241,7 +270,8 @@ fn attempt_sign(
         reserved_len: reserve,
         output_len: total,
         timestamped: token.is_some(),
-    })
+    };
+    Ok((signed, bytes))
 }
 
 /// The signature dictionary with a blank /ByteRange slot and a zero-filled /Contents of
@@ -558,7 +588,7 @@ fn set_sig_flags(
 
 /// Copies the whole input to the output, hashing it (the first signed byte range starts with
 /// all of it).
-fn copy_hashing(doc: &Document, out: &mut TempOutput, hasher: &mut Hasher) -> Result<()> {
+fn copy_hashing(doc: &Document, out: &mut Sink, hasher: &mut Hasher) -> Result<()> {
     // A small input needs no megabyte of zeroed buffer.
     let mut buf = vec![0u8; COPY_BUFFER.min(doc.len() as usize).max(1)];
     let mut offset = 0u64;
@@ -570,6 +600,48 @@ fn copy_hashing(doc: &Document, out: &mut TempOutput, hasher: &mut Hasher) -> Re
         hasher.update(&buf[..n]);
         out.write(&buf[..n])?;
         offset += n as u64;
+    }
+}
+
+/// The output being written: a file, or memory.
+enum Sink {
+    File(TempOutput),
+    Memory(Vec<u8>),
+}
+
+impl Sink {
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        match self {
+            Sink::File(f) => f.write(bytes),
+            Sink::Memory(v) => {
+                v.extend_from_slice(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
+        match self {
+            Sink::File(f) => f.write_at(offset, bytes),
+            Sink::Memory(v) => {
+                let at = usize::try_from(offset)
+                    .ok()
+                    .filter(|&at| at + bytes.len() <= v.len());
+                let at = at.ok_or_else(|| {
+                    Error::Encoding("the signature lies outside the output".to_owned())
+                })?;
+                v[at..at + bytes.len()].copy_from_slice(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    /// Finishes the output; the signed bytes, for memory.
+    fn commit(self, durable: bool) -> Result<Option<Vec<u8>>> {
+        match self {
+            Sink::File(f) => f.commit(durable).map(|()| None),
+            Sink::Memory(v) => Ok(Some(v)),
+        }
     }
 }
 

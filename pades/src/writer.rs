@@ -54,19 +54,26 @@ impl<'d> Update<'d> {
     }
 
     /// Writes a new stream object, Flate-compressed unless `compress` is false.
-    pub(crate) fn put_stream(&mut self, r: ObjRef, mut dict: Dict, data: &[u8], compress: bool) {
-        let data = if compress {
-            dict.set("Filter", name("FlateDecode"));
-            filter::deflate(data)
-        } else {
-            data.to_vec()
-        };
+    pub(crate) fn put_stream(&mut self, r: ObjRef, dict: Dict, data: &[u8], compress: bool) {
+        if compress {
+            return self.put_deflated_stream(r, dict, &filter::deflate(data));
+        }
+        self.put_raw_stream(r, dict, data);
+    }
+
+    fn put_raw_stream(&mut self, r: ObjRef, mut dict: Dict, data: &[u8]) {
         dict.set("Length", data.len() as i64);
         let mut bytes = Object::Dict(dict).to_bytes();
         bytes.extend_from_slice(b"\nstream\n");
-        bytes.extend_from_slice(&data);
+        bytes.extend_from_slice(data);
         bytes.extend_from_slice(b"\nendstream");
         self.objects.insert(r, bytes);
+    }
+
+    /// Like [`Update::put_stream`] for data already zlib-compressed.
+    pub(crate) fn put_deflated_stream(&mut self, r: ObjRef, mut dict: Dict, deflated: &[u8]) {
+        dict.set("Filter", name("FlateDecode"));
+        self.put_raw_stream(r, dict, deflated);
     }
 
     /// Lays out the revision to be appended to a file of `base` bytes.

@@ -1088,3 +1088,188 @@ fn the_openapi_document_is_valid_and_every_route_in_it_is_served() {
     let a = send(admin.delete(format!("{}/v1/seals/contract", d.api)));
     assert_eq!((a.status, a.code().as_str()), (405, "method_not_allowed"));
 }
+
+#[test]
+fn template_restrictions_existing_fields_and_exports_since_a_time() {
+    let setup = Setup::new("");
+    let d = setup.start();
+    setup.register(&d);
+    // An application that may use the seal only for the NDA template.
+    client_cert(&setup.tls, "hr", false);
+    run_ok(
+        setup
+            .sealctl(&d, "admin")
+            .args([
+                "admin",
+                "app",
+                "register",
+                "--id",
+                "hr",
+                "--name",
+                "HR",
+                "--role",
+                "signer",
+                "--seal",
+                "contract",
+                "--template",
+                "nda",
+                "--cert",
+            ])
+            .arg(setup.tls.join("hr.crt")),
+    );
+    let hr = d.client("hr");
+    let a = sign(&d, &hr, "", setup.sample());
+    assert_eq!((a.status, a.code().as_str()), (403, "template_required"));
+    let a = sign(&d, &hr, "template_id=loan", setup.sample());
+    assert_eq!((a.status, a.code().as_str()), (403, "template_not_granted"));
+    assert_eq!(sign(&d, &hr, "template_id=nda", setup.sample()).status, 200);
+    // A disabled application is refused at once.
+    run_ok(
+        setup
+            .sealctl(&d, "admin")
+            .args([
+                "admin",
+                "app",
+                "register",
+                "--id",
+                "hr",
+                "--name",
+                "HR",
+                "--role",
+                "signer",
+                "--seal",
+                "contract",
+                "--disabled",
+                "--cert",
+            ])
+            .arg(setup.tls.join("hr.crt")),
+    );
+    let a = sign(&d, &hr, "template_id=nda", setup.sample());
+    assert_eq!((a.status, a.code().as_str()), (403, "application_disabled"));
+    // The same certificate cannot be registered under a second id.
+    let out = run(setup
+        .sealctl(&d, "admin")
+        .args([
+            "admin", "app", "register", "--id", "hr2", "--name", "HR", "--role", "signer", "--cert",
+        ])
+        .arg(setup.tls.join("hr.crt")));
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("certificate_registered")
+    );
+
+    // A template's predefined empty field is signed by name, with the seal fitted into it.
+    let form =
+        fs::read(workspace_root().join("tests/corpus/minimal-two-fields.pdf")).expect("form");
+    let app = d.client("app");
+    let a = send(
+        app.post(sign_url(&d, "contract", "field=Sig1"))
+            .header("Content-Type", "application/pdf")
+            .body(form.clone()),
+    );
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let out = setup.dir().join("field.pdf");
+    fs::write(&out, &a.body).expect("write");
+    let sigs = Validators::new(setup.dir(), &[setup.seal.root()]).pyhanko(&out, true);
+    assert_eq!(
+        seald_tests::pdf::by_field(&sigs, "Sig1")["valid"],
+        true,
+        "{sigs:?}"
+    );
+    let a = send(
+        app.post(sign_url(&d, "contract", "field=Nope"))
+            .header("Content-Type", "application/pdf")
+            .body(form),
+    );
+    assert_eq!((a.status, a.code().as_str()), (422, "no_such_field"));
+
+    // Exports from a point in time hold the records from then on, in order.
+    let cut = setup.sql("SELECT time FROM audit_records WHERE action = 'sign' AND decision = 'allowed' ORDER BY seq LIMIT 1 OFFSET 1");
+    let expected: Vec<String> = setup
+        .sql(&format!(
+            "SELECT seq FROM audit_records WHERE time >= '{cut}' ORDER BY seq"
+        ))
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let export = run_ok(
+        setup
+            .sealctl(&d, "admin")
+            .args(["audit", "export", "--since", &cut]),
+    );
+    let seqs: Vec<String> = export
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["kind"] == "record")
+        .map(|v| v["seq"].to_string())
+        .collect();
+    assert_eq!(seqs, expected);
+    assert!(!seqs.is_empty());
+}
+
+#[test]
+fn documents_through_the_spool_sign_like_documents_in_memory() {
+    // Nothing in memory: every body goes through a spool file.
+    let setup = Setup::new("[limits]\nmemory_body_kib = 0\n");
+    let d = setup.start();
+    setup.register(&d);
+    let app = d.client("app");
+    let post = |key: &str| {
+        send(
+            app.post(sign_url(&d, "contract", "document_id=spooled"))
+                .header("Content-Type", "application/pdf")
+                .header("Idempotency-Key", key)
+                .body(setup.sample()),
+        )
+    };
+    let first = post("spool-1");
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    assert!(verified(&setup, &first.body));
+    let again = post("spool-1");
+    assert_eq!(
+        (
+            again.body == first.body,
+            again.header("idempotent-replayed").as_deref()
+        ),
+        (true, Some("true"))
+    );
+    // A body sent without a length (chunked) is streamed to the spool on any configuration.
+    let out = setup.dir().join("chunked.pdf");
+    fs::write(setup.dir().join("contract.pdf"), setup.sample()).expect("write");
+    let status = run_ok(
+        Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(setup.tls.join("tls-ca.pem"))
+            .arg("--cert")
+            .arg(setup.tls.join("app.crt"))
+            .arg("--key")
+            .arg(setup.tls.join("app.key"))
+            .args([
+                "-H",
+                "Content-Type: application/pdf",
+                "-H",
+                "Transfer-Encoding: chunked",
+                "-o",
+            ])
+            .arg(&out)
+            .args(["-w", "%{http_code}", "--data-binary"])
+            .arg(format!("@{}", setup.dir().join("contract.pdf").display()))
+            .arg(sign_url(&d, "contract", "")),
+    );
+    assert_eq!(status, "200");
+    let body = fs::read(&out).expect("signed");
+    assert!(verified(&setup, &body));
+    let sigs = Validators::new(setup.dir(), &[setup.seal.root()]).pdfsig(&out);
+    assert!(sigs.len() == 1 && sigs[0].valid, "{sigs:?}");
+    assert_eq!(
+        fs::read_dir(setup.data.join("spool"))
+            .expect("spool")
+            .count(),
+        0
+    );
+}

@@ -1466,3 +1466,42 @@ fn sealctl_sign_completes_the_chain_from_a_file() {
     let hanko = v.pyhanko(&full, true);
     assert_eq!(hanko[0]["trusted"], true, "{hanko:?}");
 }
+
+#[test]
+fn signing_into_memory_gives_the_same_document_as_signing_into_a_file() {
+    let key = SealKey::new(KeyAlgorithm::Rsa2048);
+    let dir = key.dir().to_path_buf();
+    let input = corpus("minimal-two-fields.pdf");
+    let doc = Document::open(&input).expect("open");
+    let placement = Placement::Field {
+        name: "Sig1".to_owned(),
+        seal: None,
+    };
+    let to_file = dir.join("to-file.pdf");
+    let signed_file = seald_pades::sign_document(&doc, &to_file, &options(&key, placement.clone()))
+        .expect("sign to file");
+    let (signed_mem, bytes) =
+        seald_pades::sign_document_to_vec(&doc, &options(&key, placement)).expect("sign to memory");
+    let file_bytes = fs::read(&to_file).expect("read");
+    assert_eq!(signed_mem.byte_range, signed_file.byte_range);
+    assert_eq!(bytes.len(), file_bytes.len());
+    assert_eq!(
+        &bytes[..fs::read(&input).expect("input").len()],
+        &fs::read(&input).expect("input")[..]
+    );
+    let in_memory = dir.join("in-memory.pdf");
+    fs::write(&in_memory, &bytes).expect("write");
+    for pdf in [&to_file, &in_memory] {
+        let report = verify(&key, pdf);
+        assert_eq!(
+            report.verdict,
+            seald_pades::Verdict::NotTampered,
+            "{}",
+            pdf.display()
+        );
+    }
+    let validators = Validators::new(&dir, &[key.root()]);
+    validators.qpdf(&in_memory).expect("qpdf --check");
+    let sigs = validators.pyhanko(&in_memory, true);
+    assert_eq!(by_field(&sigs, "Sig1")["valid"], true, "{sigs:?}");
+}

@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use seald_audit::{Decision, Entry, Record};
-use seald_pades::{Document, Placement, SealAppearance, SignOptions, SigningTime, VerifyOptions};
+use seald_pades::{Placement, SealAppearance, SignOptions, SigningTime, VerifyOptions};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -14,7 +14,7 @@ use super::{Caller, PeerExt, St};
 use crate::config::Level;
 use crate::problem::{self, ApiError};
 use crate::registry::ReadySeal;
-use crate::spool::{self, Received, SpoolFile};
+use crate::spool::{self, Content, Received, SpoolFile};
 use crate::state::AppState;
 use crate::store::{Change, IdempotencyRow};
 
@@ -197,8 +197,14 @@ fn plan(state: &AppState, uri: &Uri) -> Result<Plan, ApiError> {
     Ok(Plan { level, query })
 }
 
+/// A signed document: in memory when its input was, else in a spool file.
+enum Signed {
+    Memory(Vec<u8>),
+    File(SpoolFile),
+}
+
 struct SignedOutput {
-    file: SpoolFile,
+    data: Signed,
     sha256: String,
     field: String,
     timestamped: bool,
@@ -206,7 +212,7 @@ struct SignedOutput {
 
 fn sign_blocking(
     ready: &ReadySeal,
-    input: &std::path::Path,
+    input: &Received,
     output: SpoolFile,
     plan: &Plan,
     timestamper: Option<&dyn seald_pades::Timestamper>,
@@ -233,7 +239,7 @@ fn sign_blocking(
             page: q.page.unwrap_or(1),
         },
     };
-    let doc = Document::open(input).map_err(|e| problem::from_pades(&e))?;
+    let doc = input.document().map_err(|e| problem::from_pades(&e))?;
     let options = SignOptions {
         signer: &ready.key,
         placement,
@@ -250,29 +256,55 @@ fn sign_blocking(
         // Streamed to the client right away; kept responses are renamed only after this.
         durable: false,
     };
-    let signed = seald_pades::sign_document(&doc, output.path(), &options)
-        .map_err(|e| problem::from_pades(&e))?;
-    let sha256 = spool::sha256_file(output.path())
-        .map_err(|e| ApiError::internal(format!("cannot read the signed output back: {e}")))?;
+    let (signed, data, sha256) = match &input.content {
+        Content::Memory { .. } => {
+            let (signed, bytes) = seald_pades::sign_document_to_vec(&doc, &options)
+                .map_err(|e| problem::from_pades(&e))?;
+            let sha256 = spool::sha256(&bytes);
+            (signed, Signed::Memory(bytes), sha256)
+        }
+        Content::File(_) => {
+            let signed = seald_pades::sign_document(&doc, output.path(), &options)
+                .map_err(|e| problem::from_pades(&e))?;
+            let sha256 = spool::sha256_file(output.path()).map_err(|e| {
+                ApiError::internal(format!("cannot read the signed output back: {e}"))
+            })?;
+            (signed, Signed::File(output), sha256)
+        }
+    };
     Ok(SignedOutput {
-        file: output,
+        data,
         sha256,
         field: signed.field,
         timestamped: signed.timestamped,
     })
 }
 
+/// A signed PDF to send.
+enum Output {
+    Memory(Vec<u8>),
+    File(std::fs::File),
+}
+
 fn pdf_response(
     caller: &Caller,
-    file: std::fs::File,
+    output: Output,
     record_seq: u64,
     record_hash: &str,
     replay: bool,
 ) -> Response {
-    let len = file.metadata().map(|m| m.len()).ok();
-    let stream =
-        tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 << 10);
-    let mut response = Body::from_stream(stream).into_response();
+    let (len, body) = match output {
+        Output::Memory(bytes) => (Some(bytes.len() as u64), Body::from(bytes)),
+        Output::File(file) => {
+            let len = file.metadata().map(|m| m.len()).ok();
+            let stream = tokio_util::io::ReaderStream::with_capacity(
+                tokio::fs::File::from_std(file),
+                256 << 10,
+            );
+            (len, Body::from_stream(stream))
+        }
+    };
+    let mut response = body.into_response();
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -427,19 +459,23 @@ pub async fn sign(
         let seal = seal.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let ready = state.keys.seal(&seal.row)?;
+            let ready = match state.keys.seal(&seal.row) {
+                Ok(r) => r,
+                Err(e) => return (Err(e), received),
+            };
             let timestamper = state
                 .timestamper
                 .as_deref()
                 .map(|t| t as &dyn seald_pades::Timestamper);
-            let out = sign_blocking(&ready, received.file.path(), output, &plan, timestamper);
-            drop(received);
-            out
+            // The memory share of an in-memory body covers its signed copy too.
+            let out = sign_blocking(&ready, &received, output, &plan, timestamper);
+            (out, received)
         })
     };
-    let signed = match tokio::time::timeout(state.config.request_timeout(), work).await {
-        Ok(Ok(Ok(s))) => s,
-        Ok(Ok(Err(e))) => return attempt.refuse(Decision::Failed, e).await,
+    let (signed, _received) = match tokio::time::timeout(state.config.request_timeout(), work).await
+    {
+        Ok(Ok((Ok(s), received))) => (s, received),
+        Ok(Ok((Err(e), _))) => return attempt.refuse(Decision::Failed, e).await,
         Ok(Err(join)) => {
             return attempt
                 .refuse(Decision::Failed, ApiError::internal(join.to_string()))
@@ -457,13 +493,18 @@ pub async fn sign(
         })
         .to_string(),
     );
-    // Kept responses move out of the spool before the record that points at them commits.
+    // Kept responses are stored before the record that points at them commits.
     let mut kept: Option<PathBuf> = None;
     let change = match &key {
         Some(k) => {
             let name = format!("{}.pdf", spool::random_id());
             let path = state.responses_dir.join(&name);
-            if let Err(e) = std::fs::rename(signed.file.path(), &path) {
+            let stored = match &signed.data {
+                Signed::Memory(bytes) => tokio::fs::write(&path, bytes).await,
+                Signed::File(f) => std::fs::rename(f.path(), &path),
+            };
+            if let Err(e) = stored {
+                let _ = std::fs::remove_file(&path);
                 return attempt
                     .refuse(
                         Decision::Failed,
@@ -485,22 +526,27 @@ pub async fn sign(
         }
         None => Change::None,
     };
-    let path = kept
-        .clone()
-        .unwrap_or_else(|| signed.file.path().to_path_buf());
-    // Opened before the record commits, so a committed record always has its output.
-    let file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) => {
-            if let Some(k) = &kept {
-                let _ = std::fs::remove_file(k);
+    // A file output is opened before the record commits, so a committed record always has
+    // its output.
+    let body = match signed.data {
+        Signed::Memory(bytes) => Output::Memory(bytes),
+        Signed::File(spooled) => {
+            let path = kept.clone().unwrap_or_else(|| spooled.path().to_path_buf());
+            match std::fs::File::open(&path) {
+                // The spool name is unlinked when `spooled` drops; the open handle stays readable.
+                Ok(f) => Output::File(f),
+                Err(e) => {
+                    if let Some(k) = &kept {
+                        let _ = std::fs::remove_file(k);
+                    }
+                    return attempt
+                        .refuse(
+                            Decision::Failed,
+                            ApiError::internal(format!("cannot open the signed output: {e}")),
+                        )
+                        .await;
+                }
             }
-            return attempt
-                .refuse(
-                    Decision::Failed,
-                    ApiError::internal(format!("cannot open the signed output: {e}")),
-                )
-                .await;
         }
     };
     let record: Record = match state.audit.append(entry, change).await {
@@ -515,14 +561,18 @@ pub async fn sign(
     };
     count_sign(&state, &seal_id, "signed");
     state.metrics.audit_head.set(record.seq as i64);
-    // The spool copy is unlinked now (the open handle keeps it readable while it streams).
-    drop(signed.file);
-    pdf_response(&attempt.caller, file, record.seq, &record.hash, false)
+    pdf_response(&attempt.caller, body, record.seq, &record.hash, false)
 }
 
 fn replay(state: &AppState, caller: &Caller, row: &IdempotencyRow) -> Response {
     match std::fs::File::open(state.responses_dir.join(&row.output_path)) {
-        Ok(file) => pdf_response(caller, file, row.audit_seq, &row.audit_hash, true),
+        Ok(file) => pdf_response(
+            caller,
+            Output::File(file),
+            row.audit_seq,
+            &row.audit_hash,
+            true,
+        ),
         Err(e) => caller.fail(ApiError::internal(format!(
             "the kept response of this Idempotency-Key is unreadable: {e}"
         ))),
@@ -556,7 +606,7 @@ pub async fn verify(
     };
     let roots = state.verify_roots.clone();
     let work = tokio::task::spawn_blocking(move || {
-        let doc = Document::open(received.file.path()).map_err(|e| problem::from_pades(&e))?;
+        let doc = received.document().map_err(|e| problem::from_pades(&e))?;
         seald_pades::verify_document(
             &doc,
             &VerifyOptions {
