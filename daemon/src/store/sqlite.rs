@@ -290,6 +290,134 @@ async fn apply(
     Ok(record)
 }
 
+async fn read_head(tx: &mut Transaction<'_, Sqlite>) -> Result<(u64, String), StoreError> {
+    let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+    Ok((
+        col::<i64>(&row, "seq")? as u64,
+        col::<String>(&row, "hash")?,
+    ))
+}
+
+/// `(?, ?, …), (?, ?, …), …`: `rows` groups of `columns` placeholders.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let one = format!("({})", vec!["?"; columns].join(", "));
+    vec![one; rows].join(", ")
+}
+
+impl SqliteStore {
+    /// One transaction, one multi-row insert of the records (and of kept responses), one
+    /// head update. The write lock is taken at BEGIN, so nothing can slip in between.
+    async fn append_simple(&self, batch: &[Append]) -> Result<Vec<Record>, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
+        let (mut seq, mut hash) = read_head(&mut tx).await?;
+        let mut records = Vec::with_capacity(batch.len());
+        for item in batch {
+            let record = Record::chain(seq, &hash, item.entry.clone());
+            (seq, hash) = (record.seq, record.hash.clone());
+            records.push(record);
+        }
+        let sql = format!(
+            "INSERT INTO audit_records (seq, time, principal, action, seal, document_id, input_sha256, output_sha256, decision, reason, request_id, detail, prev_hash, hash) VALUES {}",
+            placeholders(records.len(), 14)
+        );
+        let mut insert = sqlx::query(&sql);
+        for r in &records {
+            let e = &r.entry;
+            insert = insert
+                .bind(r.seq as i64)
+                .bind(&e.time)
+                .bind(&e.principal)
+                .bind(&e.action)
+                .bind(&e.seal)
+                .bind(&e.document_id)
+                .bind(&e.input_sha256)
+                .bind(&e.output_sha256)
+                .bind(e.decision.as_str())
+                .bind(&e.reason)
+                .bind(&e.request_id)
+                .bind(&e.detail)
+                .bind(&r.prev_hash)
+                .bind(&r.hash);
+        }
+        insert.execute(&mut *tx).await.map_err(unavailable)?;
+        let kept: Vec<(&IdempotencyRow, &Record)> = batch
+            .iter()
+            .zip(&records)
+            .filter_map(|(a, r)| match &a.change {
+                Change::Idempotency(row) => Some((row, r)),
+                _ => None,
+            })
+            .collect();
+        if !kept.is_empty() {
+            let sql = format!(
+                "INSERT INTO idempotency (application, key, body_sha256, audit_seq, audit_hash, output_path, output_sha256, created_at) VALUES {}",
+                placeholders(kept.len(), 8)
+            );
+            let mut insert = sqlx::query(&sql);
+            for (row, r) in &kept {
+                insert = insert
+                    .bind(&row.application)
+                    .bind(&row.key)
+                    .bind(&row.body_sha256)
+                    .bind(r.seq as i64)
+                    .bind(&r.hash)
+                    .bind(&row.output_path)
+                    .bind(&row.output_sha256)
+                    .bind(row.created_at);
+            }
+            insert
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict_or_unavailable(e, "an Idempotency-Key"))?;
+        }
+        sqlx::query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1")
+            .bind(seq as i64)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(records)
+    }
+
+    /// Item by item, each in a savepoint, so that one failing change fails alone.
+    async fn append_each(
+        &self,
+        batch: Vec<Append>,
+    ) -> Result<Vec<Result<Record, StoreError>>, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
+        let mut head = read_head(&mut tx).await?;
+        let mut results = Vec::with_capacity(batch.len());
+        for item in batch {
+            let mut savepoint = (&mut *tx).begin().await.map_err(unavailable)?;
+            match apply(&mut savepoint, &head, item).await {
+                Ok(record) => {
+                    savepoint.commit().await.map_err(unavailable)?;
+                    head = (record.seq, record.hash.clone());
+                    results.push(Ok(record));
+                }
+                Err(e) => {
+                    savepoint.rollback().await.map_err(unavailable)?;
+                    results.push(Err(e));
+                }
+            }
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(results)
+    }
+}
+
 impl Store for SqliteStore {
     fn ping(&self) -> Fut<'_, ()> {
         Box::pin(async move {
@@ -364,38 +492,19 @@ impl Store for SqliteStore {
 
     fn append(&self, batch: Vec<Append>) -> Fut<'_, Vec<Result<Record, StoreError>>> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await.map_err(unavailable)?;
-            // Take the write lock first: a transaction that reads before it writes can be
-            // refused outright when another connection wrote in between.
-            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-            let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-            let mut head = (
-                col::<i64>(&row, "seq")? as u64,
-                col::<String>(&row, "hash")?,
-            );
-            let mut results = Vec::with_capacity(batch.len());
-            for item in batch {
-                let mut savepoint = (&mut *tx).begin().await.map_err(unavailable)?;
-                match apply(&mut savepoint, &head, item).await {
-                    Ok(record) => {
-                        savepoint.commit().await.map_err(unavailable)?;
-                        head = (record.seq, record.hash.clone());
-                        results.push(Ok(record));
-                    }
-                    Err(e) => {
-                        savepoint.rollback().await.map_err(unavailable)?;
-                        results.push(Err(e));
-                    }
+            // Signatures and refusals (the bulk) go in with a few statements per batch; a
+            // batch with an administrative change, or one that conflicts, item by item.
+            let simple = batch
+                .iter()
+                .all(|a| matches!(a.change, Change::None | Change::Idempotency(_)));
+            if simple {
+                match self.append_simple(&batch).await {
+                    Ok(records) => return Ok(records.into_iter().map(Ok).collect()),
+                    Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
                 }
             }
-            tx.commit().await.map_err(unavailable)?;
-            Ok(results)
+            self.append_each(batch).await
         })
     }
 
@@ -530,11 +639,69 @@ mod tests {
             v.push(r).expect("chained");
         }
         assert_eq!(store.head().await.expect("head").0, 2);
+        // A batch of signatures goes in at once; a conflicting kept response fails alone.
+        let kept = |key: &str| {
+            Change::Idempotency(IdempotencyRow {
+                application: "erp".to_owned(),
+                key: key.to_owned(),
+                body_sha256: "aa".repeat(32),
+                audit_seq: 0,
+                audit_hash: String::new(),
+                output_path: format!("{key}.pdf"),
+                output_sha256: "bb".repeat(32),
+                created_at: 1,
+            })
+        };
+        let results = store
+            .append(vec![
+                Append {
+                    entry: entry(4),
+                    change: kept("k1"),
+                },
+                Append {
+                    entry: entry(5),
+                    change: Change::None,
+                },
+            ])
+            .await
+            .expect("simple batch");
+        assert!(results.iter().all(Result::is_ok));
+        let row = store
+            .idempotency("erp", "k1")
+            .await
+            .expect("lookup")
+            .expect("kept");
+        assert_eq!(row.audit_seq, 3);
+        let results = store
+            .append(vec![
+                Append {
+                    entry: entry(6),
+                    change: kept("k2"),
+                },
+                Append {
+                    entry: entry(7),
+                    change: kept("k1"),
+                },
+            ])
+            .await
+            .expect("conflicting batch");
+        assert!(results[0].is_ok());
+        assert!(
+            matches!(results[1], Err(StoreError::Conflict(_))),
+            "{results:?}"
+        );
+        let records = store.records(0, 10).await.expect("records");
+        assert_eq!(records.len(), 5);
+        let mut v = seald_audit::ChainVerifier::new([]);
+        for r in &records {
+            v.push(r).expect("chained");
+        }
+        assert_eq!(store.head().await.expect("head").0, 5);
         // Reopening applies no migration twice and keeps the data.
         drop(store);
         let store = SqliteStore::open(&dir.path().join("t.db"))
             .await
             .expect("reopen");
-        assert_eq!(store.records(0, 10).await.expect("records").len(), 2);
+        assert_eq!(store.records(0, 10).await.expect("records").len(), 5);
     }
 }
