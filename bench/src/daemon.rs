@@ -37,11 +37,12 @@ struct Options {
     seconds: f64,
     rounds: usize,
     min_ratio: f64,
+    clients_per_session: usize,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: seald-bench daemon [--module PATH] [--python VENV_PYTHON] [--seconds S] [--rounds N] [--min-ratio PCT]\n\
+        "usage: seald-bench daemon [--module PATH] [--python VENV_PYTHON] [--seconds S] [--rounds N] [--min-ratio PCT] [--clients-per-session N]\n\
          Signs a 1-page PDF through seald over mTLS (keep-alive, several clients) with 1 and 2 token\n\
          sessions, against bare C_Sign with as many sessions; exits 1 below PCT (default 80) %."
     );
@@ -55,6 +56,7 @@ fn parse(args: Vec<String>) -> Options {
         seconds: 3.0,
         rounds: 5,
         min_ratio: 80.0,
+        clients_per_session: 8,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -65,6 +67,9 @@ fn parse(args: Vec<String>) -> Options {
             "--seconds" => options.seconds = value.parse().unwrap_or_else(|_| usage()),
             "--rounds" => options.rounds = value.parse().unwrap_or_else(|_| usage()),
             "--min-ratio" => options.min_ratio = value.parse().unwrap_or_else(|_| usage()),
+            "--clients-per-session" => {
+                options.clients_per_session = value.parse().unwrap_or_else(|_| usage())
+            }
             _ => usage(),
         }
     }
@@ -117,7 +122,9 @@ pub fn run(args: Vec<String>) {
         .expect("config");
         let daemon = setup.start();
         setup.register(&daemon);
-        let clients = 4 * sessions;
+        // Enough requests in flight that a session is never idle waiting for one (uploads,
+        // audit commits and answers overlap with signing).
+        let clients = options.clients_per_session * sessions;
         let url = format!("{}/v1/seals/contract/sign?x=25&y=252&width=30", daemon.api);
         let (mut bare, mut ours) = (Vec::new(), Vec::new());
         let run_bare = || {

@@ -44,15 +44,6 @@ CREATE TABLE audit_records (
     hash          TEXT NOT NULL
 );
 
--- The chain's head, updated in the same transaction as each append.
-CREATE TABLE audit_head (
-    id   INTEGER PRIMARY KEY CHECK (id = 1),
-    seq  INTEGER NOT NULL,
-    hash TEXT NOT NULL
-);
-INSERT INTO audit_head (id, seq, hash)
-VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
-
 -- Signed statements of the head, by the audit key.
 CREATE TABLE audit_checkpoints (
     seq       INTEGER PRIMARY KEY,

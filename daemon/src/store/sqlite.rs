@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use seald_audit::{Checkpoint, Decision, Entry, Record, GENESIS};
@@ -18,9 +19,12 @@ use super::{Append, ApplicationRow, Change, Fut, IdempotencyRow, SealRow, Store,
 /// Schema versions, applied in order, each once.
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_initial.sql"))];
 
-#[derive(Debug, Clone)]
+/// The store. It assumes it is the only writer of its database (one seald per data dir):
+/// the chain's head is kept between appends.
+#[derive(Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    head: Mutex<Option<(u64, String)>>,
 }
 
 fn unavailable(e: sqlx::Error) -> StoreError {
@@ -44,7 +48,10 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            pool,
+            head: Mutex::new(None),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -207,12 +214,6 @@ async fn apply(
     .execute(&mut **tx)
     .await
     .map_err(unavailable)?;
-    sqlx::query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1")
-        .bind(record.seq as i64)
-        .bind(&record.hash)
-        .execute(&mut **tx)
-        .await
-        .map_err(unavailable)?;
     match &mut change {
         Change::None => {}
         Change::PutApplication(a) => {
@@ -290,15 +291,18 @@ async fn apply(
     Ok(record)
 }
 
-async fn read_head(tx: &mut Transaction<'_, Sqlite>) -> Result<(u64, String), StoreError> {
-    let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_one(&mut **tx)
+/// The newest record's sequence number and hash (0 and the genesis hash for none).
+async fn read_head<'e, E: sqlx::Executor<'e, Database = Sqlite>>(
+    executor: E,
+) -> Result<(u64, String), StoreError> {
+    let row = sqlx::query("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(executor)
         .await
         .map_err(unavailable)?;
-    Ok((
-        col::<i64>(&row, "seq")? as u64,
-        col::<String>(&row, "hash")?,
-    ))
+    match row {
+        Some(r) => Ok((col::<i64>(&r, "seq")? as u64, col(&r, "hash")?)),
+        None => Ok((0, GENESIS.to_owned())),
+    }
 }
 
 /// `(?, ?, …), (?, ?, …), …`: `rows` groups of `columns` placeholders.
@@ -316,7 +320,10 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unavailable)?;
-        let (mut seq, mut hash) = read_head(&mut tx).await?;
+        let (mut seq, mut hash) = match self.cached_head() {
+            Some(head) => head,
+            None => read_head(&mut *tx).await?,
+        };
         let mut records = Vec::with_capacity(batch.len());
         for item in batch {
             let record = Record::chain(seq, &hash, item.entry.clone());
@@ -377,13 +384,8 @@ impl SqliteStore {
                 .await
                 .map_err(|e| conflict_or_unavailable(e, "an Idempotency-Key"))?;
         }
-        sqlx::query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1")
-            .bind(seq as i64)
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
+        self.set_head(Some((seq, hash)));
         Ok(records)
     }
 
@@ -397,7 +399,10 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unavailable)?;
-        let mut head = read_head(&mut tx).await?;
+        let mut head = match self.cached_head() {
+            Some(head) => head,
+            None => read_head(&mut *tx).await?,
+        };
         let mut results = Vec::with_capacity(batch.len());
         for item in batch {
             let mut savepoint = (&mut *tx).begin().await.map_err(unavailable)?;
@@ -414,7 +419,21 @@ impl SqliteStore {
             }
         }
         tx.commit().await.map_err(unavailable)?;
+        self.set_head(Some(head));
         Ok(results)
+    }
+
+    /// The head as of the last commit of this process; `None` until known, and after any
+    /// failure (it is then read again from the records).
+    fn cached_head(&self) -> Option<(u64, String)> {
+        self.head
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_head(&self, head: Option<(u64, String)>) {
+        *self.head.lock().unwrap_or_else(PoisonError::into_inner) = head;
     }
 }
 
@@ -501,24 +520,22 @@ impl Store for SqliteStore {
                 match self.append_simple(&batch).await {
                     Ok(records) => return Ok(records.into_iter().map(Ok).collect()),
                     Err(StoreError::Conflict(_)) => {}
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        self.set_head(None);
+                        return Err(e);
+                    }
                 }
             }
-            self.append_each(batch).await
+            let results = self.append_each(batch).await;
+            if results.is_err() {
+                self.set_head(None);
+            }
+            results
         })
     }
 
     fn head(&self) -> Fut<'_, (u64, String)> {
-        Box::pin(async move {
-            let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(unavailable)?;
-            match row {
-                Some(r) => Ok((col::<i64>(&r, "seq")? as u64, col(&r, "hash")?)),
-                None => Ok((0, GENESIS.to_owned())),
-            }
-        })
+        Box::pin(async move { read_head(&self.pool).await })
     }
 
     fn records(&self, after: u64, limit: u32) -> Fut<'_, Vec<Record>> {
