@@ -1096,27 +1096,18 @@ fn template_restrictions_existing_fields_and_exports_since_a_time() {
     setup.register(&d);
     // An application that may use the seal only for the NDA template.
     client_cert(&setup.tls, "hr", false);
-    run_ok(
-        setup
-            .sealctl(&d, "admin")
-            .args([
-                "admin",
-                "app",
-                "register",
-                "--id",
-                "hr",
-                "--name",
-                "HR",
-                "--role",
-                "signer",
-                "--seal",
-                "contract",
-                "--template",
-                "nda",
-                "--cert",
-            ])
-            .arg(setup.tls.join("hr.crt")),
-    );
+    let register_hr = |extra: &[&str]| {
+        let mut cmd = setup.sealctl(&d, "admin");
+        cmd.args([
+            "admin", "app", "register", "--id", "hr", "--name", "HR", "--role", "signer", "--seal",
+            "contract",
+        ])
+        .args(extra)
+        .arg("--cert")
+        .arg(setup.tls.join("hr.crt"));
+        run_ok(&mut cmd);
+    };
+    register_hr(&["--template", "nda"]);
     let hr = d.client("hr");
     let a = sign(&d, &hr, "", setup.sample());
     assert_eq!((a.status, a.code().as_str()), (403, "template_required"));
@@ -1124,26 +1115,7 @@ fn template_restrictions_existing_fields_and_exports_since_a_time() {
     assert_eq!((a.status, a.code().as_str()), (403, "template_not_granted"));
     assert_eq!(sign(&d, &hr, "template_id=nda", setup.sample()).status, 200);
     // A disabled application is refused at once.
-    run_ok(
-        setup
-            .sealctl(&d, "admin")
-            .args([
-                "admin",
-                "app",
-                "register",
-                "--id",
-                "hr",
-                "--name",
-                "HR",
-                "--role",
-                "signer",
-                "--seal",
-                "contract",
-                "--disabled",
-                "--cert",
-            ])
-            .arg(setup.tls.join("hr.crt")),
-    );
+    register_hr(&["--disabled"]);
     let a = sign(&d, &hr, "template_id=nda", setup.sample());
     assert_eq!((a.status, a.code().as_str()), (403, "application_disabled"));
     // The same certificate cannot be registered under a second id.

@@ -119,6 +119,16 @@ fn timeout(what: &str) -> ApiError {
     .retry_after(5)
 }
 
+/// Receives the PDF body, within the request timeout.
+async fn receive(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Received, ApiError> {
+    let receiving = state
+        .spool
+        .receive(body, declared_length(headers), state.config.max_body());
+    tokio::time::timeout(state.config.request_timeout(), receiving)
+        .await
+        .map_err(|_| timeout("receiving the document"))?
+}
+
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
@@ -404,21 +414,9 @@ pub async fn sign(
         None => None,
     };
     let limits = &state.config.limits;
-    let received: Received = match tokio::time::timeout(
-        state.config.request_timeout(),
-        state
-            .spool
-            .receive(body, declared_length(&headers), state.config.max_body()),
-    )
-    .await
-    {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return attempt.refuse(Decision::Failed, e).await,
-        Err(_) => {
-            return attempt
-                .refuse(Decision::Failed, timeout("receiving the document"))
-                .await
-        }
+    let received = match receive(&state, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => return attempt.refuse(Decision::Failed, e).await,
     };
     attempt.input_sha256 = Some(received.sha256.clone());
     if let Some(k) = &key {
@@ -592,17 +590,9 @@ pub async fn verify(
     if !content_type_is(&headers, "application/pdf") {
         return caller.fail(not_pdf_type());
     }
-    let received = match tokio::time::timeout(
-        state.config.request_timeout(),
-        state
-            .spool
-            .receive(body, declared_length(&headers), state.config.max_body()),
-    )
-    .await
-    {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return caller.fail(e),
-        Err(_) => return caller.fail(timeout("receiving the document")),
+    let received = match receive(&state, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => return caller.fail(e),
     };
     let roots = state.verify_roots.clone();
     let work = tokio::task::spawn_blocking(move || {

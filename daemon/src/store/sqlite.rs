@@ -12,7 +12,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Acquire, Row, Sqlite, Transaction};
+use sqlx::{Acquire, Row, Sqlite, SqliteConnection, Transaction};
 
 use super::{Append, ApplicationRow, Change, Fut, IdempotencyRow, SealRow, Store, StoreError};
 
@@ -186,35 +186,71 @@ fn conflict_or_unavailable(e: sqlx::Error, what: &str) -> StoreError {
     }
 }
 
+/// Inserts `records` (already chained) in one statement.
+async fn insert_records(conn: &mut SqliteConnection, records: &[Record]) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO audit_records (seq, time, principal, action, seal, document_id, input_sha256, output_sha256, decision, reason, request_id, detail, prev_hash, hash) VALUES {}",
+        placeholders(records.len(), 14)
+    );
+    let mut insert = sqlx::query(&sql);
+    for r in records {
+        let e = &r.entry;
+        insert = insert
+            .bind(r.seq as i64)
+            .bind(&e.time)
+            .bind(&e.principal)
+            .bind(&e.action)
+            .bind(&e.seal)
+            .bind(&e.document_id)
+            .bind(&e.input_sha256)
+            .bind(&e.output_sha256)
+            .bind(e.decision.as_str())
+            .bind(&e.reason)
+            .bind(&e.request_id)
+            .bind(&e.detail)
+            .bind(&r.prev_hash)
+            .bind(&r.hash);
+    }
+    insert.execute(conn).await.map(|_| ()).map_err(unavailable)
+}
+
+/// Inserts kept responses, each pointing at the record of its signature.
+async fn insert_kept(
+    conn: &mut SqliteConnection,
+    kept: &[(&IdempotencyRow, &Record)],
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO idempotency (application, key, body_sha256, audit_seq, audit_hash, output_path, output_sha256, created_at) VALUES {}",
+        placeholders(kept.len(), 8)
+    );
+    let mut insert = sqlx::query(&sql);
+    for (row, r) in kept {
+        insert = insert
+            .bind(&row.application)
+            .bind(&row.key)
+            .bind(&row.body_sha256)
+            .bind(r.seq as i64)
+            .bind(&r.hash)
+            .bind(&row.output_path)
+            .bind(&row.output_sha256)
+            .bind(row.created_at);
+    }
+    insert
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| conflict_or_unavailable(e, "an Idempotency-Key"))
+}
+
 async fn apply(
     tx: &mut Transaction<'_, Sqlite>,
     head: &(u64, String),
     item: Append,
 ) -> Result<Record, StoreError> {
-    let mut change = item.change;
+    let change = item.change;
     let record = Record::chain(head.0, &head.1, item.entry);
-    let e = &record.entry;
-    sqlx::query(
-        "INSERT INTO audit_records (seq, time, principal, action, seal, document_id, input_sha256, output_sha256, decision, reason, request_id, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(record.seq as i64)
-    .bind(&e.time)
-    .bind(&e.principal)
-    .bind(&e.action)
-    .bind(&e.seal)
-    .bind(&e.document_id)
-    .bind(&e.input_sha256)
-    .bind(&e.output_sha256)
-    .bind(e.decision.as_str())
-    .bind(&e.reason)
-    .bind(&e.request_id)
-    .bind(&e.detail)
-    .bind(&record.prev_hash)
-    .bind(&record.hash)
-    .execute(&mut **tx)
-    .await
-    .map_err(unavailable)?;
-    match &mut change {
+    insert_records(tx, std::slice::from_ref(&record)).await?;
+    match &change {
         Change::None => {}
         Change::PutApplication(a) => {
             sqlx::query(
@@ -260,8 +296,8 @@ async fn apply(
         } => {
             let done = sqlx::query("UPDATE seals SET status = ?, updated_at = ? WHERE id = ?")
                 .bind(status_str(*status))
-                .bind(&*updated_at)
-                .bind(&*id)
+                .bind(updated_at)
+                .bind(id)
                 .execute(&mut **tx)
                 .await
                 .map_err(unavailable)?;
@@ -269,24 +305,7 @@ async fn apply(
                 return Err(StoreError::Conflict(format!("there is no seal '{id}'")));
             }
         }
-        Change::Idempotency(row) => {
-            row.audit_seq = record.seq;
-            row.audit_hash = record.hash.clone();
-            sqlx::query(
-                "INSERT INTO idempotency (application, key, body_sha256, audit_seq, audit_hash, output_path, output_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&row.application)
-            .bind(&row.key)
-            .bind(&row.body_sha256)
-            .bind(row.audit_seq as i64)
-            .bind(&row.audit_hash)
-            .bind(&row.output_path)
-            .bind(&row.output_sha256)
-            .bind(row.created_at)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| conflict_or_unavailable(e, "this Idempotency-Key"))?;
-        }
+        Change::Idempotency(row) => insert_kept(tx, &[(row, &record)]).await?,
     }
     Ok(record)
 }
@@ -330,30 +349,7 @@ impl SqliteStore {
             (seq, hash) = (record.seq, record.hash.clone());
             records.push(record);
         }
-        let sql = format!(
-            "INSERT INTO audit_records (seq, time, principal, action, seal, document_id, input_sha256, output_sha256, decision, reason, request_id, detail, prev_hash, hash) VALUES {}",
-            placeholders(records.len(), 14)
-        );
-        let mut insert = sqlx::query(&sql);
-        for r in &records {
-            let e = &r.entry;
-            insert = insert
-                .bind(r.seq as i64)
-                .bind(&e.time)
-                .bind(&e.principal)
-                .bind(&e.action)
-                .bind(&e.seal)
-                .bind(&e.document_id)
-                .bind(&e.input_sha256)
-                .bind(&e.output_sha256)
-                .bind(e.decision.as_str())
-                .bind(&e.reason)
-                .bind(&e.request_id)
-                .bind(&e.detail)
-                .bind(&r.prev_hash)
-                .bind(&r.hash);
-        }
-        insert.execute(&mut *tx).await.map_err(unavailable)?;
+        insert_records(&mut tx, &records).await?;
         let kept: Vec<(&IdempotencyRow, &Record)> = batch
             .iter()
             .zip(&records)
@@ -363,26 +359,7 @@ impl SqliteStore {
             })
             .collect();
         if !kept.is_empty() {
-            let sql = format!(
-                "INSERT INTO idempotency (application, key, body_sha256, audit_seq, audit_hash, output_path, output_sha256, created_at) VALUES {}",
-                placeholders(kept.len(), 8)
-            );
-            let mut insert = sqlx::query(&sql);
-            for (row, r) in &kept {
-                insert = insert
-                    .bind(&row.application)
-                    .bind(&row.key)
-                    .bind(&row.body_sha256)
-                    .bind(r.seq as i64)
-                    .bind(&r.hash)
-                    .bind(&row.output_path)
-                    .bind(&row.output_sha256)
-                    .bind(row.created_at);
-            }
-            insert
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| conflict_or_unavailable(e, "an Idempotency-Key"))?;
+            insert_kept(&mut tx, &kept).await?;
         }
         tx.commit().await.map_err(unavailable)?;
         self.set_head(Some((seq, hash)));
