@@ -58,6 +58,9 @@ fn read_roots(key: &str, paths: &[PathBuf]) -> Result<Vec<Vec<u8>>, config::Conf
 fn prepare(args: &Args) -> Result<server::Prepared, config::ConfigError> {
     let config = config::Config::load(&args.config)?;
     let tls = tls::Tls::new(&config.server)?;
+    // Tokens first: their PINs are read, and PIN variables removed from the environment,
+    // before any thread exists (the TSA client below starts one).
+    let keys = Arc::new(registry::Keys::open(&config.tokens)?);
     let timestamper = match &config.tsa {
         Some(t) => Some(Arc::new(
             seald_tsa_client::HttpTimestamper::new(
@@ -70,8 +73,6 @@ fn prepare(args: &Args) -> Result<server::Prepared, config::ConfigError> {
         None => None,
     };
     let verify_roots = read_roots("verify.trust_roots", &config.verify.trust_roots)?;
-    // Tokens last: PINs are read (and PIN variables removed) before any thread starts.
-    let keys = Arc::new(registry::Keys::open(&config.tokens)?);
     Ok(server::Prepared {
         config,
         tls,
