@@ -38,11 +38,12 @@ struct Options {
     rounds: usize,
     min_ratio: f64,
     clients_per_session: usize,
+    size_mib: u64,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: seald-bench daemon [--module PATH] [--python VENV_PYTHON] [--seconds S] [--rounds N] [--min-ratio PCT] [--clients-per-session N]\n\
+        "usage: seald-bench daemon [--module PATH] [--python VENV_PYTHON] [--seconds S] [--rounds N] [--min-ratio PCT] [--clients-per-session N] [--size-mib N]\n\
          Signs a 1-page PDF through seald over mTLS (keep-alive, several clients) with 1 and 2 token\n\
          sessions, against bare C_Sign with as many sessions; exits 1 below PCT (default 80) %."
     );
@@ -57,6 +58,7 @@ fn parse(args: Vec<String>) -> Options {
         rounds: 5,
         min_ratio: 80.0,
         clients_per_session: 8,
+        size_mib: 50,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -67,6 +69,7 @@ fn parse(args: Vec<String>) -> Options {
             "--seconds" => options.seconds = value.parse().unwrap_or_else(|_| usage()),
             "--rounds" => options.rounds = value.parse().unwrap_or_else(|_| usage()),
             "--min-ratio" => options.min_ratio = value.parse().unwrap_or_else(|_| usage()),
+            "--size-mib" => options.size_mib = value.parse().unwrap_or_else(|_| usage()),
             "--clients-per-session" => {
                 options.clients_per_session = value.parse().unwrap_or_else(|_| usage())
             }
@@ -215,6 +218,9 @@ pub fn run(args: Vec<String>) {
         if ratio < options.min_ratio {
             failed.push(format!("{sessions} session(s): {ratio:.1} %"));
         }
+        if sessions == 2 {
+            failed.extend(large_document(&setup, &daemon, options.size_mib));
+        }
         let status = daemon.terminate(Duration::from_secs(60));
         assert!(status.success(), "seald exited with {status}");
     }
@@ -258,4 +264,71 @@ pub fn run(args: Vec<String>) {
         );
         std::process::exit(1);
     }
+}
+
+/// Peak resident memory of `pid` since its last reset, in KiB (VmHWM).
+fn peak_rss_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A large PDF through the daemon (the spool path): its time against `sha256sum` + `cp` of the
+/// same file, and seald's peak RSS while it signs. Returns the budgets it misses.
+fn large_document(
+    setup: &Setup,
+    daemon: &seald_tests::daemon::Daemon,
+    size_mib: u64,
+) -> Vec<String> {
+    use crate::pades::{large_pdf, run_ok, seconds};
+    let input = setup.dir().join("large.pdf");
+    large_pdf(&input, size_mib << 20);
+    let copy = setup.dir().join("large-copy.pdf");
+    let hash_s = seconds(|| {
+        run_ok(Command::new("sha256sum").arg(&input));
+    });
+    let cp_s = seconds(|| {
+        run_ok(Command::new("cp").arg(&input).arg(&copy));
+    });
+    let pid = daemon.pid().to_string();
+    let client = daemon.client("app");
+    let url = format!("{}/v1/seals/contract/sign?x=25&y=252&width=30", daemon.api);
+    let output = setup.dir().join("large-signed.pdf");
+    let mut times = Vec::new();
+    let mut peak = 0;
+    for _ in 0..3 {
+        // Reset the peak (clear_refs 5), so that it covers this request only.
+        let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+        let took = seconds(|| {
+            let file = std::fs::File::open(&input).expect("large.pdf");
+            let mut response = client
+                .post(&url)
+                .header("Content-Type", "application/pdf")
+                .body(file)
+                .send()
+                .expect("an answer");
+            assert_eq!(response.status().as_u16(), 200, "the large PDF was refused");
+            let mut out = std::fs::File::create(&output).expect("output");
+            response.copy_to(&mut out).expect("the signed PDF");
+        });
+        times.push(took);
+        peak = peak.max(peak_rss_kib(&pid));
+    }
+    let ours = median(times);
+    let ratio = ours / (hash_s + cp_s);
+    let rss_mib = peak as f64 / 1024.0;
+    println!(
+        "\n{size_mib} MiB PDF through seald (spool path, median of 3): {ours:.3} s; sha256sum {hash_s:.3} s + cp {cp_s:.3} s; ratio {ratio:.2} (budget ≤ 1.3); seald peak RSS while signing it {rss_mib:.1} MiB (budget ≤ 64)"
+    );
+    let mut missed = Vec::new();
+    if ratio > 1.3 {
+        missed.push(format!("{size_mib} MiB: {ratio:.2} × (sha256sum + cp)"));
+    }
+    if rss_mib > 64.0 {
+        missed.push(format!("{size_mib} MiB: peak RSS {rss_mib:.1} MiB"));
+    }
+    missed
 }

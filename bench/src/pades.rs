@@ -83,7 +83,7 @@ fn parse(args: Vec<String>) -> Options {
 }
 
 /// A one-page PDF whose page carries an image stream of `size` incompressible bytes.
-fn large_pdf(path: &Path, size: u64) {
+pub(crate) fn large_pdf(path: &Path, size: u64) {
     use std::io::Write;
     let mut f = std::io::BufWriter::new(fs::File::create(path).expect("create"));
     let mut offsets = Vec::new();
@@ -142,13 +142,13 @@ fn large_pdf(path: &Path, size: u64) {
     f.flush().expect("flush");
 }
 
-fn seconds(f: impl FnOnce()) -> f64 {
+pub(crate) fn seconds(f: impl FnOnce()) -> f64 {
     let start = Instant::now();
     f();
     start.elapsed().as_secs_f64()
 }
 
-fn run_ok(cmd: &mut Command) -> String {
+pub(crate) fn run_ok(cmd: &mut Command) -> String {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
