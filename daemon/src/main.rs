@@ -17,6 +17,7 @@ mod metrics;
 mod problem;
 mod registry;
 mod server;
+mod signing;
 mod spool;
 mod state;
 mod store;

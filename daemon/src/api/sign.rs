@@ -1,37 +1,20 @@
 //! `POST /v1/seals/{seal_id}/sign` and `POST /v1/verify`.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use seald_audit::{Decision, Entry, Record};
-use seald_pades::{Placement, SealAppearance, SignOptions, SigningTime, VerifyOptions};
-use serde::Deserialize;
+use seald_pades::VerifyOptions;
 use std::path::PathBuf;
 
 use super::{Caller, PeerExt, St};
-use crate::config::Level;
 use crate::problem::{self, ApiError};
-use crate::registry::ReadySeal;
-use crate::spool::{self, Content, Received, SpoolFile};
+use crate::signing::{plan, sign_blocking, Signed};
+use crate::spool::{self, Received};
 use crate::state::AppState;
 use crate::store::{Change, IdempotencyRow};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignQuery {
-    level: Option<String>,
-    page: Option<u32>,
-    x: Option<f64>,
-    y: Option<f64>,
-    width: Option<f64>,
-    field: Option<String>,
-    reason: Option<String>,
-    location: Option<String>,
-    document_id: Option<String>,
-    template_id: Option<String>,
-}
 
 /// What the audit record of this attempt will say.
 struct Attempt<'a> {
@@ -141,153 +124,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
             ApiError::bad_parameter("Idempotency-Key must be 1 to 255 printable ASCII characters")
         })?;
     Ok(Some(text.to_owned()))
-}
-
-fn check_text(name: &str, value: &Option<String>) -> Result<(), ApiError> {
-    match value {
-        Some(v) if v.len() > 1024 || v.chars().any(char::is_control) => {
-            Err(ApiError::bad_parameter(format!(
-                "{name} must be at most 1024 characters without control characters"
-            )))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// The signing plan from the query, before the seal is known.
-struct Plan {
-    level: Level,
-    query: SignQuery,
-}
-
-fn plan(state: &AppState, uri: &Uri) -> Result<Plan, ApiError> {
-    let Query(query) = Query::<SignQuery>::try_from_uri(uri)
-        .map_err(|e| ApiError::bad_parameter(e.body_text()))?;
-    let level = match query.level.as_deref() {
-        None => state
-            .config
-            .tsa
-            .as_ref()
-            .map(|t| t.default_level)
-            .unwrap_or_default(),
-        Some(l) => Level::parse(l).ok_or_else(|| {
-            ApiError::bad_parameter(format!("level must be b-b or b-t, not '{l}'"))
-        })?,
-    };
-    if level == Level::BT && state.timestamper.is_none() {
-        return Err(ApiError::bad_parameter(
-            "level b-t needs a time-stamp authority, and none is configured ([tsa])",
-        ));
-    }
-    for (name, v) in [("x", query.x), ("y", query.y)] {
-        if v.is_some_and(|v| !v.is_finite() || !(0.0..=5000.0).contains(&v)) {
-            return Err(ApiError::bad_parameter(format!(
-                "{name} must be 0 to 5000 (mm)"
-            )));
-        }
-    }
-    if query
-        .width
-        .is_some_and(|w| !w.is_finite() || !(1.0..=1000.0).contains(&w))
-    {
-        return Err(ApiError::bad_parameter("width must be 1 to 1000 (mm)"));
-    }
-    if query.page == Some(0) {
-        return Err(ApiError::bad_parameter("pages are numbered from 1"));
-    }
-    for (name, v) in [
-        ("field", &query.field),
-        ("reason", &query.reason),
-        ("location", &query.location),
-        ("document_id", &query.document_id),
-        ("template_id", &query.template_id),
-    ] {
-        check_text(name, v)?;
-    }
-    Ok(Plan { level, query })
-}
-
-/// A signed document: in memory when its input was, else in a spool file.
-enum Signed {
-    Memory(Vec<u8>),
-    File(SpoolFile),
-}
-
-struct SignedOutput {
-    data: Signed,
-    sha256: String,
-    field: String,
-    timestamped: bool,
-}
-
-fn sign_blocking(
-    ready: &ReadySeal,
-    input: &Received,
-    output: SpoolFile,
-    plan: &Plan,
-    timestamper: Option<&dyn seald_pades::Timestamper>,
-) -> Result<SignedOutput, ApiError> {
-    let q = &plan.query;
-    let time = SigningTime::now(0);
-    let appearance = ready.image.clone().map(|image| SealAppearance {
-        image,
-        date_line: None,
-    });
-    let placement = match (&q.field, appearance) {
-        (Some(name), seal) => Placement::Field {
-            name: name.clone(),
-            seal,
-        },
-        (None, Some(seal)) => Placement::Visible {
-            page: q.page.unwrap_or(1),
-            x_mm: q.x.unwrap_or(20.0),
-            y_mm: q.y.unwrap_or(20.0),
-            width_mm: q.width.unwrap_or(40.0),
-            seal,
-        },
-        (None, None) => Placement::Invisible {
-            page: q.page.unwrap_or(1),
-        },
-    };
-    let doc = input.document().map_err(|e| problem::from_pades(&e))?;
-    let options = SignOptions {
-        signer: &ready.key,
-        placement,
-        field_name: None,
-        reason: q.reason.clone(),
-        location: q.location.clone(),
-        contact_info: None,
-        time,
-        timestamper: if plan.level == Level::BT {
-            timestamper
-        } else {
-            None
-        },
-        // Streamed to the client right away; kept responses are renamed only after this.
-        durable: false,
-    };
-    let (signed, data, sha256) = match &input.content {
-        Content::Memory { .. } => {
-            let (signed, bytes) = seald_pades::sign_document_to_vec(&doc, &options)
-                .map_err(|e| problem::from_pades(&e))?;
-            let sha256 = spool::sha256(&bytes);
-            (signed, Signed::Memory(bytes), sha256)
-        }
-        Content::File(_) => {
-            let signed = seald_pades::sign_document(&doc, output.path(), &options)
-                .map_err(|e| problem::from_pades(&e))?;
-            let sha256 = spool::sha256_file(output.path()).map_err(|e| {
-                ApiError::internal(format!("cannot read the signed output back: {e}"))
-            })?;
-            (signed, Signed::File(output), sha256)
-        }
-    };
-    Ok(SignedOutput {
-        data,
-        sha256,
-        field: signed.field,
-        timestamped: signed.timestamped,
-    })
 }
 
 /// A signed PDF to send.
