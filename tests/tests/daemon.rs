@@ -1245,3 +1245,37 @@ fn documents_through_the_spool_sign_like_documents_in_memory() {
         0
     );
 }
+
+#[test]
+fn seald_starts_without_its_token_and_serves_once_the_token_appears() {
+    let setup = Setup::new("");
+    let d = setup.start();
+    setup.register(&d);
+    assert!(d.terminate(Duration::from_secs(60)).success());
+    let storage = setup.token_storage();
+    let parked = setup.dir().join("parked-token");
+    fs::rename(&storage, &parked).expect("remove the token");
+    let d = setup.start();
+    let plain = reqwest::blocking::Client::new();
+    let ready = || send(plain.get(format!("{}/readyz", d.plain)));
+    let r = ready();
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.json()["checks"]["tokens"]["hsm"]["state"],
+        "unavailable",
+        "{}",
+        r.json()
+    );
+    let a = sign(&d, &d.client("app"), "", setup.sample());
+    assert_eq!((a.status, a.code().as_str()), (503, "token_unavailable"));
+    assert!(a.header("retry-after").is_some());
+    fs::rename(&parked, &storage).expect("restore the token");
+    assert!(
+        seald_tests::daemon::wait_until(Duration::from_secs(60), || ready().status == 200),
+        "never ready:\n{}",
+        d.log_text()
+    );
+    let a = sign(&d, &d.client("app"), "", setup.sample());
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert!(verified(&setup, &a.body));
+}
