@@ -859,6 +859,16 @@ fn b_t_signatures_carry_a_time_stamp_from_the_tsa() {
         a.header("seald-audit-record").unwrap_or_default()
     ));
     assert!(detail.contains("\"level\":\"b-t\""), "{detail}");
+    // With B-T the default, readiness requires a reachable TSA.
+    drop(tsa);
+    let plain = reqwest::blocking::Client::new();
+    assert!(
+        seald_tests::daemon::wait_until(Duration::from_secs(20), || {
+            let r = send(plain.get(format!("{}/readyz", d.plain)));
+            r.status == 503 && r.json()["checks"]["tsa"] != "ok"
+        }),
+        "readyz stayed ready without a TSA"
+    );
 }
 
 #[test]
