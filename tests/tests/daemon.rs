@@ -152,6 +152,15 @@ fn sealed_over_mtls_and_judged_by_pdfsig_pyhanko_and_qpdf() {
             .count(),
         0
     );
+    // The audit key signs the chain's head while seald runs (every 2 s in this setup).
+    assert!(
+        seald_tests::daemon::wait_until(Duration::from_secs(30), || {
+            setup.sql(&format!(
+                "SELECT count(*) FROM audit_checkpoints WHERE seq >= {seq}"
+            )) != "0"
+        }),
+        "no periodic checkpoint covers the signature"
+    );
 }
 
 #[test]
