@@ -1137,6 +1137,30 @@ fn template_restrictions_existing_fields_and_exports_since_a_time() {
     register_hr(&["--disabled"]);
     let a = sign(&d, &hr, "template_id=nda", setup.sample());
     assert_eq!((a.status, a.code().as_str()), (403, "application_disabled"));
+    // A seal whose key is not on the token is refused at registration.
+    let out = run(setup
+        .sealctl(&d, "admin")
+        .args([
+            "admin",
+            "seal",
+            "register",
+            "--id",
+            "ghost",
+            "--name",
+            "Ghost",
+            "--token",
+            "hsm",
+            "--key",
+            "no-such-key",
+            "--chain",
+        ])
+        .arg(&setup.chain));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("seal_key_unusable"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The same certificate cannot be registered under a second id.
     let out = run(setup
         .sealctl(&d, "admin")

@@ -157,7 +157,16 @@ pub async fn register_seal(
         let check = row.clone();
         tokio::task::spawn_blocking(move || keys.prepare(&check).map(|_| ()))
             .await
-            .map_err(|e| ApiError::internal(e.to_string()))??;
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| {
+                // A key that is missing or unusable is a mistake in this registration, not a
+                // token outage.
+                if e.code == "seal_misconfigured" {
+                    unprocessable("seal_key_unusable", e.detail)
+                } else {
+                    e
+                }
+            })?;
         let detail = json!({"name": row.name, "token": row.token, "key_label": row.key_label});
         let record = commit(
             &state,
