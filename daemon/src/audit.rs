@@ -120,11 +120,9 @@ impl Checkpointer {
         }
         let latest = self
             .store
-            .checkpoints()
+            .latest_checkpoint()
             .await
-            .map_err(|e| e.to_string())?
-            .last()
-            .map(|c| c.seq);
+            .map_err(|e| e.to_string())?;
         if latest == Some(seq) {
             return Ok(None);
         }

@@ -103,6 +103,11 @@ impl Metrics {
         })
     }
 
+    /// Counts a refusal by its reason code.
+    pub fn denied(&self, code: &str) {
+        self.denials.with_label_values(&[code]).inc();
+    }
+
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);

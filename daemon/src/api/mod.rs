@@ -16,7 +16,7 @@ use seald_pkcs11::PoolHealth;
 use serde_json::json;
 
 use crate::problem::ApiError;
-use crate::registry::AppEntry;
+use crate::registry::{AppEntry, Snapshot};
 use crate::state::AppState;
 use crate::store::Change;
 use crate::tls::Peer;
@@ -267,20 +267,19 @@ async fn openapi() -> Response {
 pub struct Caller {
     pub request_id: String,
     pub peer: Peer,
+    /// The registry as of this request: every decision in it is made against one state.
+    pub registry: Arc<Snapshot>,
     pub app: Option<Arc<AppEntry>>,
 }
 
 impl Caller {
     pub fn new(state: &AppState, peer: Peer) -> Caller {
-        let app = state
-            .registry
-            .snapshot()
-            .by_fingerprint
-            .get(&peer.fingerprint)
-            .cloned();
+        let registry = state.registry.snapshot();
+        let app = registry.by_fingerprint.get(&peer.fingerprint).cloned();
         Caller {
             request_id: crate::spool::random_id(),
             peer,
+            registry,
             app,
         }
     }
@@ -350,11 +349,7 @@ impl Caller {
             seald_policy::Decision::Allow => Ok(app),
             seald_policy::Decision::Deny(code) => {
                 let e = ApiError::denied(code);
-                state
-                    .metrics
-                    .denials
-                    .with_label_values(&[code.code()])
-                    .inc();
+                state.metrics.denied(code.code());
                 self.record_refusal(
                     state,
                     self.entry(action, Decision::Denied, Some(code.code())),

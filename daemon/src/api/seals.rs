@@ -52,8 +52,8 @@ pub async fn list(State(state): St, axum::Extension(peer): PeerExt) -> Response 
         Err(e) => return caller.fail(e),
     };
     let admin = app.policy.has_role(Role::Admin);
-    let snapshot = state.registry.snapshot();
-    let seals: Vec<Value> = snapshot
+    let seals: Vec<Value> = caller
+        .registry
         .seals
         .values()
         .filter(|s| admin || app.policy.seals.contains(&s.row.id))
@@ -73,9 +73,9 @@ pub async fn show(
         Err(e) => return caller.fail(e),
     };
     let admin = app.policy.has_role(Role::Admin);
-    let snapshot = state.registry.snapshot();
     // A seal the caller may not use is reported as absent: its existence is not theirs to know.
-    match snapshot
+    match caller
+        .registry
         .seals
         .get(&seal_id)
         .filter(|_| admin || app.policy.seals.contains(&seal_id))

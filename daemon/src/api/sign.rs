@@ -41,13 +41,9 @@ impl Attempt<'_> {
         } else {
             "failed"
         };
-        count_sign(self.state, &self.seal, outcome);
+        count_sign(self.state, &self.caller, &self.seal, outcome);
         if decision == Decision::Denied {
-            self.state
-                .metrics
-                .denials
-                .with_label_values(&[e.code])
-                .inc();
+            self.state.metrics.denied(e.code);
         }
         self.caller
             .record_refusal(self.state, self.entry(decision, Some(e.code)), &e)
@@ -58,8 +54,8 @@ impl Attempt<'_> {
 
 /// Counts a sign attempt. Seal ids that are not registered share one label, so that requests
 /// for made-up ids cannot grow the metrics without bound.
-fn count_sign(state: &AppState, seal: &str, outcome: &str) {
-    let known = state.registry.snapshot().seals.contains_key(seal);
+fn count_sign(state: &AppState, caller: &Caller, seal: &str, outcome: &str) {
+    let known = caller.registry.seals.contains_key(seal);
     let label = if known { seal } else { "(unregistered)" };
     state
         .metrics
@@ -126,30 +122,21 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(text.to_owned()))
 }
 
-/// A signed PDF to send.
-enum Output {
-    Memory(Vec<u8>),
-    File(std::fs::File),
+/// A body streaming an open file, and its length.
+fn file_body(file: std::fs::File) -> (Body, Option<u64>) {
+    let len = file.metadata().map(|m| m.len()).ok();
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 << 10);
+    (Body::from_stream(stream), len)
 }
 
 fn pdf_response(
     caller: &Caller,
-    output: Output,
+    (body, len): (Body, Option<u64>),
     record_seq: u64,
     record_hash: &str,
     replay: bool,
 ) -> Response {
-    let (len, body) = match output {
-        Output::Memory(bytes) => (Some(bytes.len() as u64), Body::from(bytes)),
-        Output::File(file) => {
-            let len = file.metadata().map(|m| m.len()).ok();
-            let stream = tokio_util::io::ReaderStream::with_capacity(
-                tokio::fs::File::from_std(file),
-                256 << 10,
-            );
-            (len, Body::from_stream(stream))
-        }
-    };
     let mut response = body.into_response();
     let h = response.headers_mut();
     h.insert(
@@ -191,7 +178,7 @@ pub async fn sign(
     let app = match attempt.caller.require_app(&state, "sign").await {
         Ok(app) => app,
         Err(e) => {
-            count_sign(&state, &seal_id, "denied");
+            count_sign(&state, &attempt.caller, &seal_id, "denied");
             return attempt.caller.fail(e);
         }
     };
@@ -203,8 +190,7 @@ pub async fn sign(
     if !content_type_is(&headers, "application/pdf") {
         return attempt.refuse(Decision::Failed, not_pdf_type()).await;
     }
-    let snapshot = state.registry.snapshot();
-    let seal = snapshot.seals.get(&seal_id).cloned();
+    let seal = attempt.caller.registry.seals.get(&seal_id).cloned();
     let decision = seald_policy::decide(
         &seald_policy::Snapshot {
             application: &app.policy,
@@ -363,12 +349,15 @@ pub async fn sign(
     // A file output is opened before the record commits, so a committed record always has
     // its output.
     let body = match signed.data {
-        Signed::Memory(bytes) => Output::Memory(bytes),
+        Signed::Memory(bytes) => {
+            let len = bytes.len() as u64;
+            (Body::from(bytes), Some(len))
+        }
         Signed::File(spooled) => {
             let path = kept.clone().unwrap_or_else(|| spooled.path().to_path_buf());
             match std::fs::File::open(&path) {
                 // The spool name is unlinked when `spooled` drops; the open handle stays readable.
-                Ok(f) => Output::File(f),
+                Ok(f) => file_body(f),
                 Err(e) => {
                     if let Some(k) = &kept {
                         let _ = std::fs::remove_file(k);
@@ -389,11 +378,11 @@ pub async fn sign(
             if let Some(k) = &kept {
                 let _ = std::fs::remove_file(k);
             }
-            count_sign(&state, &seal_id, "failed");
+            count_sign(&state, &attempt.caller, &seal_id, "failed");
             return attempt.caller.fail(e.into());
         }
     };
-    count_sign(&state, &seal_id, "signed");
+    count_sign(&state, &attempt.caller, &seal_id, "signed");
     state.metrics.audit_head.set(record.seq as i64);
     pdf_response(&attempt.caller, body, record.seq, &record.hash, false)
 }
@@ -402,7 +391,7 @@ fn replay(state: &AppState, caller: &Caller, row: &IdempotencyRow) -> Response {
     match std::fs::File::open(state.responses_dir.join(&row.output_path)) {
         Ok(file) => pdf_response(
             caller,
-            Output::File(file),
+            file_body(file),
             row.audit_seq,
             &row.audit_hash,
             true,

@@ -125,6 +125,8 @@ pub trait Store: Send + Sync + 'static {
     fn first_seq_since<'a>(&'a self, time: &'a str) -> Fut<'a, u64>;
     fn add_checkpoint(&self, checkpoint: Checkpoint) -> Fut<'_, ()>;
     fn checkpoints(&self) -> Fut<'_, Vec<Checkpoint>>;
+    /// The sequence number the newest checkpoint covers, if any.
+    fn latest_checkpoint(&self) -> Fut<'_, Option<u64>>;
 }
 
 impl std::fmt::Debug for dyn Store {

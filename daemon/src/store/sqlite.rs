@@ -556,6 +556,16 @@ impl Store for SqliteStore {
         })
     }
 
+    fn latest_checkpoint(&self) -> Fut<'_, Option<u64>> {
+        Box::pin(async move {
+            let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_checkpoints")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            Ok(seq.map(|s| s as u64))
+        })
+    }
+
     fn checkpoints(&self) -> Fut<'_, Vec<Checkpoint>> {
         Box::pin(async move {
             let rows = sqlx::query("SELECT * FROM audit_checkpoints ORDER BY seq")
@@ -691,6 +701,19 @@ mod tests {
             v.push(r).expect("chained");
         }
         assert_eq!(store.head().await.expect("head").0, 5);
+        assert_eq!(store.latest_checkpoint().await.expect("latest"), None);
+        for seq in [2, 5] {
+            store
+                .add_checkpoint(Checkpoint {
+                    seq,
+                    head_hash: "cc".repeat(32),
+                    time: "t".to_owned(),
+                    signature: vec![1],
+                })
+                .await
+                .expect("checkpoint");
+        }
+        assert_eq!(store.latest_checkpoint().await.expect("latest"), Some(5));
         // Reopening applies no migration twice and keeps the data.
         drop(store);
         let store = SqliteStore::open(&dir.path().join("t.db"))
