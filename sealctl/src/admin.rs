@@ -1,7 +1,6 @@
 //! `sealctl admin …`: register seals and applications in a running seald, enable and
 //! disable seals, list what is registered. The daemon checks and audits every change.
 
-use std::fs;
 use std::path::PathBuf;
 
 use base64::Engine;
@@ -90,9 +89,9 @@ enum AppCommand {
     List,
 }
 
-fn read_text(path: &PathBuf) -> Result<String, Failure> {
-    fs::read_to_string(path)
-        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))
+fn read_text(path: &std::path::Path) -> Result<String, Failure> {
+    String::from_utf8(crate::read_file(path)?)
+        .map_err(|_| Failure::usage(format!("{} is not UTF-8 text (PEM)", path.display())))
 }
 
 fn show(value: &Value, json_out: bool, summary: impl FnOnce(&Value) -> String) {
@@ -118,10 +117,7 @@ pub fn run(args: AdminArgs) -> Result<(), Failure> {
             image,
         }) => {
             let image = image
-                .map(|p| {
-                    fs::read(&p)
-                        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", p.display())))
-                })
+                .map(|p| crate::read_file(&p))
                 .transpose()?
                 .map(|b| base64::engine::general_purpose::STANDARD.encode(b));
             let body = json!({

@@ -88,19 +88,6 @@ fn each_record(
     }
 }
 
-fn read_roots(paths: &[PathBuf]) -> Result<Vec<Vec<u8>>, Failure> {
-    let mut roots = Vec::new();
-    for p in paths {
-        let bytes =
-            fs::read(p).map_err(|e| Failure::usage(format!("cannot read {}: {e}", p.display())))?;
-        roots.extend(
-            seald_pades::parse_certificates(&bytes)
-                .map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?,
-        );
-    }
-    Ok(roots)
-}
-
 fn check_checkpoints(
     checkpoints: &[Checkpoint],
     roots: Option<&[Vec<u8>]>,
@@ -203,7 +190,7 @@ pub fn run(args: AuditArgs) -> Result<ExitCode, Failure> {
             trust,
             json,
         } => {
-            let roots = read_roots(&trust)?;
+            let roots = crate::read_certificates(&trust)?;
             let roots = (!trust.is_empty()).then_some(roots.as_slice());
             match (input, remote) {
                 (Some(path), remote) if !remote.given() => {

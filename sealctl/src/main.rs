@@ -81,6 +81,23 @@ impl fmt::Display for Failure {
     }
 }
 
+/// Reads a file the user named; a failure is a usage error naming it.
+pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))
+}
+
+/// DER certificates from PEM or DER files (trust roots, TSA roots).
+pub fn read_certificates(paths: &[std::path::PathBuf]) -> Result<Vec<Vec<u8>>, Failure> {
+    let mut certs = Vec::new();
+    for path in paths {
+        certs.extend(
+            seald_pades::parse_certificates(&read_file(path)?)
+                .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?,
+        );
+    }
+    Ok(certs)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match cli.verbose {

@@ -1,6 +1,5 @@
 //! Talking to a running seald over its mTLS API (`--server URL --cert --key --ca`).
 
-use std::fs;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -36,11 +35,6 @@ pub struct Remote {
     client: reqwest::blocking::Client,
 }
 
-fn read(path: &PathBuf, what: &str) -> Result<Vec<u8>, Failure> {
-    fs::read(path)
-        .map_err(|e| Failure::usage(format!("cannot read the {what} {}: {e}", path.display())))
-}
-
 impl RemoteArgs {
     /// Whether a server was named (flag or environment).
     pub fn given(&self) -> bool {
@@ -63,13 +57,13 @@ impl RemoteArgs {
             need(&self.key, "--key", "SEALD_CLIENT_KEY")?,
             need(&self.ca, "--ca", "SEALD_CA")?,
         );
-        let mut identity = Zeroizing::new(read(&cert, "client certificate")?);
+        let mut identity = Zeroizing::new(crate::read_file(&cert)?);
         identity.push(b'\n');
-        identity.extend_from_slice(&Zeroizing::new(read(&key, "client key")?));
+        identity.extend_from_slice(&Zeroizing::new(crate::read_file(&key)?));
         let identity = reqwest::Identity::from_pem(&identity).map_err(|e| {
             Failure::usage(format!("the client certificate or key is unusable: {e}"))
         })?;
-        let ca = reqwest::Certificate::from_pem(&read(&ca, "server CA")?)
+        let ca = reqwest::Certificate::from_pem(&crate::read_file(&ca)?)
             .map_err(|e| Failure::usage(format!("{}: {e}", ca.display())))?;
         let client = reqwest::blocking::Client::builder()
             .use_rustls_tls()

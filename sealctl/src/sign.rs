@@ -134,15 +134,7 @@ pub fn run(args: SignArgs) -> Result<(), Failure> {
                     "--level b-t needs at least one --tsa URL and one --tsa-root certificate",
                 ));
             }
-            let mut roots = Vec::new();
-            for path in &args.tsa_root {
-                let bytes = fs::read(path)
-                    .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
-                roots.extend(
-                    seald_pades::parse_certificates(&bytes)
-                        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?,
-                );
-            }
+            let roots = crate::read_certificates(&args.tsa_root)?;
             Some(
                 HttpTimestamper::new(
                     args.tsa.clone(),

@@ -1,6 +1,5 @@
 //! `sealctl verify`: is this signed PDF intact, and who signed it?
 
-use std::fs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -24,15 +23,7 @@ pub struct VerifyArgs {
 /// Exit status: 0 every signature valid and nothing tampered, 1 tampered or invalid, 2 no
 /// signature or unreadable.
 pub fn run(args: VerifyArgs) -> Result<ExitCode, Failure> {
-    let mut roots = Vec::new();
-    for path in &args.trust {
-        let bytes = fs::read(path)
-            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
-        roots.extend(
-            seald_pades::parse_certificates(&bytes)
-                .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?,
-        );
-    }
+    let roots = crate::read_certificates(&args.trust)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
