@@ -171,6 +171,11 @@ admin_certificates = ["{tls}/admin.crt"]
 
     /// Starts seald; returns once it listens.
     pub fn start(&self) -> Daemon {
+        self.start_with_env(&[])
+    }
+
+    /// Starts seald with extra environment variables; returns once it listens.
+    pub fn start_with_env(&self, env: &[(&str, &str)]) -> Daemon {
         let log = self.dir().join("seald.log");
         let stderr = fs::OpenOptions::new()
             .create(true)
@@ -181,6 +186,7 @@ admin_certificates = ["{tls}/admin.crt"]
             .arg("--config")
             .arg(&self.config)
             .env("SOFTHSM2_CONF", self.seal.hsm.conf())
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()

@@ -501,6 +501,23 @@ fn bad_input_gets_typed_errors_and_leaves_nothing_behind() {
             "no failed record with {code}: {failed:?}"
         );
     }
+    // Every administrative change is in the log, as allowed.
+    let changes: Vec<&str> = rows
+        .iter()
+        .filter(|r| r[2] == "allowed" && r[1] != "sign")
+        .map(|r| r[1].as_str())
+        .collect();
+    for action in [
+        "application.register",
+        "seal.register",
+        "seal.disable",
+        "seal.enable",
+    ] {
+        assert!(
+            changes.contains(&action),
+            "no record of {action}: {changes:?}"
+        );
+    }
     let denied: Vec<&str> = rows
         .iter()
         .filter(|r| r[2] == "denied")
@@ -1321,4 +1338,38 @@ fn seald_starts_without_its_token_and_serves_once_the_token_appears() {
     let a = sign(&d, &d.client("app"), "", setup.sample());
     assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
     assert!(verified(&setup, &a.body));
+}
+
+#[test]
+fn the_token_pin_can_come_from_an_environment_variable() {
+    let setup = Setup::new("");
+    let text = fs::read_to_string(&setup.config).expect("config");
+    let pin_line = text
+        .lines()
+        .find(|l| l.starts_with("pin_file = "))
+        .expect("pin_file line")
+        .to_owned();
+    fs::write(
+        &setup.config,
+        text.replace(&pin_line, "pin_env = \"SEALD_TEST_HSM_PIN\""),
+    )
+    .expect("config");
+    // Unset: seald refuses to start and names the key.
+    let out = run(Command::new(seald_tests::binary("seald"))
+        .arg("--config")
+        .arg(&setup.config)
+        .env("SOFTHSM2_CONF", setup.seal.hsm.conf())
+        .env_remove("SEALD_TEST_HSM_PIN"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("token[0].pin_env"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Set: the token logs in and seals sign; the PIN is in no log line.
+    let d = setup.start_with_env(&[("SEALD_TEST_HSM_PIN", seald_tests::USER_PIN)]);
+    setup.register(&d);
+    let a = sign(&d, &d.client("app"), "", setup.sample());
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert!(!d.log_text().contains(seald_tests::USER_PIN));
 }
