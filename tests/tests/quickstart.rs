@@ -56,28 +56,32 @@ fn quickstart(demo: &Path) -> String {
         }
     };
     assert_eq!(url, format!("https://127.0.0.1:{port}"));
-    // The running demo answers the command the quickstart printed.
-    let out = run_ok(
-        Command::new("curl")
-            .args(["-sS", "--fail-with-body", "-o"])
-            .arg(demo.join("again.pdf"))
-            .arg("--cacert")
-            .arg(demo.join("server-ca.crt"))
-            .arg("--cert")
-            .arg(demo.join("client.crt"))
-            .arg("--key")
-            .arg(demo.join("client.key"))
-            .args(["-H", "Content-Type: application/pdf", "--data-binary"])
-            .arg(format!("@{}", demo.join("contract.pdf").display()))
-            .arg(format!("{url}/v1/seals/demo-seal/sign?x=25&y=252&width=30"))
-            .args(["-w", "%{http_code}"]),
+    // The commands the quickstart printed work as printed (run where the user would be).
+    let printed = text
+        .split_once("Do it yourself:\n")
+        .and_then(|(_, rest)| rest.split_once("\nPress Ctrl-C"))
+        .map(|(block, _)| block.to_owned())
+        .unwrap_or_else(|| panic!("no commands printed:\n{text}"));
+    assert!(
+        printed.contains("curl") && printed.contains("audit verify"),
+        "{printed}"
     );
-    assert_eq!(out, "200");
+    let work = demo.with_extension("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let out = run_ok(
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!("set -euo pipefail\n{printed}"))
+            .current_dir(&work)
+            .env_remove("SOFTHSM2_CONF"),
+    );
+    assert!(out.contains("not_tampered"), "{out}");
+    assert!(out.contains("audit log intact"), "{out}");
     let verdict = run_ok(
         Command::new(workspace_root().join("target/release/sealctl"))
             .args(["verify", "--json", "--trust"])
             .arg(demo.join("root.crt"))
-            .arg(demo.join("again.pdf")),
+            .arg(work.join("sealed.pdf")),
     );
     assert!(verdict.contains("not_tampered"), "{verdict}");
     // Ctrl-C (SIGINT to the script): it stops seald and exits 0.
