@@ -7,15 +7,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, ObjectClass};
-use cryptoki::session::UserType;
-use cryptoki::types::AuthPin;
 use seald_tests::daemon::Setup;
 use seald_tests::pdf::TOKEN;
 
-use crate::util::{cpu_time_of, measure, median};
+use crate::util::{cpu_time_of, measure, median, BareToken};
 
 /// (sum of seconds, count) of the sign endpoint's latency histogram, from /metrics.
 fn sign_latency(daemon: &seald_tests::daemon::Daemon) -> (f64, f64) {
@@ -96,20 +92,7 @@ pub fn run(args: Vec<String>) {
     let pdf = setup.sample();
 
     // The bare loop: cryptoki on the same library and token.
-    let raw = Pkcs11::new(&options.module).expect("cryptoki");
-    let _ = raw.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
-    let slot = raw
-        .get_slots_with_initialized_token()
-        .expect("slots")
-        .into_iter()
-        .find(|s| {
-            raw.get_token_info(*s)
-                .map(|t| t.label() == TOKEN)
-                .unwrap_or(false)
-        })
-        .expect("the seal token");
-    let anchor = raw.open_ro_session(slot).expect("anchor");
-    let _ = anchor.login(UserType::User, Some(&AuthPin::from(seald_tests::USER_PIN)));
+    let (bare_token, _anchor) = BareToken::open(&options.module, TOKEN, seald_tests::USER_PIN);
     // What seald signs per document: DER signed attributes of about this size.
     let message = vec![0x31u8; 120];
     let duration = Duration::from_secs_f64(options.seconds);
@@ -132,13 +115,7 @@ pub fn run(args: Vec<String>) {
         let (mut bare, mut ours) = (Vec::new(), Vec::new());
         let run_bare = || {
             measure(sessions, duration, |_| {
-                let session = raw.open_ro_session(slot).expect("session");
-                let handle = session
-                    .find_objects(&[
-                        Attribute::Class(ObjectClass::PRIVATE_KEY),
-                        Attribute::Label(b"seal".to_vec()),
-                    ])
-                    .expect("find")[0];
+                let (session, handle) = bare_token.session_with_key("seal");
                 let message = message.clone();
                 Box::new(move || {
                     session
@@ -224,7 +201,6 @@ pub fn run(args: Vec<String>) {
         let status = daemon.terminate(Duration::from_secs(60));
         assert!(status.success(), "seald exited with {status}");
     }
-    drop(anchor);
 
     if let Some(python) = &options.python {
         let input = setup.dir().join("samples/contract.pdf");

@@ -12,16 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, ObjectClass};
-use cryptoki::session::UserType;
-use cryptoki::types::AuthPin;
 use seald_pades::{Document, Placement, SignOptions, SigningTime};
 use seald_pkcs11::admin::KeyAlgorithm;
 use seald_tests::pdf::{SealKey, TOKEN};
 
-use crate::util::median;
+use crate::util::{median, BareToken};
 
 /// The seal key's algorithm and chain with a signature computed once: signing through it costs
 /// nothing, so timing seald with it measures everything *besides* `C_Sign`.
@@ -206,26 +202,8 @@ pub fn run(args: Vec<String>) {
         |input: &Path, output: &Path, durable: bool| sign_with(&key.key, input, output, durable);
 
     // Bare C_Sign on the same key, same input size as the signed attributes.
-    let raw = Pkcs11::new(&options.module).expect("cryptoki");
-    let _ = raw.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
-    let slot = raw
-        .get_slots_with_initialized_token()
-        .expect("slots")
-        .into_iter()
-        .find(|s| {
-            raw.get_token_info(*s)
-                .map(|t| t.label() == TOKEN)
-                .unwrap_or(false)
-        })
-        .expect("token");
-    let session = raw.open_ro_session(slot).expect("session");
-    let _ = session.login(UserType::User, Some(&AuthPin::from(seald_tests::USER_PIN)));
-    let handle = session
-        .find_objects(&[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::Label(b"seal".to_vec()),
-        ])
-        .expect("find")[0];
+    let (bare_token, _anchor) = BareToken::open(&options.module, TOKEN, seald_tests::USER_PIN);
+    let (session, handle) = bare_token.session_with_key("seal");
     let attrs = [0x31u8; 170];
     let n = options.iterations;
 

@@ -6,15 +6,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, ObjectClass};
-use cryptoki::session::UserType;
-use cryptoki::types::AuthPin;
 use seald_pkcs11::admin::{self, KeyAlgorithm};
 use seald_pkcs11::{KeySelector, Module, Pin, PoolConfig, TokenPool, TokenSelector};
 
-use crate::util::{measure, median, Rate};
+use crate::util::{measure, median, BareToken, Rate};
 
 const TOKEN: &str = "bench";
 const PIN: &str = "bench-pin-1";
@@ -94,20 +90,7 @@ pub fn run(args: Vec<String>) {
     admin::generate_key(&module, &token, &pin, "p256", KeyAlgorithm::EcP256).expect("ec key");
 
     // The bare loop: cryptoki on the same (already initialized) library.
-    let raw = Pkcs11::new(&options.module).expect("cryptoki");
-    let _ = raw.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
-    let slot = raw
-        .get_slots_with_initialized_token()
-        .expect("slots")
-        .into_iter()
-        .find(|s| {
-            raw.get_token_info(*s)
-                .map(|t| t.label() == TOKEN)
-                .unwrap_or(false)
-        })
-        .expect("bench token");
-    let anchor = raw.open_ro_session(slot).expect("anchor");
-    let _ = anchor.login(UserType::User, Some(&AuthPin::from(PIN)));
+    let (bare_token, _anchor) = BareToken::open(&options.module, TOKEN, PIN);
     let digest = {
         use sha2::Digest;
         sha2::Sha256::digest(MESSAGE).to_vec()
@@ -140,13 +123,7 @@ pub fn run(args: Vec<String>) {
             let (mut bare, mut pooled) = (Vec::new(), Vec::new());
             let run_bare = || {
                 measure(sessions, duration, |_| {
-                    let session = raw.open_ro_session(slot).expect("session");
-                    let handle = session
-                        .find_objects(&[
-                            Attribute::Class(ObjectClass::PRIVATE_KEY),
-                            Attribute::Label(label.as_bytes().to_vec()),
-                        ])
-                        .expect("find")[0];
+                    let (session, handle) = bare_token.session_with_key(label);
                     let rsa = label == "rsa";
                     // SoftHSM2 offers only raw ECDSA: the bare loop signs a digest.
                     let input = if rsa {
@@ -213,7 +190,6 @@ pub fn run(args: Vec<String>) {
             }
         }
     }
-    drop(anchor);
     let _ = std::fs::remove_dir_all(&dir);
     if over_budget.is_empty() {
         println!(

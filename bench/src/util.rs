@@ -73,3 +73,56 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }
+
+/// The bare token: `cryptoki` on the same (already initialized) library, for the `C_Sign`
+/// loops seald is compared with.
+pub struct BareToken {
+    pub raw: cryptoki::context::Pkcs11,
+    pub slot: cryptoki::slot::Slot,
+}
+
+impl BareToken {
+    /// Finds the token labelled `label` and logs in. Keep the returned session open while
+    /// signing: closing a token's last session logs it out.
+    pub fn open(
+        module: &std::path::Path,
+        label: &str,
+        pin: &str,
+    ) -> (BareToken, cryptoki::session::Session) {
+        use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+        let raw = Pkcs11::new(module).expect("cryptoki");
+        let _ = raw.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+        let slot = raw
+            .get_slots_with_initialized_token()
+            .expect("slots")
+            .into_iter()
+            .find(|s| {
+                raw.get_token_info(*s)
+                    .map(|t| t.label() == label)
+                    .unwrap_or(false)
+            })
+            .expect("the bench token");
+        let anchor = raw.open_ro_session(slot).expect("anchor session");
+        let _ = anchor.login(
+            cryptoki::session::UserType::User,
+            Some(&cryptoki::types::AuthPin::from(pin)),
+        );
+        (BareToken { raw, slot }, anchor)
+    }
+
+    /// A new session and the handle of the private key labelled `key` in it.
+    pub fn session_with_key(
+        &self,
+        key: &str,
+    ) -> (cryptoki::session::Session, cryptoki::object::ObjectHandle) {
+        use cryptoki::object::{Attribute, ObjectClass};
+        let session = self.raw.open_ro_session(self.slot).expect("session");
+        let handle = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Label(key.as_bytes().to_vec()),
+            ])
+            .expect("find the key")[0];
+        (session, handle)
+    }
+}
