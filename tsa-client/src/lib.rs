@@ -30,6 +30,43 @@ impl HttpTimestamper {
         })
     }
 
+    /// Whether some TSA accepts a TCP connection within `timeout` (for readiness checks; no
+    /// time-stamp is asked for). Blocking. The error lists why each one failed.
+    pub fn probe(&self, timeout: Duration) -> Result<(), String> {
+        use std::net::{TcpStream, ToSocketAddrs};
+        let mut failures = Vec::new();
+        for url in &self.urls {
+            let parsed = match reqwest::Url::parse(url) {
+                Ok(u) => u,
+                Err(e) => {
+                    failures.push(format!("{url}: {e}"));
+                    continue;
+                }
+            };
+            let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default())
+            else {
+                failures.push(format!("{url}: no host"));
+                continue;
+            };
+            let addrs = match (host, port).to_socket_addrs() {
+                Ok(a) => a.collect::<Vec<_>>(),
+                Err(e) => {
+                    failures.push(format!("{url}: {e}"));
+                    continue;
+                }
+            };
+            match addrs
+                .iter()
+                .map(|a| TcpStream::connect_timeout(a, timeout))
+                .find(Result::is_ok)
+            {
+                Some(_) => return Ok(()),
+                None => failures.push(format!("{url}: cannot connect")),
+            }
+        }
+        Err(failures.join("; "))
+    }
+
     fn ask(&self, url: &str, request: &TimestampRequest) -> Result<Vec<u8>, String> {
         let response = self
             .client

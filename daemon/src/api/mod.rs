@@ -193,34 +193,12 @@ async fn readyz(State(state): St) -> Response {
 
 /// Some configured TSA accepts a TCP connection.
 async fn tsa_reachable(state: &AppState) -> Result<(), String> {
-    let Some(tsa) = &state.config.tsa else {
+    let Some(tsa) = state.timestamper.clone() else {
         return Ok(());
     };
-    let mut why = Vec::new();
-    for url in &tsa.urls {
-        let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-        let authority = rest.split('/').next().unwrap_or(rest);
-        let default_port = if url.starts_with("https://") { 443 } else { 80 };
-        let addr = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            authority.to_owned()
-        } else {
-            format!("{authority}:{default_port}")
-        };
-        match tokio::time::timeout(
-            Duration::from_secs(2),
-            tokio::net::TcpStream::connect(&addr),
-        )
+    tokio::task::spawn_blocking(move || tsa.probe(Duration::from_secs(2)))
         .await
-        {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) => why.push(format!("{url}: {e}")),
-            Err(_) => why.push(format!("{url}: timed out")),
-        }
-    }
-    Err(why.join("; "))
+        .map_err(|e| e.to_string())?
 }
 
 async fn metrics(State(state): St) -> Response {
