@@ -833,8 +833,10 @@ impl Shared {
                 let _ = session.close();
             }
         }
+        // One session came free (or one slot to open one): one waiter can use it. Waking them
+        // all costs a context switch each for nothing, and they queue on the lock.
         if wake {
-            self.changed.notify_all();
+            self.changed.notify_one();
         }
     }
 
