@@ -57,6 +57,7 @@ impl Registry {
                     roles: row.roles.clone(),
                     seals: row.seals.clone(),
                     templates: row.templates.clone(),
+                    acts_for_employees: false,
                 },
                 row,
             });
@@ -66,10 +67,7 @@ impl Registry {
         }
         for row in seals {
             let entry = Arc::new(SealEntry {
-                policy: seald_policy::Seal {
-                    id: row.id.clone(),
-                    status: row.status,
-                },
+                policy: seald_policy::Seal::registered(&row.id, row.status),
                 row,
             });
             snap.seals.insert(entry.row.id.clone(), entry);

@@ -281,7 +281,7 @@ async fn bootstrap_admins(
             name: format!("bootstrap admin ({})", path.display()),
             fingerprint: fingerprint.clone(),
             certificate_pem: pem,
-            roles: vec![seald_policy::Role::Admin],
+            roles: vec![seald_policy::AppRole::Admin],
             seals: vec![],
             templates: None,
             enabled: true,

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use seald_audit::Decision;
-use seald_policy::{Role, SealStatus};
+use seald_policy::{AppRole as Role, SealStatus};
 use serde::Deserialize;
 use serde_json::json;
 

@@ -315,17 +315,15 @@ impl Caller {
         action: &str,
     ) -> Result<Arc<AppEntry>, ApiError> {
         let app = self.require_app(state, action).await?;
-        let snapshot = seald_policy::Snapshot {
-            application: &app.policy,
-            seal: None,
-        };
+        let snapshot = seald_policy::Snapshot::of(&app.policy, None);
         match seald_policy::decide(
             &snapshot,
             &seald_policy::Request::Administer,
             crate::clock::now_unix(),
         ) {
-            seald_policy::Decision::Allow => Ok(app),
-            seald_policy::Decision::Deny(code) => {
+            seald_policy::Decision::Allow(_) => Ok(app),
+            refused => {
+                let code = refused.code().unwrap_or(seald_policy::DenyCode::NotAdmin);
                 let e = ApiError::denied(code);
                 state.metrics.denied(code.code());
                 self.record_refusal(

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use seald_policy::Role;
+use seald_policy::AppRole as Role;
 use serde_json::{json, Value};
 
 use super::{Caller, PeerExt, St};

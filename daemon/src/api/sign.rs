@@ -192,17 +192,15 @@ pub async fn sign(
     }
     let seal = attempt.caller.registry.seals.get(&seal_id).cloned();
     let decision = seald_policy::decide(
-        &seald_policy::Snapshot {
-            application: &app.policy,
-            seal: seal.as_ref().map(|s| &s.policy),
-        },
-        &seald_policy::Request::Sign {
+        &seald_policy::Snapshot::of(&app.policy, seal.as_ref().map(|s| &s.policy)),
+        &seald_policy::Request::Sign(seald_policy::SignRequest {
             seal: &seal_id,
             template: plan.query.template_id.as_deref(),
-        },
+            ..Default::default()
+        }),
         crate::clock::now_unix(),
     );
-    if let seald_policy::Decision::Deny(code) = decision {
+    if let Some(code) = decision.code() {
         return attempt
             .refuse(Decision::Denied, ApiError::denied(code))
             .await;

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use seald_audit::{Checkpoint, Entry, Record};
-use seald_policy::{Role, SealStatus};
+use seald_policy::{AppRole as Role, SealStatus};
 
 pub mod sqlite;
 

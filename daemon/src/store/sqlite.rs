@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use seald_audit::{Checkpoint, Decision, Entry, Record, GENESIS};
-use seald_policy::{Role, SealStatus};
+use seald_policy::{AppRole as Role, SealStatus};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -128,10 +128,7 @@ fn application(row: &SqliteRow) -> Result<ApplicationRow, StoreError> {
 }
 
 fn status_str(s: SealStatus) -> &'static str {
-    match s {
-        SealStatus::Active => "active",
-        SealStatus::Disabled => "disabled",
-    }
+    s.as_str()
 }
 
 fn seal(row: &SqliteRow) -> Result<SealRow, StoreError> {
@@ -144,8 +141,10 @@ fn seal(row: &SqliteRow) -> Result<SealRow, StoreError> {
         chain_pem: col(row, "chain_pem")?,
         image_png: col(row, "image_png")?,
         status: match status.as_str() {
+            "pending_review" => SealStatus::PendingReview,
             "active" => SealStatus::Active,
             "disabled" => SealStatus::Disabled,
+            "deleted" => SealStatus::Deleted,
             other => return Err(StoreError::Corrupt(format!("seal status '{other}'"))),
         },
         created_at: col(row, "created_at")?,

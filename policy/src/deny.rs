@@ -1,0 +1,122 @@
+//! Why a request is refused. The `code` strings are stable: integrators and approvers' tools
+//! match on them, and docs/policy.md lists every one (a test keeps the two in step).
+
+use serde::Serialize;
+
+macro_rules! deny_codes {
+    ($($variant:ident => $code:literal, $explain:literal;)*) => {
+        /// A refusal, with a stable machine code and a sentence for people.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum DenyCode {
+            $($variant,)*
+        }
+
+        impl DenyCode {
+            /// Every code, in the order docs/policy.md lists them.
+            pub const ALL: &'static [DenyCode] = &[$(DenyCode::$variant,)*];
+
+            pub fn code(self) -> &'static str {
+                match self {
+                    $(DenyCode::$variant => $code,)*
+                }
+            }
+
+            /// A sentence for people.
+            pub fn explain(self) -> &'static str {
+                match self {
+                    $(DenyCode::$variant => $explain,)*
+                }
+            }
+        }
+    };
+}
+
+deny_codes! {
+    // Applications (the mTLS principals).
+    ApplicationDisabled => "application_disabled", "this application is disabled";
+    NotAdmin => "not_admin", "this application does not hold the admin role";
+    NotSigner => "not_signer", "this application does not hold the signer role";
+    SealNotGranted => "seal_not_granted", "this application may not use this seal";
+    TemplateNotGranted => "template_not_granted", "this application may use the seal only for other templates";
+    TemplateRequired => "template_required", "this application may use the seal only for named templates: pass template_id";
+    CannotActForEmployees => "cannot_act_for_employees", "this application is not registered to act for employees";
+    // Seals.
+    SealNotFound => "seal_not_found", "there is no such seal";
+    SealExists => "seal_exists", "a seal with this id exists already";
+    SealPendingReview => "seal_pending_review", "the seal waits for its creation to be approved and does not sign yet";
+    SealDisabled => "seal_disabled", "the seal is disabled and does not sign";
+    SealDeleted => "seal_deleted", "the seal is deleted and never signs again";
+    OfficialSealExists => "official_seal_exists", "the enterprise already has an official seal (one per enterprise)";
+    TemplateSealExists => "template_seal_exists", "the enterprise already has a template-generated seal of this type";
+    TemplateSealUnavailable => "template_seal_unavailable", "template-generated seals are not available yet: upload the seal image";
+    LegalRepresentativeOnly => "legal_representative_only", "only the legal representative manages the legal-representative seal";
+    PracticeSealUnauthorized => "practice_seal_unauthorized", "the practice seal's holder has not authorized it";
+    PracticeSealHolder => "practice_seal_holder", "a practice seal has exactly one holder: the person it belongs to";
+    NotPracticeSealHolder => "not_practice_seal_holder", "only the practice seal's holder can authorize it";
+    InvalidSealTransition => "invalid_seal_transition", "the seal cannot go from its status to the one asked";
+    PageSealDisabled => "page_seal_disabled", "page seals (across pages) are switched off for this enterprise";
+    // The organization.
+    EmployeeNotFound => "employee_not_found", "there is no such employee";
+    EmployeeResigned => "employee_resigned", "the employee has resigned and can no longer act";
+    DepartmentNotFound => "department_not_found", "there is no such department";
+    DepartmentCycle => "department_cycle", "a department cannot be inside itself";
+    InvalidCreditCode => "invalid_credit_code", "the unified social credit code is not 18 valid characters with a matching check digit";
+    InvalidName => "invalid_name", "names are 1 to 100 characters without control characters";
+    InvalidPhone => "invalid_phone", "a phone number is 5 to 20 digits, optionally after a leading +";
+    RoleNotFound => "role_not_found", "there is no such role";
+    RoleExists => "role_exists", "a role with this id exists already";
+    SystemRoleImmutable => "system_role_immutable", "system roles cannot be edited or deleted";
+    SuperAdministratorExists => "super_administrator_exists", "the enterprise already has its super administrator: transfer the role instead";
+    SuperAdministratorRequired => "super_administrator_required", "the enterprise must keep exactly one super administrator: transfer the role first";
+    LegalRepresentativeExists => "legal_representative_exists", "the enterprise already has a legal representative";
+    RoleInUse => "role_in_use", "the role is still assigned to employees";
+    PermissionDenied => "permission_denied", "the acting employee lacks the permission for this, or it is outside their data scope";
+    HandoverInvalid => "handover_invalid", "a handover goes to another, active employee";
+    // Approval flows and seal-use applications.
+    FlowInvalid => "flow_invalid", "an approval flow has 1 to 10 nodes, each with at least one approver, and a positive deadline";
+    NoEligibleApprover => "no_eligible_approver", "a node of the approval flow has nobody left who may approve (resigned, or only the submitter)";
+    NotPending => "not_pending", "the approval request is no longer pending";
+    NotResubmittable => "not_resubmittable", "only a rejected, expired or canceled request can be resubmitted";
+    ApprovalExpired => "approval_expired", "the approval request passed its deadline and expired";
+    SelfApproval => "self_approval", "nobody approves their own request";
+    NotAnApprover => "not_an_approver", "the acting employee is not an approver of the request's current node";
+    AlreadyApproved => "already_approved", "the acting employee already approved this node";
+    NotSubmitter => "not_submitter", "only the submitter can cancel or resubmit a request";
+    AlreadyHolder => "already_holder", "the employee holds the seal and needs no seal-use application";
+    InvalidApplication => "invalid_application", "a seal-use application names a document id, the document's SHA-256, 1 to 1000 uses and a deadline within a year";
+    DocumentRequired => "document_required", "a signature under a seal-use grant names the document (document_id and its SHA-256)";
+    DocumentChanged => "document_changed", "the seal-use grant is for another version of this document (its SHA-256 differs)";
+    GrantUsedUp => "grant_used_up", "the seal-use grant for this document has been used as often as approved";
+    GrantExpired => "grant_expired", "the seal-use grant for this document has passed its deadline";
+    SealUseApprovalRequired => "seal_use_approval_required", "the employee does not hold the seal: apply to use it for this document and wait for approval";
+    SigningPasswordRequired => "signing_password_required", "the employee must confirm the signature with their signing password";
+}
+
+impl std::fmt::Display for DenyCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl std::error::Error for DenyCode {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_match_serde() {
+        let mut seen = std::collections::HashSet::new();
+        for code in DenyCode::ALL {
+            let text = code.code();
+            assert!(seen.insert(text), "{text} twice");
+            assert!(text.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert_eq!(
+                serde_json::to_string(code).expect("allowed"),
+                format!("\"{text}\"")
+            );
+            assert!(!code.explain().is_empty());
+        }
+    }
+}

@@ -1,0 +1,1318 @@
+//! Every governance rule, with at least one allowed and one refused case each.
+
+mod world;
+
+use seald_policy::flow::{pending_center, SealUse, Submission, Transition};
+use seald_policy::*;
+use world::*;
+
+/// The inputs of one sign decision; `base()` is alice (a holder) sealing with the contract
+/// seal through the OA system.
+#[derive(Clone)]
+struct Case {
+    app: Application,
+    org: Org,
+    seals: Vec<Seal>,
+    grants: Vec<Grant>,
+    approvals: Vec<ApprovalRequest>,
+    seal: String,
+    employee: Option<String>,
+    template: Option<String>,
+    page_seal: bool,
+    document: Option<(String, String)>,
+    password_confirmed: bool,
+    now: i64,
+}
+
+impl Case {
+    fn base() -> Case {
+        Case {
+            app: oa(),
+            org: org(),
+            seals: seals(),
+            grants: vec![],
+            approvals: vec![],
+            seal: "contract".to_owned(),
+            employee: Some("alice".to_owned()),
+            template: None,
+            page_seal: false,
+            document: Some((DOC.to_owned(), SHA.to_owned())),
+            password_confirmed: false,
+            now: NOW,
+        }
+    }
+
+    fn decide(&self) -> Decision {
+        let snapshot = Snapshot {
+            application: &self.app,
+            org: Some(&self.org),
+            seal: self.seals.iter().find(|s| s.id == self.seal),
+            grants: &self.grants,
+            approvals: &self.approvals,
+        };
+        let request = Request::Sign(SignRequest {
+            seal: &self.seal,
+            template: self.template.as_deref(),
+            area: None,
+            page_seal: self.page_seal,
+            employee: self.employee.as_deref(),
+            document: self
+                .document
+                .as_ref()
+                .map(|(id, sha)| DocumentRef { id, sha256: sha }),
+            password_confirmed: self.password_confirmed,
+        });
+        decide(&snapshot, &request, self.now)
+    }
+}
+
+fn deny(code: DenyCode) -> Decision {
+    Decision::Deny(code)
+}
+
+fn grant_permit(id: &str) -> Decision {
+    Decision::Allow(Permit::Grant { id: id.to_owned() })
+}
+
+const HOLDER: Decision = Decision::Allow(Permit::Holder);
+
+fn needs(pending: Option<&str>) -> Decision {
+    Decision::NeedsApproval {
+        scenario: Scenario::SealUse,
+        pending: pending.map(str::to_owned),
+    }
+}
+
+fn seal_use_request(org: &Org, submitter: &str, seal: &str) -> ApprovalRequest {
+    grant::apply(
+        org,
+        find(&seals(), seal),
+        &Flow::default_for(Scenario::SealUse),
+        Submission {
+            id: "req-1",
+            submitter,
+            reason: "签署销售合同",
+        },
+        seal_use(seal),
+        NOW,
+    )
+    .expect("allowed")
+}
+
+type Edit = fn(&mut Case);
+
+#[test]
+fn sign_decisions() {
+    let rows: Vec<(&str, Edit, Decision)> = vec![
+        ("a holder signs", |_| {}, HOLDER),
+        (
+            "a disabled application never signs",
+            |c| c.app.enabled = false,
+            deny(DenyCode::ApplicationDisabled),
+        ),
+        (
+            "an application without the signer role does not sign",
+            |c| c.app.roles = vec![AppRole::Admin],
+            deny(DenyCode::NotSigner),
+        ),
+        (
+            "an unknown seal",
+            |c| c.seal = "nope".to_owned(),
+            deny(DenyCode::SealNotFound),
+        ),
+        (
+            "a seal the application is not granted",
+            |c| c.app.seals.retain(|s| s != "contract"),
+            deny(DenyCode::SealNotGranted),
+        ),
+        (
+            "a seal pending review does not sign",
+            |c| c.seal = "pending".to_owned(),
+            deny(DenyCode::SealPendingReview),
+        ),
+        (
+            "a disabled seal does not sign",
+            |c| {
+                c.seal = "finance".to_owned();
+                c.employee = Some("carol".to_owned())
+            },
+            deny(DenyCode::SealDisabled),
+        ),
+        (
+            "a re-enabled seal signs again",
+            |c| {
+                c.seal = "finance".to_owned();
+                c.employee = Some("carol".to_owned());
+                c.seals[2].status = SealStatus::Active
+            },
+            HOLDER,
+        ),
+        (
+            "a deleted seal never signs",
+            |c| c.seal = "deleted".to_owned(),
+            deny(DenyCode::SealDeleted),
+        ),
+        (
+            "a template-restricted application names a template",
+            |c| {
+                c.app.templates = Some(vec!["nda".to_owned()]);
+                c.template = Some("nda".to_owned())
+            },
+            HOLDER,
+        ),
+        (
+            "a template-restricted application without template",
+            |c| c.app.templates = Some(vec!["nda".to_owned()]),
+            deny(DenyCode::TemplateRequired),
+        ),
+        (
+            "a template-restricted application with another template",
+            |c| {
+                c.app.templates = Some(vec!["nda".to_owned()]);
+                c.template = Some("loan".to_owned())
+            },
+            deny(DenyCode::TemplateNotGranted),
+        ),
+        (
+            "page seals when switched on",
+            |c| {
+                c.page_seal = true;
+                c.org.enterprise.features.page_seal = true
+            },
+            HOLDER,
+        ),
+        (
+            "page seals when switched off",
+            |c| c.page_seal = true,
+            deny(DenyCode::PageSealDisabled),
+        ),
+        (
+            "the application's own request",
+            |c| {
+                c.app.acts_for_employees = false;
+                c.employee = None
+            },
+            Decision::Allow(Permit::Application),
+        ),
+        (
+            "an application not registered to act for employees names one",
+            |c| c.app.acts_for_employees = false,
+            deny(DenyCode::CannotActForEmployees),
+        ),
+        (
+            "an unknown employee",
+            |c| c.employee = Some("nobody".to_owned()),
+            deny(DenyCode::EmployeeNotFound),
+        ),
+        (
+            "a resigned employee",
+            |c| {
+                c.employee = Some("gone".to_owned());
+                c.seals[1].holders.push("gone".to_owned())
+            },
+            deny(DenyCode::EmployeeResigned),
+        ),
+        (
+            "a signing password, confirmed",
+            |c| {
+                c.org
+                    .employee_mut("alice")
+                    .expect("allowed")
+                    .has_signing_password = true;
+                c.password_confirmed = true
+            },
+            HOLDER,
+        ),
+        (
+            "a signing password, not confirmed",
+            |c| {
+                c.org
+                    .employee_mut("alice")
+                    .expect("allowed")
+                    .has_signing_password = true
+            },
+            deny(DenyCode::SigningPasswordRequired),
+        ),
+        (
+            "a non-holder must apply",
+            |c| c.employee = Some("bob".to_owned()),
+            needs(None),
+        ),
+        (
+            "a non-holder without a document",
+            |c| {
+                c.employee = Some("bob".to_owned());
+                c.document = None
+            },
+            deny(DenyCode::DocumentRequired),
+        ),
+        (
+            "a non-holder whose application is pending",
+            |c| {
+                c.employee = Some("bob".to_owned());
+                c.approvals = vec![seal_use_request(&c.org, "bob", "contract")]
+            },
+            needs(Some("req-1")),
+        ),
+        (
+            "a non-holder with a grant",
+            |c| {
+                c.employee = Some("bob".to_owned());
+                c.grants = vec![grant("g1", "bob", "contract", 1, NOW + DAY)]
+            },
+            grant_permit("g1"),
+        ),
+        (
+            "a grant used up",
+            |c| {
+                c.employee = Some("bob".to_owned());
+                c.grants = vec![grant("g1", "bob", "contract", 0, NOW + DAY)]
+            },
+            deny(DenyCode::GrantUsedUp),
+        ),
+        (
+            "a grant past its deadline",
+            |c| {
+                c.employee = Some("bob".to_owned());
+                c.grants = vec![grant("g1", "bob", "contract", 1, NOW)]
+            },
+            deny(DenyCode::GrantExpired),
+        ),
+        (
+            "a grant for another version of the document",
+            |c| {
+                c.employee = Some("bob".to_owned());
+                c.grants = vec![grant("g1", "bob", "contract", 1, NOW + DAY)];
+                c.document = Some((DOC.to_owned(), OTHER_SHA.to_owned()))
+            },
+            deny(DenyCode::DocumentChanged),
+        ),
+        (
+            "a grant for another document is no grant",
+            |c| {
+                c.employee = Some("bob".to_owned());
+                c.grants = vec![grant("g1", "bob", "contract", 1, NOW + DAY)];
+                c.document = Some(("other".to_owned(), SHA.to_owned()))
+            },
+            needs(None),
+        ),
+        (
+            "someone else's grant is no grant",
+            |c| {
+                c.employee = Some("bob".to_owned());
+                c.grants = vec![grant("g1", "carol", "contract", 1, NOW + DAY)]
+            },
+            needs(None),
+        ),
+        (
+            "a used-up grant and a fresh one",
+            |c| {
+                c.employee = Some("bob".to_owned());
+                c.grants = vec![
+                    grant("g1", "bob", "contract", 0, NOW + DAY),
+                    grant("g2", "bob", "contract", 1, NOW + DAY),
+                ]
+            },
+            grant_permit("g2"),
+        ),
+        (
+            "the legal representative uses his seal",
+            |c| {
+                c.seal = "legal-seal".to_owned();
+                c.employee = Some("legal".to_owned())
+            },
+            HOLDER,
+        ),
+        (
+            "anyone else and the legal-representative seal",
+            |c| {
+                c.seal = "legal-seal".to_owned();
+                c.grants = vec![grant("g1", "alice", "legal-seal", 1, NOW + DAY)]
+            },
+            deny(DenyCode::LegalRepresentativeOnly),
+        ),
+        (
+            "an authorized practice seal",
+            |c| {
+                c.seal = "practice-ok".to_owned();
+                c.employee = Some("carol".to_owned())
+            },
+            HOLDER,
+        ),
+        (
+            "a practice seal its holder has not authorized",
+            |c| {
+                c.seal = "practice".to_owned();
+                c.employee = Some("carol".to_owned())
+            },
+            deny(DenyCode::PracticeSealUnauthorized),
+        ),
+    ];
+    for (rule, edit, expected) in rows {
+        let mut case = Case::base();
+        edit(&mut case);
+        assert_eq!(case.decide(), expected, "{rule}");
+    }
+}
+
+#[test]
+fn administering_needs_the_admin_role() {
+    let admin = Application {
+        roles: vec![AppRole::Admin],
+        ..oa()
+    };
+    let snap = Snapshot::of(&admin, None);
+    assert_eq!(
+        decide(&snap, &Request::Administer, NOW),
+        Decision::Allow(Permit::Application)
+    );
+    let signer = oa();
+    let snap = Snapshot::of(&signer, None);
+    assert_eq!(
+        decide(&snap, &Request::Administer, NOW),
+        deny(DenyCode::NotAdmin)
+    );
+}
+
+fn new_seal(id: &str, kind: SealType, source: SealSource) -> Seal {
+    Seal {
+        source,
+        ..seal(id, kind, SealStatus::Active, &["alice"])
+    }
+}
+
+#[test]
+fn seal_creation_rules() {
+    let (org, existing) = (org(), seals());
+    // Who creates decides whether it is active at once.
+    for (actor, status) in [
+        ("boss", SealStatus::Active),
+        ("legal", SealStatus::Active),
+        ("sa1", SealStatus::PendingReview),
+    ] {
+        let s = seal::create(
+            &org,
+            &existing,
+            actor,
+            &new_seal("hr", SealType::Hr, SealSource::Uploaded),
+        )
+        .expect("allowed");
+        assert_eq!(s.status, status, "{actor}");
+        assert_eq!(s.created_by.as_deref(), Some(actor));
+    }
+    let refused = |actor: &str, s: &Seal, existing: &[Seal]| {
+        seal::create(&org, existing, actor, s).expect_err("refused")
+    };
+    assert_eq!(
+        refused(
+            "alice",
+            &new_seal("hr", SealType::Hr, SealSource::Uploaded),
+            &existing
+        ),
+        DenyCode::PermissionDenied
+    );
+    assert_eq!(
+        refused(
+            "boss",
+            &new_seal("contract", SealType::Hr, SealSource::Uploaded),
+            &existing
+        ),
+        DenyCode::SealExists
+    );
+    // One official seal per enterprise; a deleted one no longer counts.
+    assert_eq!(
+        refused(
+            "boss",
+            &new_seal("official-2", SealType::Official, SealSource::Uploaded),
+            &existing
+        ),
+        DenyCode::OfficialSealExists
+    );
+    let mut without = existing.clone();
+    without[0].status = SealStatus::Deleted;
+    assert!(seal::create(
+        &org,
+        &without,
+        "boss",
+        &new_seal("official-2", SealType::Official, SealSource::Uploaded)
+    )
+    .is_ok());
+    // At most one template-generated seal per type.
+    let mut with_template = existing.clone();
+    with_template.push(new_seal("hr-template", SealType::Hr, SealSource::Template));
+    assert_eq!(
+        refused(
+            "boss",
+            &new_seal("hr-template-2", SealType::Hr, SealSource::Template),
+            &with_template
+        ),
+        DenyCode::TemplateSealExists
+    );
+    assert!(seal::create(
+        &org,
+        &with_template,
+        "boss",
+        &new_seal("finance-template", SealType::Finance, SealSource::Template)
+    )
+    .is_ok());
+    assert!(seal::create(
+        &org,
+        &with_template,
+        "boss",
+        &new_seal("hr-uploaded", SealType::Hr, SealSource::Uploaded)
+    )
+    .is_ok());
+    // The legal-representative seal is the legal representative's to create.
+    let legal = seal(
+        "legal-2",
+        SealType::LegalRepresentative,
+        SealStatus::Active,
+        &["legal"],
+    );
+    assert_eq!(
+        seal::create(&org, &existing, "legal", &legal)
+            .expect("allowed")
+            .status,
+        SealStatus::Active
+    );
+    for actor in ["boss", "sa1"] {
+        assert_eq!(
+            refused(actor, &legal, &existing),
+            DenyCode::LegalRepresentativeOnly,
+            "{actor}"
+        );
+    }
+    // Holders are active employees; a practice seal has exactly one.
+    let mut to_gone = new_seal("hr", SealType::Hr, SealSource::Uploaded);
+    to_gone.holders = vec!["gone".to_owned()];
+    assert_eq!(
+        refused("boss", &to_gone, &existing),
+        DenyCode::EmployeeResigned
+    );
+    let two = seal(
+        "practice-2",
+        SealType::Practice,
+        SealStatus::Active,
+        &["carol", "bob"],
+    );
+    assert_eq!(
+        refused("boss", &two, &existing),
+        DenyCode::PracticeSealHolder
+    );
+    let mine = seal(
+        "practice-2",
+        SealType::Practice,
+        SealStatus::Active,
+        &["boss"],
+    );
+    assert!(
+        seal::create(&org, &existing, "boss", &mine)
+            .expect("allowed")
+            .practice_authorized,
+        "created by its holder"
+    );
+    let theirs = seal(
+        "practice-3",
+        SealType::Practice,
+        SealStatus::Active,
+        &["carol"],
+    );
+    assert!(
+        !seal::create(&org, &existing, "boss", &theirs)
+            .expect("allowed")
+            .practice_authorized
+    );
+}
+
+#[test]
+fn a_seal_created_by_a_seal_administrator_waits_for_another() {
+    let (org, existing) = (org(), seals());
+    let created = seal::create(
+        &org,
+        &existing,
+        "sa1",
+        &new_seal("hr", SealType::Hr, SealSource::Uploaded),
+    )
+    .expect("allowed");
+    assert_eq!(created.status, SealStatus::PendingReview);
+    let flow = Flow::default_for(Scenario::SealCreation);
+    let subject = Subject::SealCreation {
+        seal: "hr".to_owned(),
+    };
+    let mut request =
+        ApprovalRequest::submit(&org, &flow, "c1", "sa1", subject, "人事章", NOW).expect("allowed");
+    // The other seal administrator and the legal representative, never the creator.
+    assert_eq!(
+        request.eligible(&org, 0),
+        vec!["legal".to_owned(), "sa2".to_owned()]
+    );
+    assert_eq!(
+        request.approve(&org, "sa1", NOW, None),
+        Err(DenyCode::SelfApproval)
+    );
+    assert_eq!(
+        request.approve(&org, "appr", NOW, None),
+        Err(DenyCode::NotAnApprover)
+    );
+    assert_eq!(
+        request.approve(&org, "sa2", NOW, None),
+        Ok(Transition::Approved)
+    );
+    assert_eq!(
+        seal::creation_approved(&created).expect("allowed").status,
+        SealStatus::Active
+    );
+    // Only a pending seal is approved into being.
+    assert_eq!(
+        seal::creation_approved(find(&existing, "contract")),
+        Err(DenyCode::InvalidSealTransition)
+    );
+}
+
+#[test]
+fn seal_status_changes() {
+    let (org, s) = (org(), seals());
+    use SealStatus::*;
+    let ok = [
+        ("contract", Disabled),
+        ("finance", Active),
+        ("finance", Deleted),
+        ("pending", Deleted),
+    ];
+    for (id, to) in ok {
+        assert_eq!(
+            seal::change_status(&org, "sa1", find(&s, id), to),
+            Ok(()),
+            "{id} → {to:?}"
+        );
+    }
+    let refused = [
+        ("pending", Active, DenyCode::SealPendingReview),
+        ("deleted", Active, DenyCode::SealDeleted),
+        ("contract", PendingReview, DenyCode::InvalidSealTransition),
+        ("contract", Active, DenyCode::InvalidSealTransition),
+    ];
+    for (id, to, code) in refused {
+        assert_eq!(
+            seal::change_status(&org, "sa1", find(&s, id), to),
+            Err(code),
+            "{id} → {to:?}"
+        );
+    }
+    assert_eq!(
+        seal::change_status(&org, "alice", find(&s, "contract"), Disabled),
+        Err(DenyCode::PermissionDenied)
+    );
+    // The legal-representative seal: enabled, disabled, deleted and given holders by him alone.
+    let legal = find(&s, "legal-seal");
+    assert_eq!(seal::change_status(&org, "legal", legal, Disabled), Ok(()));
+    assert_eq!(seal::change_status(&org, "legal", legal, Deleted), Ok(()));
+    for actor in ["boss", "sa1"] {
+        assert_eq!(
+            seal::change_status(&org, actor, legal, Disabled),
+            Err(DenyCode::LegalRepresentativeOnly)
+        );
+        assert_eq!(
+            seal::set_holders(&org, actor, legal, &["alice".to_owned()]),
+            Err(DenyCode::LegalRepresentativeOnly)
+        );
+    }
+    let given = seal::set_holders(
+        &org,
+        "legal",
+        legal,
+        &["legal".to_owned(), "alice".to_owned()],
+    )
+    .expect("allowed");
+    assert_eq!(given.holders, vec!["alice".to_owned(), "legal".to_owned()]);
+}
+
+#[test]
+fn holders_and_practice_seal_authorization() {
+    let (org, s) = (org(), seals());
+    let contract = find(&s, "contract");
+    let changed = seal::set_holders(&org, "sa1", contract, &["bob".to_owned(), "bob".to_owned()])
+        .expect("allowed");
+    assert_eq!(changed.holders, vec!["bob".to_owned()]);
+    assert_eq!(
+        seal::set_holders(&org, "sa1", contract, &["gone".to_owned()]),
+        Err(DenyCode::EmployeeResigned)
+    );
+    assert_eq!(
+        seal::set_holders(&org, "sa1", contract, &["nobody".to_owned()]),
+        Err(DenyCode::EmployeeNotFound)
+    );
+    assert_eq!(
+        seal::set_holders(&org, "sa1", find(&s, "deleted"), &[]),
+        Err(DenyCode::SealDeleted)
+    );
+    let practice = find(&s, "practice");
+    assert_eq!(
+        seal::authorize_practice(&org, "sa1", practice),
+        Err(DenyCode::NotPracticeSealHolder)
+    );
+    assert_eq!(
+        seal::authorize_practice(&org, "carol", contract),
+        Err(DenyCode::InvalidSealTransition)
+    );
+    let authorized = seal::authorize_practice(&org, "carol", practice).expect("allowed");
+    assert!(authorized.practice_authorized && authorized.signing_refusal().is_none());
+    // A new holder authorizes it again.
+    let moved = seal::set_holders(&org, "sa1", &authorized, &["bob".to_owned()]).expect("allowed");
+    assert!(!moved.practice_authorized);
+    assert_eq!(
+        seal::set_holders(&org, "sa1", &authorized, &[]),
+        Err(DenyCode::PracticeSealHolder)
+    );
+}
+
+#[test]
+fn data_scopes_reach_own_department_or_enterprise() {
+    let mut org = org();
+    let s = seals();
+    let dept_role = RoleDef::custom(
+        "branch-seals",
+        "分公司印章管理",
+        &[Permission::SealManagement],
+        DataScope::Department,
+    )
+    .expect("allowed");
+    let own_role = RoleDef::custom(
+        "own-seals",
+        "自有印章管理",
+        &[Permission::SealManagement],
+        DataScope::Own,
+    )
+    .expect("allowed");
+    org = admin::create_role(&org, "boss", &dept_role).expect("allowed");
+    org = admin::create_role(&org, "boss", &own_role).expect("allowed");
+    org = admin::assign_roles(&org, "boss", "bob", &["branch-seals".to_owned()]).expect("allowed");
+    org = admin::assign_roles(&org, "boss", "alice", &["own-seals".to_owned()]).expect("allowed");
+    // bob (sales) reaches the sales seal, not finance's.
+    assert_eq!(
+        seal::change_status(&org, "bob", find(&s, "contract"), SealStatus::Disabled),
+        Ok(())
+    );
+    assert_eq!(
+        seal::change_status(&org, "bob", find(&s, "finance"), SealStatus::Active),
+        Err(DenyCode::PermissionDenied)
+    );
+    // alice reaches what she holds only.
+    assert_eq!(
+        seal::change_status(&org, "alice", find(&s, "official"), SealStatus::Disabled),
+        Ok(())
+    );
+    assert_eq!(
+        seal::change_status(&org, "alice", find(&s, "finance"), SealStatus::Active),
+        Err(DenyCode::PermissionDenied)
+    );
+    // A department administrator manages employees below their department only.
+    let newcomer = employee("dave", "sales-east", &[]);
+    assert!(admin::put_employee(&org, "dadmin", &newcomer).is_ok());
+    let elsewhere = employee("erin", "finance", &[]);
+    assert_eq!(
+        admin::put_employee(&org, "dadmin", &elsewhere),
+        Err(DenyCode::PermissionDenied)
+    );
+    assert!(admin::put_employee(&org, "it", &elsewhere).is_ok());
+}
+
+#[test]
+fn role_rules() {
+    let org = org();
+    let custom = RoleDef::custom(
+        "auditors",
+        "审计",
+        &[Permission::ContractManagement],
+        DataScope::Enterprise,
+    )
+    .expect("allowed");
+    let with = admin::create_role(&org, "boss", &custom).expect("allowed");
+    assert_eq!(
+        admin::create_role(&with, "boss", &custom),
+        Err(DenyCode::RoleExists)
+    );
+    assert_eq!(
+        admin::create_role(&org, "sa1", &custom),
+        Err(DenyCode::PermissionDenied)
+    );
+    // System roles are neither edited nor deleted, nor forged as custom ones.
+    let mut edited = RoleDef::system(SystemRole::SealApprover);
+    edited.permissions.push(Permission::SealManagement);
+    assert_eq!(
+        admin::edit_role(&org, "boss", &edited),
+        Err(DenyCode::SystemRoleImmutable)
+    );
+    assert_eq!(
+        admin::delete_role(&org, "boss", "seal_approver"),
+        Err(DenyCode::SystemRoleImmutable)
+    );
+    let mut forged = org.clone();
+    forged.roles[6].permissions.push(Permission::SealManagement);
+    assert_eq!(forged.validate(), Err(DenyCode::SystemRoleImmutable));
+    // Custom roles are edited, and deleted once nobody holds them.
+    let renamed = RoleDef {
+        name: "内部审计".to_owned(),
+        ..custom.clone()
+    };
+    assert_eq!(
+        admin::edit_role(&with, "boss", &renamed)
+            .expect("allowed")
+            .role("auditors")
+            .expect("allowed")
+            .name,
+        "内部审计"
+    );
+    let held =
+        admin::assign_roles(&with, "boss", "carol", &["auditors".to_owned()]).expect("allowed");
+    assert_eq!(
+        admin::delete_role(&held, "boss", "auditors"),
+        Err(DenyCode::RoleInUse)
+    );
+    assert!(admin::delete_role(&with, "boss", "auditors")
+        .expect("allowed")
+        .role("auditors")
+        .is_none());
+    assert_eq!(
+        admin::assign_roles(&org, "boss", "carol", &["nope".to_owned()]),
+        Err(DenyCode::RoleNotFound)
+    );
+}
+
+#[test]
+fn exactly_one_super_administrator_and_at_most_one_legal_representative() {
+    let org = org();
+    let super_id = SystemRole::SuperAdministrator.id().to_owned();
+    assert_eq!(
+        admin::assign_roles(&org, "boss", "carol", std::slice::from_ref(&super_id)),
+        Err(DenyCode::SuperAdministratorExists)
+    );
+    assert_eq!(
+        admin::assign_roles(&org, "boss", "boss", &[]),
+        Err(DenyCode::SuperAdministratorRequired)
+    );
+    assert_eq!(
+        admin::transfer_super_administrator(&org, "sa1", "carol"),
+        Err(DenyCode::PermissionDenied)
+    );
+    let moved = admin::transfer_super_administrator(&org, "boss", "carol").expect("allowed");
+    assert_eq!(
+        moved
+            .holder_of(SystemRole::SuperAdministrator)
+            .expect("allowed")
+            .id,
+        "carol"
+    );
+    assert!(!moved.has_role(
+        moved.employee("boss").expect("allowed"),
+        SystemRole::SuperAdministrator
+    ));
+    let legal = SystemRole::LegalRepresentative.id().to_owned();
+    assert_eq!(
+        admin::assign_roles(&org, "boss", "carol", std::slice::from_ref(&legal)),
+        Err(DenyCode::LegalRepresentativeExists)
+    );
+    let mut without = org.clone();
+    without
+        .employee_mut("legal")
+        .expect("allowed")
+        .roles
+        .clear();
+    assert!(admin::assign_roles(&without, "boss", "carol", &[legal]).is_ok());
+    let mut two = org.clone();
+    two.employee_mut("carol")
+        .expect("allowed")
+        .roles
+        .push(super_id);
+    assert_eq!(two.validate(), Err(DenyCode::SuperAdministratorExists));
+}
+
+#[test]
+fn organization_structure_rules() {
+    let org = org();
+    let cycle = Department {
+        id: "sales".to_owned(),
+        name: "销售".to_owned(),
+        parent: Some("sales-east".to_owned()),
+    };
+    assert_eq!(
+        admin::put_department(&org, "boss", &cycle),
+        Err(DenyCode::DepartmentCycle)
+    );
+    let fine = Department {
+        id: "sales-west".to_owned(),
+        name: "销售西区".to_owned(),
+        parent: Some("sales".to_owned()),
+    };
+    assert!(admin::put_department(&org, "dadmin", &fine).is_ok());
+    let outside = Department {
+        parent: Some("finance".to_owned()),
+        ..fine.clone()
+    };
+    assert_eq!(
+        admin::put_department(&org, "dadmin", &outside),
+        Err(DenyCode::PermissionDenied)
+    );
+    let orphan = Department {
+        parent: Some("nowhere".to_owned()),
+        ..fine
+    };
+    assert_eq!(
+        admin::put_department(&org, "boss", &orphan),
+        Err(DenyCode::DepartmentNotFound)
+    );
+    let bad_phone = Employee {
+        phone: "12ab".to_owned(),
+        ..employee("dave", "sales", &[])
+    };
+    assert_eq!(
+        admin::put_employee(&org, "boss", &bad_phone),
+        Err(DenyCode::InvalidPhone)
+    );
+    assert!(admin::put_employee(
+        &org,
+        "boss",
+        &Employee {
+            phone: "+8613800138000".to_owned(),
+            ..bad_phone
+        }
+    )
+    .is_ok());
+    assert_eq!(
+        Enterprise::new("x", "某公司", "91350100M000100Y44", Features::default()),
+        Err(DenyCode::InvalidCreditCode)
+    );
+}
+
+fn node(approvers: &[Approver], mode: SignMode) -> Node {
+    Node {
+        approvers: approvers.to_vec(),
+        mode,
+    }
+}
+
+fn member(id: &str) -> Approver {
+    Approver::Member(id.to_owned())
+}
+
+fn role(r: SystemRole) -> Approver {
+    Approver::Role(r.id().to_owned())
+}
+
+fn contract_request(org: &Org, flow: &Flow, submitter: &str) -> Result<ApprovalRequest, DenyCode> {
+    let subject = Subject::ContractApproval {
+        document_id: DOC.to_owned(),
+        document_sha256: SHA.to_owned(),
+    };
+    ApprovalRequest::submit(org, flow, "r1", submitter, subject, "", NOW)
+}
+
+#[test]
+fn flows_have_one_to_ten_nodes() {
+    let one = node(&[member("sa1")], SignMode::Or);
+    assert!(Flow::new(Scenario::ContractApproval, vec![one.clone(); 10], DAY).is_ok());
+    assert_eq!(
+        Flow::new(Scenario::ContractApproval, vec![one.clone(); 11], DAY),
+        Err(DenyCode::FlowInvalid)
+    );
+    assert_eq!(
+        Flow::new(Scenario::ContractApproval, vec![], DAY),
+        Err(DenyCode::FlowInvalid)
+    );
+    assert_eq!(
+        Flow::new(
+            Scenario::ContractApproval,
+            vec![node(&[], SignMode::Or)],
+            DAY
+        ),
+        Err(DenyCode::FlowInvalid)
+    );
+    assert_eq!(
+        Flow::new(Scenario::ContractApproval, vec![one.clone()], 0),
+        Err(DenyCode::FlowInvalid)
+    );
+    let org = org();
+    let flow = Flow::new(Scenario::ContractApproval, vec![one], DAY).expect("allowed");
+    assert_eq!(admin::configure_flow(&org, "it", &flow), Ok(()));
+    assert_eq!(
+        admin::configure_flow(&org, "alice", &flow),
+        Err(DenyCode::PermissionDenied)
+    );
+    let to_gone = Flow::new(
+        Scenario::ContractApproval,
+        vec![node(&[member("gone")], SignMode::Or)],
+        DAY,
+    )
+    .expect("allowed");
+    assert_eq!(
+        admin::configure_flow(&org, "it", &to_gone),
+        Err(DenyCode::EmployeeResigned)
+    );
+    // A flow serves its own scenario only.
+    let seal_use = Flow::default_for(Scenario::SealUse);
+    assert_eq!(
+        contract_request(&org, &seal_use, "alice"),
+        Err(DenyCode::FlowInvalid)
+    );
+}
+
+#[test]
+fn or_sign_and_joint_sign_nodes_in_order() {
+    let org = org();
+    let flow = Flow::new(
+        Scenario::ContractApproval,
+        vec![
+            node(&[member("sa1"), member("sa2")], SignMode::Or),
+            node(&[member("appr"), member("legal")], SignMode::Joint),
+        ],
+        7 * DAY,
+    )
+    .expect("allowed");
+    let mut r = contract_request(&org, &flow, "alice").expect("allowed");
+    assert_eq!(
+        r.approve(&org, "appr", NOW, None),
+        Err(DenyCode::NotAnApprover),
+        "not their node yet"
+    );
+    assert_eq!(
+        r.approve(&org, "sa2", NOW, Some("同意")),
+        Ok(Transition::Advanced {
+            node: 1,
+            stalled: false
+        })
+    );
+    assert_eq!(
+        r.approve(&org, "legal", NOW, None),
+        Ok(Transition::Recorded)
+    );
+    assert_eq!(
+        r.approve(&org, "legal", NOW, None),
+        Err(DenyCode::AlreadyApproved)
+    );
+    assert_eq!(
+        r.approve(&org, "appr", NOW + 1, None),
+        Ok(Transition::Approved)
+    );
+    assert_eq!(r.state, ApprovalState::Approved);
+    assert_eq!(
+        r.approve(&org, "appr", NOW + 2, None),
+        Err(DenyCode::NotPending)
+    );
+    assert_eq!(r.history.len(), 4);
+}
+
+#[test]
+fn reject_cancel_resubmit_and_expire() {
+    let org = org();
+    let flow = Flow::new(
+        Scenario::ContractApproval,
+        vec![node(&[role(SystemRole::SealAdministrator)], SignMode::Or)],
+        DAY,
+    )
+    .expect("allowed");
+    let mut r = contract_request(&org, &flow, "alice").expect("allowed");
+    assert_eq!(
+        r.reject(&org, "alice", NOW, None),
+        Err(DenyCode::SelfApproval)
+    );
+    assert_eq!(
+        r.reject(&org, "sa1", NOW, Some("金额不对")),
+        Ok(Transition::Rejected)
+    );
+    assert_eq!(r.cancel("alice", NOW), Err(DenyCode::NotPending));
+    assert_eq!(r.resubmit(&org, "bob", NOW), Err(DenyCode::NotSubmitter));
+    assert_eq!(
+        r.resubmit(&org, "alice", NOW + 10),
+        Ok(Transition::Resubmitted)
+    );
+    assert_eq!(
+        (r.state, r.node, r.expires_at),
+        (ApprovalState::Pending, 0, NOW + 10 + DAY)
+    );
+    assert_eq!(
+        r.resubmit(&org, "alice", NOW + 10),
+        Err(DenyCode::NotResubmittable)
+    );
+    assert_eq!(r.cancel("bob", NOW + 20), Err(DenyCode::NotSubmitter));
+    assert_eq!(r.cancel("alice", NOW + 20), Ok(Transition::Canceled));
+    assert_eq!(
+        r.resubmit(&org, "alice", NOW + 30),
+        Ok(Transition::Resubmitted)
+    );
+    // Past the deadline nobody approves it; it expires, and may be resubmitted.
+    let late = NOW + 30 + DAY;
+    assert_eq!(
+        r.approve(&org, "sa1", late, None),
+        Err(DenyCode::ApprovalExpired)
+    );
+    assert!(!r.expire_if_due(late - 1));
+    assert!(r.expire_if_due(late));
+    assert_eq!(r.state, ApprovalState::Expired);
+    assert_eq!(r.resubmit(&org, "alice", late), Ok(Transition::Resubmitted));
+    assert_eq!(r.approve(&org, "sa1", late, None), Ok(Transition::Approved));
+}
+
+#[test]
+fn resigned_approvers_drop_out_and_an_empty_node_is_reported() {
+    let mut org = org();
+    let flow = Flow::new(
+        Scenario::ContractApproval,
+        vec![
+            node(&[member("sa1"), member("sa2")], SignMode::Joint),
+            node(&[member("appr")], SignMode::Or),
+        ],
+        DAY,
+    )
+    .expect("allowed");
+    let mut r = contract_request(&org, &flow, "alice").expect("allowed");
+    assert_eq!(r.approve(&org, "sa1", NOW, None), Ok(Transition::Recorded));
+    // sa2 resigns before approving: the joint node completes with the approvers left.
+    org.employee_mut("sa2").expect("allowed").status = EmployeeStatus::Resigned;
+    assert_eq!(
+        r.settle(&org),
+        Some(Transition::Advanced {
+            node: 1,
+            stalled: false
+        })
+    );
+    // appr resigns too: nobody may approve node 1, and the request says so.
+    org.employee_mut("appr").expect("allowed").status = EmployeeStatus::Resigned;
+    assert_eq!(r.stalled(&org), Some(1));
+    let center = pending_center(std::slice::from_ref(&r), &org, "alice", NOW);
+    assert_eq!(center.stalled.len(), 1);
+    // A flow whose first node has nobody eligible is refused at submission.
+    let only_self = Flow::new(
+        Scenario::ContractApproval,
+        vec![node(&[member("alice"), member("gone")], SignMode::Or)],
+        DAY,
+    )
+    .expect("allowed");
+    assert_eq!(
+        contract_request(&org, &only_self, "alice").expect_err("refused"),
+        DenyCode::NoEligibleApprover
+    );
+}
+
+#[test]
+fn seal_use_application_to_grant_to_one_signature() {
+    let org = org();
+    let s = seals();
+    let flow = Flow::default_for(Scenario::SealUse);
+    let contract = find(&s, "contract");
+    let apply = |who: &str, seal: &Seal, u: SealUse| {
+        grant::apply(
+            &org,
+            seal,
+            &flow,
+            Submission {
+                id: "u1",
+                submitter: who,
+                reason: "客户合同",
+            },
+            u,
+            NOW,
+        )
+    };
+    assert_eq!(
+        apply("alice", contract, seal_use("contract")).expect_err("refused"),
+        DenyCode::AlreadyHolder
+    );
+    assert_eq!(
+        apply("bob", find(&s, "legal-seal"), seal_use("legal-seal")).expect_err("refused"),
+        DenyCode::LegalRepresentativeOnly
+    );
+    assert_eq!(
+        apply("bob", find(&s, "finance"), seal_use("finance")).expect_err("refused"),
+        DenyCode::SealDisabled
+    );
+    assert_eq!(
+        apply("gone", contract, seal_use("contract")).expect_err("refused"),
+        DenyCode::EmployeeResigned
+    );
+    for bad in [
+        SealUse {
+            document_sha256: "ABC".to_owned(),
+            ..seal_use("contract")
+        },
+        SealUse {
+            uses: 0,
+            ..seal_use("contract")
+        },
+        SealUse {
+            valid_until: NOW,
+            ..seal_use("contract")
+        },
+        SealUse {
+            valid_until: NOW + 400 * DAY,
+            ..seal_use("contract")
+        },
+        SealUse {
+            document_id: String::new(),
+            ..seal_use("contract")
+        },
+    ] {
+        assert_eq!(
+            apply("bob", contract, bad.clone()).expect_err("refused"),
+            DenyCode::InvalidApplication,
+            "{bad:?}"
+        );
+    }
+    let mut request = apply("bob", contract, seal_use("contract")).expect("allowed");
+    assert_eq!(
+        Grant::from_approved(&request, "g1"),
+        Err(DenyCode::NotPending),
+        "not approved yet"
+    );
+    assert_eq!(
+        request.approve(&org, "appr", NOW + 60, None),
+        Ok(Transition::Approved)
+    );
+    let mut g = Grant::from_approved(&request, "g1").expect("allowed");
+    assert_eq!((g.employee.as_str(), g.uses_left), ("bob", 1));
+    let mut case = Case::base();
+    case.employee = Some("bob".to_owned());
+    case.grants = vec![g.clone()];
+    assert_eq!(case.decide(), grant_permit("g1"));
+    g.consume(SHA, NOW + 120).expect("allowed");
+    assert_eq!(g.consume(SHA, NOW + 121), Err(DenyCode::GrantUsedUp));
+    case.grants = vec![g];
+    assert_eq!(case.decide(), deny(DenyCode::GrantUsedUp));
+}
+
+#[test]
+fn the_pending_center_lists_what_waits_for_me_what_i_submitted_and_what_expires_soon() {
+    let org = org();
+    let short = Flow::new(
+        Scenario::ContractApproval,
+        vec![node(&[member("sa1")], SignMode::Or)],
+        2 * DAY,
+    )
+    .expect("allowed");
+    let long = Flow::new(
+        Scenario::ContractApproval,
+        vec![node(&[member("sa1")], SignMode::Or)],
+        10 * DAY,
+    )
+    .expect("allowed");
+    let mut soon = contract_request(&org, &short, "alice").expect("allowed");
+    soon.id = "soon".to_owned();
+    let mut later = contract_request(&org, &long, "bob").expect("allowed");
+    later.id = "later".to_owned();
+    let mut done = contract_request(&org, &long, "alice").expect("allowed");
+    done.id = "done".to_owned();
+    done.approve(&org, "sa1", NOW, None).expect("allowed");
+    let all = vec![soon, later, done];
+    let ids = |list: &[&ApprovalRequest]| list.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    let sa1 = pending_center(&all, &org, "sa1", NOW + 1);
+    assert_eq!(ids(&sa1.waiting_for_me), ["soon", "later"]);
+    assert_eq!(ids(&sa1.expiring_soon), ["soon"]);
+    assert!(sa1.submitted_by_me.is_empty());
+    let alice = pending_center(&all, &org, "alice", NOW + 1);
+    assert_eq!(ids(&alice.submitted_by_me), ["soon"]);
+    assert!(alice.waiting_for_me.is_empty());
+    // Eight days on, "later" expires within three days; "soon" has expired.
+    let sa1 = pending_center(&all, &org, "sa1", NOW + 8 * DAY);
+    assert_eq!(ids(&sa1.waiting_for_me), ["later"]);
+    assert_eq!(ids(&sa1.expiring_soon), ["later"]);
+}
+
+#[test]
+fn resignation_hands_everything_over() {
+    let mut org = org();
+    let mut s = seals();
+    let flow = Flow::new(
+        Scenario::ContractApproval,
+        vec![node(&[member("alice"), member("sa1")], SignMode::Joint)],
+        DAY,
+    )
+    .expect("allowed");
+    let mut approving = contract_request(&org, &flow, "bob").expect("allowed");
+    approving.id = "alice-approves".to_owned();
+    s[2].status = SealStatus::Active;
+    let use_finance = seal_use("finance");
+    let seal_flow = Flow::default_for(Scenario::SealUse);
+    let submitted = grant::apply(
+        &org,
+        &s[2],
+        &seal_flow,
+        Submission {
+            id: "alice-applied",
+            submitter: "alice",
+            reason: "",
+        },
+        use_finance,
+        NOW,
+    )
+    .expect("allowed");
+    let mut other = contract_request(
+        &org,
+        &Flow::default_for(Scenario::ContractApproval),
+        "carol",
+    );
+    assert_eq!(
+        other.as_ref().expect_err("refused"),
+        &DenyCode::NoEligibleApprover,
+        "no contract administrator"
+    );
+    other = contract_request(&org, &flow, "carol");
+    let mut unrelated = other.expect("allowed");
+    unrelated.id = "unrelated".to_owned();
+    unrelated.flow.nodes[0].approvers = vec![member("sa1")];
+    let mut requests = vec![approving, submitted, unrelated];
+
+    assert_eq!(
+        admin::resign(&org, &s, &requests, "boss", "boss", "carol"),
+        Err(DenyCode::SuperAdministratorRequired)
+    );
+    assert_eq!(
+        admin::resign(&org, &s, &requests, "boss", "alice", "alice"),
+        Err(DenyCode::HandoverInvalid)
+    );
+    assert_eq!(
+        admin::resign(&org, &s, &requests, "boss", "alice", "gone"),
+        Err(DenyCode::HandoverInvalid)
+    );
+    assert_eq!(
+        admin::resign(&org, &s, &requests, "carol", "alice", "bob"),
+        Err(DenyCode::PermissionDenied)
+    );
+    let handover = admin::resign(&org, &s, &requests, "dadmin", "alice", "carol").expect("allowed");
+    assert_eq!(handover.requests, ["alice-approves", "alice-applied"]);
+    assert_eq!(handover.seals, ["official", "contract", "pending"]);
+    handover.apply(&mut org, &mut s, &mut requests, NOW + 5);
+    assert_eq!(
+        org.active_employee("alice"),
+        Err(DenyCode::EmployeeResigned)
+    );
+    assert!(find(&s, "contract").is_holder("carol") && !find(&s, "contract").is_holder("alice"));
+    assert!(
+        find(&s, "deleted").is_holder("alice"),
+        "deleted seals stay as they were"
+    );
+    assert_eq!(requests[1].submitter, "carol");
+    assert_eq!(requests[0].eligible(&org, 0), ["carol", "sa1"]);
+    assert_eq!(
+        requests[0].approve(&org, "carol", NOW + 6, None),
+        Ok(Transition::Recorded)
+    );
+    // The resigned employee can no longer act.
+    let mut case = Case::base();
+    case.org = org.clone();
+    case.seals = s.clone();
+    assert_eq!(case.decide(), deny(DenyCode::EmployeeResigned));
+    case.employee = Some("carol".to_owned());
+    assert_eq!(case.decide(), HOLDER);
+}
+
+#[test]
+fn personal_seals_are_released_on_resignation() {
+    let mut org = org();
+    let mut s = seals();
+    let handover = admin::resign(&org, &s, &[], "boss", "carol", "bob").expect("allowed");
+    assert_eq!(handover.seals, ["finance"]);
+    assert_eq!(handover.released, ["practice", "practice-ok"]);
+    handover.apply(&mut org, &mut s, &mut [], NOW);
+    let p = find(&s, "practice-ok");
+    assert!(p.holders.is_empty() && !p.practice_authorized && p.status == SealStatus::Disabled);
+    assert!(find(&s, "finance").is_holder("bob"));
+}

@@ -1,0 +1,140 @@
+//! The enterprise the policy tests run against (shared by the matrix and the properties).
+#![allow(dead_code)]
+
+use seald_policy::*;
+
+pub const NOW: i64 = 1_800_000_000;
+pub const DAY: i64 = 24 * 3600;
+pub const DOC: &str = "contract-2026-001";
+pub const SHA: &str = "0b3c6e5b8a0f6d1e2c4a9b7d5e3f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f";
+pub const OTHER_SHA: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+
+pub fn employee(id: &str, department: &str, roles: &[SystemRole]) -> Employee {
+    Employee {
+        id: id.to_owned(),
+        name: format!("员工 {id}"),
+        phone: "13800138000".to_owned(),
+        department: department.to_owned(),
+        roles: roles.iter().map(|r| r.id().to_owned()).collect(),
+        status: EmployeeStatus::Active,
+        has_signing_password: false,
+    }
+}
+
+fn dept(id: &str, parent: Option<&str>) -> Department {
+    Department {
+        id: id.to_owned(),
+        name: format!("部门 {id}"),
+        parent: parent.map(str::to_owned),
+    }
+}
+
+/// hq ⊃ sales ⊃ sales-east, hq ⊃ finance.
+pub fn org() -> Org {
+    use SystemRole::*;
+    let enterprise = Enterprise::new(
+        "acme",
+        "示例科技有限公司",
+        "91350100M000100Y43",
+        Features::default(),
+    )
+    .expect("allowed");
+    let mut org = Org::new(
+        enterprise,
+        dept("hq", None),
+        employee("boss", "hq", &[SuperAdministrator]),
+    )
+    .expect("allowed");
+    org.departments.push(dept("sales", Some("hq")));
+    org.departments.push(dept("sales-east", Some("sales")));
+    org.departments.push(dept("finance", Some("hq")));
+    org.employees.extend([
+        employee("legal", "hq", &[LegalRepresentative]),
+        employee("sa1", "hq", &[SealAdministrator]),
+        employee("sa2", "hq", &[SealAdministrator]),
+        employee("appr", "hq", &[SealApprover]),
+        employee("dadmin", "sales", &[DepartmentAdministrator]),
+        employee("it", "hq", &[ItAdministrator]),
+        employee("alice", "sales-east", &[BusinessStaff]),
+        employee("bob", "sales", &[BusinessStaff]),
+        employee("carol", "finance", &[BusinessStaff]),
+        Employee {
+            status: EmployeeStatus::Resigned,
+            ..employee("gone", "sales", &[BusinessStaff])
+        },
+    ]);
+    org.validate().expect("allowed");
+    org
+}
+
+pub fn seal(id: &str, kind: SealType, status: SealStatus, holders: &[&str]) -> Seal {
+    Seal {
+        name: format!("印章 {id}"),
+        kind,
+        holders: holders.iter().map(|h| (*h).to_owned()).collect(),
+        ..Seal::registered(id, status)
+    }
+}
+
+pub fn seals() -> Vec<Seal> {
+    use SealStatus::*;
+    use SealType::*;
+    vec![
+        seal("official", Official, Active, &["alice"]),
+        Seal {
+            department: Some("sales".to_owned()),
+            ..seal("contract", Contract, Active, &["alice"])
+        },
+        Seal {
+            department: Some("finance".to_owned()),
+            ..seal("finance", Finance, Disabled, &["carol"])
+        },
+        seal("legal-seal", LegalRepresentative, Active, &["legal"]),
+        seal("pending", Contract, PendingReview, &["alice"]),
+        seal("deleted", Other, Deleted, &["alice"]),
+        seal("practice", Practice, Active, &["carol"]),
+        Seal {
+            practice_authorized: true,
+            ..seal("practice-ok", Practice, Active, &["carol"])
+        },
+    ]
+}
+
+pub fn find<'a>(seals: &'a [Seal], id: &str) -> &'a Seal {
+    seals.iter().find(|s| s.id == id).expect("allowed")
+}
+
+/// An OA system acting for employees, with every seal.
+pub fn oa() -> Application {
+    Application {
+        id: "oa".to_owned(),
+        enabled: true,
+        roles: vec![AppRole::Signer],
+        seals: seals().into_iter().map(|s| s.id).collect(),
+        templates: None,
+        acts_for_employees: true,
+    }
+}
+
+pub fn grant(id: &str, employee: &str, seal: &str, uses: u32, valid_until: i64) -> Grant {
+    Grant {
+        id: id.to_owned(),
+        approval: format!("approval-{id}"),
+        seal: seal.to_owned(),
+        employee: employee.to_owned(),
+        document_id: DOC.to_owned(),
+        document_sha256: SHA.to_owned(),
+        uses_left: uses,
+        valid_until,
+    }
+}
+
+pub fn seal_use(seal: &str) -> flow::SealUse {
+    flow::SealUse {
+        seal: seal.to_owned(),
+        document_id: DOC.to_owned(),
+        document_sha256: SHA.to_owned(),
+        uses: 1,
+        valid_until: NOW + 30 * DAY,
+    }
+}
