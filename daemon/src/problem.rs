@@ -86,6 +86,49 @@ impl ApiError {
         Self::new(status, code.code(), "Refused by policy", code.explain())
     }
 
+    /// A governance action refused by policy: 404 for what does not exist, 409 for what
+    /// conflicts with the current state, 422 for invalid content, else 403.
+    pub fn governance(code: DenyCode) -> Self {
+        use DenyCode::*;
+        let (status, title) = match code {
+            SealNotFound | EmployeeNotFound | DepartmentNotFound | RoleNotFound => {
+                (StatusCode::NOT_FOUND, "Not found")
+            }
+            SealExists
+            | RoleExists
+            | OfficialSealExists
+            | TemplateSealExists
+            | SuperAdministratorExists
+            | SuperAdministratorRequired
+            | LegalRepresentativeExists
+            | RoleInUse
+            | NotPending
+            | NotResubmittable
+            | ApprovalExpired
+            | AlreadyApproved
+            | AlreadyHolder
+            | InvalidSealTransition
+            | SealPendingReview
+            | SealDeleted
+            | SealDisabled
+            | NoEligibleApprover
+            | PracticeSealUnauthorized => {
+                (StatusCode::CONFLICT, "Conflicts with the current state")
+            }
+            InvalidName
+            | InvalidPhone
+            | InvalidCreditCode
+            | DepartmentCycle
+            | FlowInvalid
+            | InvalidApplication
+            | PracticeSealHolder
+            | HandoverInvalid
+            | TemplateSealUnavailable => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid content"),
+            _ => (StatusCode::FORBIDDEN, "Refused by policy"),
+        };
+        Self::new(status, code.code(), title, code.explain())
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
     }

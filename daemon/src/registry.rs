@@ -30,6 +30,25 @@ pub struct Snapshot {
     pub by_fingerprint: HashMap<String, Arc<AppEntry>>,
     pub applications: BTreeMap<String, Arc<AppEntry>>,
     pub seals: BTreeMap<String, Arc<SealEntry>>,
+    /// The organization, once the enterprise is set up.
+    pub org: Option<Arc<seald_policy::Org>>,
+    /// Configured approval flows by scenario.
+    pub flows: HashMap<seald_policy::Scenario, seald_policy::Flow>,
+}
+
+impl Snapshot {
+    /// The flow for `scenario`: as configured, else seald-policy's default.
+    pub fn flow(&self, scenario: seald_policy::Scenario) -> seald_policy::Flow {
+        self.flows
+            .get(&scenario)
+            .cloned()
+            .unwrap_or_else(|| seald_policy::Flow::default_for(scenario))
+    }
+
+    /// Every seal as policy sees it.
+    pub fn seal_policies(&self) -> Vec<seald_policy::Seal> {
+        self.seals.values().map(|s| s.policy.clone()).collect()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -48,7 +67,16 @@ impl Registry {
     pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
         let apps = store.applications().await?;
         let seals = store.seals().await?;
-        let mut snap = Snapshot::default();
+        let mut snap = Snapshot {
+            org: store.org().await?.map(Arc::new),
+            flows: store
+                .flows()
+                .await?
+                .into_iter()
+                .map(|f| (f.scenario, f))
+                .collect(),
+            ..Snapshot::default()
+        };
         for row in apps {
             let entry = Arc::new(AppEntry {
                 policy: seald_policy::Application {
@@ -57,7 +85,7 @@ impl Registry {
                     roles: row.roles.clone(),
                     seals: row.seals.clone(),
                     templates: row.templates.clone(),
-                    acts_for_employees: false,
+                    acts_for_employees: row.acts_for_employees,
                 },
                 row,
             });
@@ -67,7 +95,7 @@ impl Registry {
         }
         for row in seals {
             let entry = Arc::new(SealEntry {
-                policy: seald_policy::Seal::registered(&row.id, row.status),
+                policy: row.policy(),
                 row,
             });
             snap.seals.insert(entry.row.id.clone(), entry);

@@ -95,6 +95,7 @@ pub async fn run(prepared: Prepared) -> Result<(), String> {
         timestamper,
         verify_roots,
         idempotency_in_flight: Mutex::new(Default::default()),
+        governance: tokio::sync::Mutex::new(()),
     });
     let checkpointer = Checkpointer {
         store: store.clone(),
@@ -282,6 +283,7 @@ async fn bootstrap_admins(
             fingerprint: fingerprint.clone(),
             certificate_pem: pem,
             roles: vec![seald_policy::AppRole::Admin],
+            acts_for_employees: false,
             seals: vec![],
             templates: None,
             enabled: true,

@@ -31,6 +31,9 @@ pub struct AppState {
     pub admission: Arc<Semaphore>,
     /// (application, Idempotency-Key) pairs being processed now.
     pub idempotency_in_flight: Mutex<HashSet<(String, String)>>,
+    /// Governance changes run one at a time: each reads, decides and commits against one
+    /// state (a seal's holders, the one official seal, a request's node…).
+    pub governance: tokio::sync::Mutex<()>,
 }
 
 /// Holds an Idempotency-Key while its request runs.

@@ -23,6 +23,9 @@ pub enum Request<'a> {
     Sign(SignRequest<'a>),
     /// Change the registry or read the audit log.
     Administer,
+    /// Act for `employee` in governance (organization, seals, approvals): the employee's
+    /// own permissions then decide each action.
+    ActFor { employee: &'a str },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -113,6 +116,18 @@ pub fn decide(snapshot: &Snapshot<'_>, request: &Request<'_>, now: i64) -> Decis
                 Decision::Allow(Permit::Application)
             } else {
                 Decision::Deny(DenyCode::NotAdmin)
+            }
+        }
+        Request::ActFor { employee } => {
+            if !app.acts_for_employees && !app.has_role(AppRole::Admin) {
+                return Decision::Deny(DenyCode::CannotActForEmployees);
+            }
+            let Some(org) = snapshot.org else {
+                return Decision::Deny(DenyCode::EmployeeNotFound);
+            };
+            match org.active_employee(employee) {
+                Ok(_) => Decision::Allow(Permit::Application),
+                Err(code) => Decision::Deny(code),
             }
         }
         Request::Sign(sign) => match decide_sign(snapshot, sign, now) {

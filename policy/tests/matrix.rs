@@ -374,6 +374,38 @@ fn administering_needs_the_admin_role() {
     );
 }
 
+#[test]
+fn acting_for_an_employee_needs_an_application_registered_for_it() {
+    let org = org();
+    let act = |app: &Application, employee: &str| {
+        let snap = Snapshot {
+            org: Some(&org),
+            ..Snapshot::of(app, None)
+        };
+        decide(&snap, &Request::ActFor { employee }, NOW)
+    };
+    let allowed = Decision::Allow(Permit::Application);
+    assert_eq!(act(&oa(), "sa1"), allowed);
+    let admin_tool = Application {
+        roles: vec![AppRole::Admin],
+        acts_for_employees: false,
+        ..oa()
+    };
+    assert_eq!(act(&admin_tool, "sa1"), allowed);
+    let erp = Application {
+        acts_for_employees: false,
+        ..oa()
+    };
+    assert_eq!(act(&erp, "sa1"), deny(DenyCode::CannotActForEmployees));
+    assert_eq!(act(&oa(), "gone"), deny(DenyCode::EmployeeResigned));
+    assert_eq!(act(&oa(), "nobody"), deny(DenyCode::EmployeeNotFound));
+    let disabled = Application {
+        enabled: false,
+        ..oa()
+    };
+    assert_eq!(act(&disabled, "sa1"), deny(DenyCode::ApplicationDisabled));
+}
+
 fn new_seal(id: &str, kind: SealType, source: SealSource) -> Seal {
     Seal {
         source,

@@ -8,14 +8,17 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use seald_audit::Decision;
-use seald_policy::{AppRole as Role, SealStatus};
+use seald_policy::{AppRole as Role, SealSource, SealStatus, SealType};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::governance::Acting;
 use super::{Caller, PeerExt, St};
 use crate::problem::ApiError;
 use crate::state::AppState;
-use crate::store::{ApplicationRow, Change, SealRow};
+use crate::store::{ApplicationRow, Change, SealGovernance, SealRow};
+use axum::http::HeaderMap;
+use seald_policy::{seal as seal_rules, ApprovalRequest, DenyCode, Scenario, Subject};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +31,14 @@ pub struct SealRegistration {
     /// PEM, the seal certificate first, then its issuers.
     certificate_chain_pem: String,
     image_png_base64: Option<String>,
+    /// Seal governance (once the enterprise is set up): type, source, department, holders.
+    #[serde(default)]
+    kind: SealType,
+    #[serde(default)]
+    source: SealSource,
+    department: Option<String>,
+    #[serde(default)]
+    holders: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +53,9 @@ pub struct ApplicationRegistration {
     templates: Option<Vec<String>>,
     #[serde(default = "yes")]
     enabled: bool,
+    /// Its requests may name the employee they act for (Seald-Employee).
+    #[serde(default)]
+    acts_for_employees: bool,
 }
 
 fn yes() -> bool {
@@ -73,13 +87,13 @@ pub fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
     }
 }
 
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(super) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(v)| v)
         .map_err(|e| ApiError::bad_body(e.body_text()))
 }
 
 /// Commits `change` with its audit record and reloads the registry.
-async fn commit(
+pub(super) async fn commit(
     state: &AppState,
     caller: &Caller,
     action: &str,
@@ -95,7 +109,7 @@ async fn commit(
     Ok(record)
 }
 
-fn done(record: &seald_audit::Record, body: serde_json::Value) -> Response {
+pub(super) fn done(record: &seald_audit::Record, body: serde_json::Value) -> Response {
     let mut response = (StatusCode::OK, Json(body)).into_response();
     response.headers_mut().insert(
         "seald-audit-record",
@@ -107,12 +121,24 @@ fn done(record: &seald_audit::Record, body: serde_json::Value) -> Response {
 pub async fn register_seal(
     State(state): St,
     axum::Extension(peer): PeerExt,
+    headers: HeaderMap,
     body: Result<Json<SealRegistration>, JsonRejection>,
 ) -> Response {
+    const ACTION: &str = "seal.register";
+    let _one_at_a_time = state.governance.lock().await;
     let caller = Caller::new(&state, peer);
-    if let Err(e) = caller.require_admin(&state, "seal.register").await {
+    if let Err(e) = caller.require_admin(&state, ACTION).await {
         return caller.fail(e);
     }
+    // Once the enterprise is set up, a seal is created by an employee with the right to.
+    let (act, legacy) = if caller.registry.org.is_some() {
+        match Acting::begin(&state, caller, &headers, ACTION).await {
+            Ok(a) => (Some(a), None),
+            Err(r) => return r,
+        }
+    } else {
+        (None, Some(caller))
+    };
     let result = async {
         let reg = json_body(body)?;
         check_id("seal", &reg.id)?;
@@ -121,6 +147,9 @@ pub async fn register_seal(
                 "invalid_name",
                 "the name must be 1 to 200 characters",
             ));
+        }
+        if reg.source == SealSource::Template {
+            return Err(ApiError::governance(DenyCode::TemplateSealUnavailable));
         }
         let image_png = reg
             .image_png_base64
@@ -133,14 +162,16 @@ pub async fn register_seal(
                     format!("image_png_base64 is not base64: {e}"),
                 )
             })?;
+        let registry = match &act {
+            Some(a) => a.caller.registry.clone(),
+            None => state.registry.snapshot(),
+        };
         let now = crate::clock::now_rfc3339();
-        let existing = state
-            .registry
-            .snapshot()
+        let existing = registry
             .seals
             .get(&reg.id)
             .map(|s| s.row.created_at.clone());
-        let row = SealRow {
+        let mut row = SealRow {
             id: reg.id.clone(),
             name: reg.name.clone(),
             token: reg.token.clone(),
@@ -148,9 +179,53 @@ pub async fn register_seal(
             chain_pem: reg.certificate_chain_pem.clone(),
             image_png,
             status: SealStatus::Active,
+            governance: SealGovernance {
+                kind: reg.kind,
+                source: reg.source,
+                department: reg.department.clone(),
+                holders: reg.holders.clone(),
+                created_by: None,
+                practice_authorized: false,
+            },
             created_at: existing.unwrap_or_else(|| now.clone()),
             updated_at: now,
         };
+        // Seal governance decides the status; a seal administrator's seal waits for approval.
+        let mut approval = None;
+        if let Some(act) = &act {
+            let created = act.policy(seal_rules::create(
+                &act.org,
+                &registry.seal_policies(),
+                &act.employee,
+                &row.policy(),
+            ))?;
+            row.status = created.status;
+            row.governance.holders = created.holders.clone();
+            row.governance.created_by = created.created_by.clone();
+            row.governance.practice_authorized = created.practice_authorized;
+            if created.status == SealStatus::PendingReview {
+                let subject = Subject::SealCreation {
+                    seal: row.id.clone(),
+                };
+                let request = act.policy(ApprovalRequest::submit(
+                    &act.org,
+                    &registry.flow(Scenario::SealCreation),
+                    &crate::spool::random_id(),
+                    &act.employee,
+                    subject,
+                    "",
+                    crate::clock::now_unix(),
+                ))?;
+                approval = Some(request);
+            }
+        } else if !row.governance.holders.is_empty() || row.governance.department.is_some() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "enterprise_not_set_up",
+                "The enterprise is not set up",
+                "holders and departments exist once the enterprise is set up (POST /v1/org)",
+            ));
+        }
         // The key must be on the token and certified by the chain, and the image usable,
         // before the seal is registered: a registration that cannot sign is refused now.
         let keys = state.keys.clone();
@@ -167,80 +242,241 @@ pub async fn register_seal(
                     e
                 }
             })?;
-        let detail = json!({"name": row.name, "token": row.token, "key_label": row.key_label});
-        let record = commit(
-            &state,
-            &caller,
-            "seal.register",
-            Some(&row.id),
-            detail,
-            Change::PutSeal(row.clone()),
-        )
-        .await?;
-        Ok(done(&record, json!({"id": row.id, "status": "active"})))
+        let mut detail = json!({
+            "name": row.name, "token": row.token, "key_label": row.key_label,
+            "kind": row.governance.kind, "holders": row.governance.holders, "status": row.status,
+        });
+        let approval_id = approval.as_ref().map(|a| a.id.clone());
+        let change = match approval {
+            Some(request) => {
+                detail["approval"] = json!(request.id);
+                Change::Many(vec![
+                    Change::PutSeal(row.clone()),
+                    Change::PutApproval(Box::new(request)),
+                ])
+            }
+            None => Change::PutSeal(row.clone()),
+        };
+        let record = match (&act, &legacy) {
+            (Some(act), _) => {
+                act.commit(&state, ACTION, Some(&row.id), detail, change)
+                    .await?
+            }
+            (None, Some(caller)) => {
+                commit(&state, caller, ACTION, Some(&row.id), detail, change).await?
+            }
+            (None, None) => return Err(ApiError::internal("no caller")),
+        };
+        Ok(done(
+            &record,
+            json!({"id": row.id, "status": row.status, "approval": approval_id}),
+        ))
     }
     .await;
-    match result {
-        Ok(r) => r,
-        Err(e) => caller.fail(e),
+    finish(&state, act, legacy, ACTION, result).await
+}
+
+/// Renders a seal action's outcome: audited when an employee acted; before the enterprise
+/// is set up, as the administering application's error.
+async fn finish(
+    state: &AppState,
+    act: Option<Acting>,
+    legacy: Option<Caller>,
+    action: &str,
+    result: Result<Response, ApiError>,
+) -> Response {
+    match (act, legacy, result) {
+        (_, _, Ok(r)) => r,
+        (Some(act), _, Err(e)) => act.finish(state, action, Err(e)).await,
+        (None, Some(caller), Err(e)) => caller.fail(e),
+        (None, None, Err(e)) => e.into_response_with(None),
     }
 }
 
-async fn set_status(
+/// Who changes a seal: an acting employee once the enterprise is set up, else an
+/// administering application.
+async fn seal_actor(
     state: &AppState,
     caller: Caller,
+    headers: &HeaderMap,
+    action: &str,
+) -> Result<(Option<Acting>, Option<Caller>), Response> {
+    if caller.registry.org.is_some() {
+        return Acting::begin(state, caller, headers, action)
+            .await
+            .map(|a| (Some(a), None));
+    }
+    match caller.require_admin(state, action).await {
+        Ok(_) => Ok((None, Some(caller))),
+        Err(e) => Err(caller.fail(e)),
+    }
+}
+
+/// What a change to a seal's governance does to it, given who acts.
+#[derive(Debug, Clone)]
+enum SealEdit {
+    Status(SealStatus),
+    Holders(Vec<String>),
+    AuthorizePractice,
+}
+
+impl SealEdit {
+    fn action(&self) -> &'static str {
+        match self {
+            SealEdit::Status(SealStatus::Active) => "seal.enable",
+            SealEdit::Status(SealStatus::Deleted) => "seal.delete",
+            SealEdit::Status(_) => "seal.disable",
+            SealEdit::Holders(_) => "seal.holders",
+            SealEdit::AuthorizePractice => "seal.authorize",
+        }
+    }
+}
+
+async fn edit_seal(
+    state: &AppState,
+    peer: crate::tls::Peer,
+    headers: &HeaderMap,
     seal_id: String,
-    status: SealStatus,
+    edit: SealEdit,
 ) -> Response {
-    let action = if status == SealStatus::Active {
-        "seal.enable"
-    } else {
-        "seal.disable"
+    let action = edit.action();
+    let _one_at_a_time = state.governance.lock().await;
+    let caller = Caller::new(state, peer);
+    let (act, legacy) = match seal_actor(state, caller, headers, action).await {
+        Ok(pair) => pair,
+        Err(r) => return r,
     };
-    if let Err(e) = caller.require_admin(state, action).await {
-        return caller.fail(e);
+    let result = async {
+        let registry = match (&act, &legacy) {
+            (Some(a), _) => a.caller.registry.clone(),
+            (_, Some(c)) => c.registry.clone(),
+            _ => state.registry.snapshot(),
+        };
+        let Some(entry) = registry.seals.get(&seal_id) else {
+            return Err(ApiError::not_found(format!("there is no seal '{seal_id}'")));
+        };
+        let current = &entry.policy;
+        let changed = match (&act, &edit) {
+            (Some(act), SealEdit::Status(to)) => {
+                act.policy(seal_rules::change_status(&act.org, &act.employee, current, *to))?;
+                seald_policy::Seal { status: *to, ..current.clone() }
+            }
+            (Some(act), SealEdit::Holders(holders)) => {
+                act.policy(seal_rules::set_holders(&act.org, &act.employee, current, holders))?
+            }
+            (Some(act), SealEdit::AuthorizePractice) => {
+                act.policy(seal_rules::authorize_practice(&act.org, &act.employee, current))?
+            }
+            // Before the enterprise is set up: only enabling and disabling, as registered.
+            (None, SealEdit::Status(to @ (SealStatus::Active | SealStatus::Disabled))) => {
+                seald_policy::Seal { status: *to, ..current.clone() }
+            }
+            (None, _) => return Err(not_set_up()),
+        };
+        let detail = json!({"status": changed.status, "holders": changed.holders, "practice_authorized": changed.practice_authorized});
+        let change = Change::SealPolicy {
+            seal: Box::new(changed.clone()),
+            updated_at: crate::clock::now_rfc3339(),
+        };
+        let record = match (&act, &legacy) {
+            (Some(act), _) => act.commit(state, action, Some(&seal_id), detail, change).await?,
+            (None, Some(caller)) => commit(state, caller, action, Some(&seal_id), detail, change).await?,
+            (None, None) => return Err(ApiError::internal("no caller")),
+        };
+        Ok(done(
+            &record,
+            json!({"id": seal_id, "status": changed.status, "holders": changed.holders, "practice_authorized": changed.practice_authorized}),
+        ))
     }
-    if !state.registry.snapshot().seals.contains_key(&seal_id) {
-        return caller.fail(ApiError::not_found(format!("there is no seal '{seal_id}'")));
-    }
-    let change = Change::SealStatus {
-        id: seal_id.clone(),
-        status,
-        updated_at: crate::clock::now_rfc3339(),
-    };
-    match commit(
-        state,
-        &caller,
-        action,
-        Some(&seal_id),
-        json!({"status": status}),
-        change,
+    .await;
+    finish(state, act, legacy, action, result).await
+}
+
+fn not_set_up() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "enterprise_not_set_up",
+        "The enterprise is not set up",
+        "holders and practice seals exist once the enterprise is set up (POST /v1/org)",
     )
-    .await
-    {
-        Ok(record) => done(&record, json!({"id": seal_id, "status": status})),
-        Err(e) => caller.fail(e),
-    }
 }
 
 pub async fn enable_seal(
     State(state): St,
     axum::Extension(peer): PeerExt,
     Path(seal_id): Path<String>,
+    headers: HeaderMap,
 ) -> Response {
-    let caller = Caller::new(&state, peer);
-    set_status(&state, caller, seal_id, SealStatus::Active).await
+    edit_seal(
+        &state,
+        peer,
+        &headers,
+        seal_id,
+        SealEdit::Status(SealStatus::Active),
+    )
+    .await
 }
 
 pub async fn disable_seal(
     State(state): St,
     axum::Extension(peer): PeerExt,
     Path(seal_id): Path<String>,
+    headers: HeaderMap,
 ) -> Response {
-    let caller = Caller::new(&state, peer);
-    set_status(&state, caller, seal_id, SealStatus::Disabled).await
+    edit_seal(
+        &state,
+        peer,
+        &headers,
+        seal_id,
+        SealEdit::Status(SealStatus::Disabled),
+    )
+    .await
 }
 
+pub async fn delete_seal(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    Path(seal_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    edit_seal(
+        &state,
+        peer,
+        &headers,
+        seal_id,
+        SealEdit::Status(SealStatus::Deleted),
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldersBody {
+    holders: Vec<String>,
+}
+
+pub async fn set_holders(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    Path(seal_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<HoldersBody>, JsonRejection>,
+) -> Response {
+    let holders = match json_body(body) {
+        Ok(b) => b.holders,
+        Err(e) => return e.into_response_with(None),
+    };
+    edit_seal(&state, peer, &headers, seal_id, SealEdit::Holders(holders)).await
+}
+
+pub async fn authorize_seal(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    Path(seal_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    edit_seal(&state, peer, &headers, seal_id, SealEdit::AuthorizePractice).await
+}
 pub async fn register_application(
     State(state): St,
     axum::Extension(peer): PeerExt,
@@ -295,6 +531,7 @@ pub async fn register_application(
             seals: reg.seals.clone(),
             templates: reg.templates.clone(),
             enabled: reg.enabled,
+            acts_for_employees: reg.acts_for_employees,
             created_at: snapshot
                 .applications
                 .get(&reg.id)
@@ -305,6 +542,7 @@ pub async fn register_application(
         let detail = json!({
             "application": row.id, "fingerprint": fingerprint, "roles": row.roles,
             "seals": row.seals, "templates": row.templates, "enabled": row.enabled,
+            "acts_for_employees": row.acts_for_employees,
         });
         let record = commit(
             &state,
@@ -341,7 +579,7 @@ pub async fn list_applications(State(state): St, axum::Extension(peer): PeerExt)
             json!({
                 "id": a.row.id, "name": a.row.name, "fingerprint": a.row.fingerprint,
                 "roles": a.row.roles, "seals": a.row.seals, "templates": a.row.templates,
-                "enabled": a.row.enabled, "created_at": a.row.created_at, "updated_at": a.row.updated_at,
+                "enabled": a.row.enabled, "acts_for_employees": a.row.acts_for_employees, "created_at": a.row.created_at, "updated_at": a.row.updated_at,
             })
         })
         .collect();

@@ -9,7 +9,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::{Extension, Json, Router};
 use seald_audit::{Decision, Entry};
 use seald_pkcs11::PoolHealth;
@@ -23,6 +23,7 @@ use crate::tls::Peer;
 
 mod admin;
 mod audit;
+mod governance;
 mod seals;
 mod sign;
 
@@ -52,6 +53,95 @@ pub fn routes() -> Vec<(&'static str, Method, MethodRouter<Arc<AppState>>)> {
             "/v1/admin/seals/{seal_id}/disable",
             Method::POST,
             post(admin::disable_seal),
+        ),
+        (
+            "/v1/admin/seals/{seal_id}",
+            Method::DELETE,
+            delete(admin::delete_seal),
+        ),
+        (
+            "/v1/admin/seals/{seal_id}/holders",
+            Method::PUT,
+            put(admin::set_holders),
+        ),
+        (
+            "/v1/admin/seals/{seal_id}/authorize",
+            Method::POST,
+            post(admin::authorize_seal),
+        ),
+        ("/v1/org", Method::POST, post(governance::setup)),
+        ("/v1/org", Method::GET, get(governance::show)),
+        (
+            "/v1/org/departments/{department_id}",
+            Method::PUT,
+            put(governance::put_department),
+        ),
+        (
+            "/v1/org/employees/{employee_id}",
+            Method::PUT,
+            put(governance::put_employee),
+        ),
+        (
+            "/v1/org/employees/{employee_id}/roles",
+            Method::PUT,
+            put(governance::set_roles),
+        ),
+        (
+            "/v1/org/employees/{employee_id}/resign",
+            Method::POST,
+            post(governance::resign),
+        ),
+        (
+            "/v1/org/super-administrator",
+            Method::POST,
+            post(governance::transfer_super_administrator),
+        ),
+        (
+            "/v1/org/roles/{role_id}",
+            Method::PUT,
+            put(governance::put_role),
+        ),
+        (
+            "/v1/org/roles/{role_id}",
+            Method::DELETE,
+            delete(governance::delete_role),
+        ),
+        ("/v1/org/flows", Method::GET, get(governance::flows)),
+        (
+            "/v1/org/flows/{scenario}",
+            Method::PUT,
+            put(governance::put_flow),
+        ),
+        ("/v1/approvals", Method::POST, post(governance::apply)),
+        (
+            "/v1/approvals/pending",
+            Method::GET,
+            get(governance::pending),
+        ),
+        (
+            "/v1/approvals/{approval_id}",
+            Method::GET,
+            get(governance::show_approval),
+        ),
+        (
+            "/v1/approvals/{approval_id}/approve",
+            Method::POST,
+            post(governance::approve),
+        ),
+        (
+            "/v1/approvals/{approval_id}/reject",
+            Method::POST,
+            post(governance::reject),
+        ),
+        (
+            "/v1/approvals/{approval_id}/cancel",
+            Method::POST,
+            post(governance::cancel),
+        ),
+        (
+            "/v1/approvals/{approval_id}/resubmit",
+            Method::POST,
+            post(governance::resubmit),
         ),
         (
             "/v1/admin/applications",

@@ -23,6 +23,8 @@ struct Attempt<'a> {
     seal: String,
     document_id: Option<String>,
     input_sha256: Option<String>,
+    /// The employee the application acts for, if it names one.
+    employee: Option<String>,
 }
 
 impl Attempt<'_> {
@@ -31,6 +33,10 @@ impl Attempt<'_> {
         e.seal = Some(self.seal.clone());
         e.document_id = self.document_id.clone();
         e.input_sha256 = self.input_sha256.clone();
+        e.detail = self
+            .employee
+            .as_ref()
+            .map(|id| serde_json::json!({ "employee": id }).to_string());
         e
     }
 
@@ -49,6 +55,83 @@ impl Attempt<'_> {
             .record_refusal(self.state, self.entry(decision, Some(e.code)), &e)
             .await;
         self.caller.fail(e)
+    }
+}
+
+/// What a sign decision is made from; the grants and the document come later for an
+/// employee who does not hold the seal.
+struct SignFacts<'a> {
+    application: &'a seald_policy::Application,
+    org: Option<&'a seald_policy::Org>,
+    seal: Option<&'a seald_policy::Seal>,
+    request: seald_policy::SignRequest<'a>,
+}
+
+impl SignFacts<'_> {
+    fn decide(
+        &self,
+        grants: &[seald_policy::Grant],
+        approvals: &[seald_policy::ApprovalRequest],
+        document: Option<seald_policy::DocumentRef<'_>>,
+    ) -> seald_policy::Decision {
+        let snapshot = seald_policy::Snapshot {
+            application: self.application,
+            org: self.org,
+            seal: self.seal,
+            grants,
+            approvals,
+        };
+        let request = seald_policy::SignRequest {
+            document,
+            ..self.request.clone()
+        };
+        seald_policy::decide(
+            &snapshot,
+            &seald_policy::Request::Sign(request),
+            crate::clock::now_unix(),
+        )
+    }
+
+    /// The decision for an employee who needs a seal-use grant for this document: against
+    /// their grants for the seal and, if they must still apply, their pending requests.
+    async fn decide_with_grants(
+        &self,
+        state: &AppState,
+        document_id: Option<&str>,
+        sha256: &str,
+    ) -> Result<seald_policy::Permit, ApiError> {
+        use seald_policy::{Decision as D, DenyCode};
+        let (Some(employee), Some(id)) = (self.request.employee, document_id) else {
+            return Err(ApiError::denied(DenyCode::DocumentRequired));
+        };
+        let document = Some(seald_policy::DocumentRef { id, sha256 });
+        let grants = state.store.grants_for(employee, self.request.seal).await?;
+        let mut decision = self.decide(&grants, &[], document);
+        if matches!(decision, D::NeedsApproval { .. }) {
+            let mine: Vec<_> = state
+                .store
+                .pending_approvals()
+                .await?
+                .into_iter()
+                .filter(|r| r.submitter == employee)
+                .collect();
+            decision = self.decide(&grants, &mine, document);
+        }
+        match decision {
+            D::Allow(permit) => Ok(permit),
+            D::NeedsApproval { pending, .. } => {
+                let code = DenyCode::SealUseApprovalRequired;
+                let mut e = ApiError::denied(code);
+                if let Some(id) = pending {
+                    e.detail = format!(
+                        "{}; seal-use request {id} is waiting for its approvers",
+                        code.explain()
+                    );
+                }
+                Err(e)
+            }
+            D::Deny(code) => Err(ApiError::denied(code)),
+        }
     }
 }
 
@@ -174,6 +257,7 @@ pub async fn sign(
         seal: seal_id.clone(),
         document_id: None,
         input_sha256: None,
+        employee: None,
     };
     let app = match attempt.caller.require_app(&state, "sign").await {
         Ok(app) => app,
@@ -190,28 +274,44 @@ pub async fn sign(
     if !content_type_is(&headers, "application/pdf") {
         return attempt.refuse(Decision::Failed, not_pdf_type()).await;
     }
+    let employee = match super::governance::employee_header(&headers) {
+        Ok(e) => e,
+        Err(e) => return attempt.refuse(Decision::Failed, e).await,
+    };
+    attempt.employee = employee.clone();
     let seal = attempt.caller.registry.seals.get(&seal_id).cloned();
-    let decision = seald_policy::decide(
-        &seald_policy::Snapshot::of(&app.policy, seal.as_ref().map(|s| &s.policy)),
-        &seald_policy::Request::Sign(seald_policy::SignRequest {
+    let org = attempt.caller.registry.org.clone();
+    let facts = SignFacts {
+        application: &app.policy,
+        org: org.as_deref(),
+        seal: seal.as_ref().map(|s| &s.policy),
+        request: seald_policy::SignRequest {
             seal: &seal_id,
             template: plan.query.template_id.as_deref(),
+            employee: employee.as_deref(),
             ..Default::default()
-        }),
-        crate::clock::now_unix(),
-    );
-    if let Some(code) = decision.code() {
-        return attempt
-            .refuse(Decision::Denied, ApiError::denied(code))
-            .await;
+        },
+    };
+    // Decided before the body is read, unless only the document's grant can tell (then again
+    // once its hash is known).
+    let mut allowed_by = None;
+    match facts.decide(&[], &[], None) {
+        seald_policy::Decision::Allow(p) => allowed_by = Some(p),
+        seald_policy::Decision::Deny(seald_policy::DenyCode::DocumentRequired)
+            if plan.query.document_id.is_some() => {}
+        refused => {
+            let code = refused
+                .code()
+                .unwrap_or(seald_policy::DenyCode::SealNotFound);
+            return attempt
+                .refuse(Decision::Denied, ApiError::denied(code))
+                .await;
+        }
     }
-    let Some(seal) = seal else {
-        return attempt
-            .refuse(
-                Decision::Denied,
-                ApiError::denied(seald_policy::DenyCode::SealNotFound),
-            )
-            .await;
+    // Policy found the seal; its registry entry holds the key.
+    let Some(seal_entry) = seal.clone() else {
+        let e = ApiError::denied(seald_policy::DenyCode::SealNotFound);
+        return attempt.refuse(Decision::Denied, e).await;
     };
     let key = match idempotency_key(&headers) {
         Ok(k) => k,
@@ -239,6 +339,16 @@ pub async fn sign(
         Err(e) => return attempt.refuse(Decision::Failed, e).await,
     };
     attempt.input_sha256 = Some(received.sha256.clone());
+    let allowed_by = match allowed_by {
+        Some(p) => p,
+        None => match facts
+            .decide_with_grants(&state, attempt.document_id.as_deref(), &received.sha256)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => return attempt.refuse(Decision::Denied, e).await,
+        },
+    };
     if let Some(k) = &key {
         match state.store.idempotency(&app.row.id, k).await {
             Ok(Some(row)) if row.body_sha256 == received.sha256 => {
@@ -274,10 +384,9 @@ pub async fn sign(
     let output = state.spool.file(".out.pdf");
     let work = {
         let state = state.clone();
-        let seal = seal.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let ready = match state.keys.seal(&seal.row) {
+            let ready = match state.keys.seal(&seal_entry.row) {
                 Ok(r) => r,
                 Err(e) => return (Err(e), received),
             };
@@ -308,6 +417,12 @@ pub async fn sign(
             "level": if signed.timestamped { "b-t" } else { "b-b" },
             "field": signed.field,
             "template_id": template_id,
+            "employee": attempt.employee,
+            "permit": match &allowed_by {
+                seald_policy::Permit::Application => "application".to_owned(),
+                seald_policy::Permit::Holder => "holder".to_owned(),
+                seald_policy::Permit::Grant { id } => format!("grant:{id}"),
+            },
         })
         .to_string(),
     );
@@ -344,6 +459,23 @@ pub async fn sign(
         }
         None => Change::None,
     };
+    // A seal-use grant gives one of its uses in the same transaction; if a concurrent
+    // request took the last one, this signature is refused and never returned.
+    let consumes = matches!(allowed_by, seald_policy::Permit::Grant { .. });
+    let change = match (&allowed_by, change) {
+        (seald_policy::Permit::Grant { id }, kept_change) => {
+            let consume = Change::ConsumeGrant {
+                id: id.clone(),
+                sha256: attempt.input_sha256.clone().unwrap_or_default(),
+                now: crate::clock::now_unix(),
+            };
+            match kept_change {
+                Change::None => consume,
+                other => Change::Many(vec![consume, other]),
+            }
+        }
+        (_, change) => change,
+    };
     // A file output is opened before the record commits, so a committed record always has
     // its output.
     let body = match signed.data {
@@ -372,6 +504,13 @@ pub async fn sign(
     };
     let record: Record = match state.audit.append(entry, change).await {
         Ok(r) => r,
+        Err(crate::store::StoreError::Conflict(_)) if consumes => {
+            if let Some(k) = &kept {
+                let _ = std::fs::remove_file(k);
+            }
+            let e = ApiError::denied(seald_policy::DenyCode::GrantUsedUp);
+            return attempt.refuse(Decision::Denied, e).await;
+        }
         Err(e) => {
             if let Some(k) = &kept {
                 let _ = std::fs::remove_file(k);

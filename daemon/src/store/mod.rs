@@ -11,8 +11,12 @@ use std::future::Future;
 use std::pin::Pin;
 
 use seald_audit::{Checkpoint, Entry, Record};
-use seald_policy::{AppRole as Role, SealStatus};
+use seald_policy::{
+    AppRole as Role, ApprovalRequest, Department, Employee, Enterprise, Flow, Grant, Org, RoleDef,
+    Seal, SealSource, SealStatus, SealType,
+};
 
+mod governance;
 pub mod sqlite;
 
 pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -42,6 +46,8 @@ pub struct ApplicationRow {
     pub seals: Vec<String>,
     pub templates: Option<Vec<String>>,
     pub enabled: bool,
+    /// Its requests may name the employee they act for.
+    pub acts_for_employees: bool,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -58,8 +64,101 @@ pub struct SealRow {
     pub chain_pem: String,
     pub image_png: Option<Vec<u8>>,
     pub status: SealStatus,
+    pub governance: SealGovernance,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// What seal governance keeps of a seal besides its status (see seald_policy::Seal).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SealGovernance {
+    pub kind: SealType,
+    pub source: SealSource,
+    pub department: Option<String>,
+    pub holders: Vec<String>,
+    pub created_by: Option<String>,
+    pub practice_authorized: bool,
+}
+
+impl SealRow {
+    /// The seal as policy sees it.
+    pub fn policy(&self) -> Seal {
+        let g = &self.governance;
+        Seal {
+            id: self.id.clone(),
+            status: self.status,
+            name: self.name.clone(),
+            kind: g.kind,
+            source: g.source,
+            department: g.department.clone(),
+            holders: g.holders.clone(),
+            created_by: g.created_by.clone(),
+            practice_authorized: g.practice_authorized,
+        }
+    }
+}
+
+/// The rows an organization change writes: what differs between the stored organization and
+/// the new one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrgChange {
+    pub enterprise: Option<Enterprise>,
+    pub departments: Vec<Department>,
+    pub employees: Vec<Employee>,
+    /// Custom roles added or changed.
+    pub roles: Vec<RoleDef>,
+    pub deleted_roles: Vec<String>,
+}
+
+impl OrgChange {
+    pub fn diff(old: Option<&Org>, new: &Org) -> OrgChange {
+        let changed = |a: &Department| old.is_none_or(|o| o.department(&a.id) != Some(a));
+        let changed_employee = |e: &Employee| old.is_none_or(|o| o.employee(&e.id) != Some(e));
+        let changed_role =
+            |r: &RoleDef| r.system.is_none() && old.is_none_or(|o| o.role(&r.id) != Some(r));
+        OrgChange {
+            enterprise: (old.map(|o| &o.enterprise) != Some(&new.enterprise))
+                .then(|| new.enterprise.clone()),
+            departments: new
+                .departments
+                .iter()
+                .filter(|d| changed(d))
+                .cloned()
+                .collect(),
+            employees: new
+                .employees
+                .iter()
+                .filter(|e| changed_employee(e))
+                .cloned()
+                .collect(),
+            roles: new
+                .roles
+                .iter()
+                .filter(|r| changed_role(r))
+                .cloned()
+                .collect(),
+            deleted_roles: old
+                .map(|o| {
+                    o.roles
+                        .iter()
+                        .filter(|r| new.role(&r.id).is_none())
+                        .map(|r| r.id.clone())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// What the audit record says was changed.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "enterprise": self.enterprise.as_ref().map(|e| &e.id),
+            "departments": self.departments.iter().map(|d| &d.id).collect::<Vec<_>>(),
+            "employees": self.employees.iter().map(|e| &e.id).collect::<Vec<_>>(),
+            "roles": self.roles.iter().map(|r| &r.id).collect::<Vec<_>>(),
+            "deleted_roles": self.deleted_roles,
+        })
+    }
 }
 
 /// A response kept for replays of its Idempotency-Key.
@@ -85,13 +184,28 @@ pub enum Change {
     None,
     PutApplication(ApplicationRow),
     PutSeal(SealRow),
-    SealStatus {
-        id: String,
-        status: SealStatus,
-        updated_at: String,
-    },
     /// A signature whose response is kept for its Idempotency-Key.
     Idempotency(IdempotencyRow),
+    /// Enterprise, departments, employees, custom roles.
+    Org(Box<OrgChange>),
+    /// A seal's status and governance (holders, authorization…).
+    SealPolicy {
+        seal: Box<Seal>,
+        updated_at: String,
+    },
+    PutFlow(Box<Flow>),
+    /// Inserts or replaces an approval request.
+    PutApproval(Box<ApprovalRequest>),
+    PutGrant(Grant),
+    /// Takes one use of grant `id` for a document with hash `sha256` at `now`; a conflict if
+    /// it has none left, has expired or is for another document (a concurrent request used it).
+    ConsumeGrant {
+        id: String,
+        sha256: String,
+        now: i64,
+    },
+    /// Several changes in one record (a resignation, an approval that activates a seal).
+    Many(Vec<Change>),
 }
 
 /// One item of [`Store::append`].
@@ -127,6 +241,15 @@ pub trait Store: Send + Sync + 'static {
     fn checkpoints(&self) -> Fut<'_, Vec<Checkpoint>>;
     /// The sequence number the newest checkpoint covers, if any.
     fn latest_checkpoint(&self) -> Fut<'_, Option<u64>>;
+    /// The organization (with the system roles), once the enterprise is set up.
+    fn org(&self) -> Fut<'_, Option<Org>>;
+    /// Configured approval flows (scenarios without one use seald-policy's default).
+    fn flows(&self) -> Fut<'_, Vec<Flow>>;
+    fn approval<'a>(&'a self, id: &'a str) -> Fut<'a, Option<ApprovalRequest>>;
+    /// Approval requests in state pending (expired ones included until marked).
+    fn pending_approvals(&self) -> Fut<'_, Vec<ApprovalRequest>>;
+    /// `employee`'s grants for `seal`, oldest first.
+    fn grants_for<'a>(&'a self, employee: &'a str, seal: &'a str) -> Fut<'a, Vec<Grant>>;
 }
 
 impl std::fmt::Debug for dyn Store {

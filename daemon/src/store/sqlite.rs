@@ -12,12 +12,17 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Acquire, Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Acquire, ConnectOptions, Row, Sqlite, SqliteConnection, Transaction};
 
-use super::{Append, ApplicationRow, Change, Fut, IdempotencyRow, SealRow, Store, StoreError};
+use super::{
+    governance, Append, ApplicationRow, Change, Fut, IdempotencyRow, SealRow, Store, StoreError,
+};
 
 /// Schema versions, applied in order, each once.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_initial.sql")),
+    (2, include_str!("../../migrations/0002_governance.sql")),
+];
 
 /// The store. It assumes it is the only writer of its database (one seald per data dir):
 /// the chain's head is kept between appends.
@@ -27,7 +32,7 @@ pub struct SqliteStore {
     head: Mutex<Option<(u64, String)>>,
 }
 
-fn unavailable(e: sqlx::Error) -> StoreError {
+pub(super) fn unavailable(e: sqlx::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
@@ -42,6 +47,15 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        // Migrations run on a connection of their own, closed before the pool opens: sqlx
+        // caches prepared statements per connection, and one prepared before an ALTER TABLE
+        // would read rows with the old column count.
+        let mut conn = options
+            .connect()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+        migrate(&mut conn).await?;
+        sqlx::Connection::close(conn).await.map_err(unavailable)?;
         let pool = SqlitePoolOptions::new()
             // A local file: a broken connection shows on the statement itself, and a ping per
             // acquire is one more round trip to sqlx's worker thread for every batch.
@@ -51,59 +65,60 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-        let store = SqliteStore {
+        Ok(SqliteStore {
             pool,
             head: Mutex::new(None),
-        };
-        store.migrate().await?;
-        Ok(store)
-    }
-
-    async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        for (version, sql) in MIGRATIONS {
-            let mut tx = self.pool.begin().await.map_err(unavailable)?;
-            let done: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
-                    .bind(version)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-            if done.is_some() {
-                continue;
-            }
-            sqlx::raw_sql(sql)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StoreError::Unavailable(format!("migration {version}: {e}")))?;
-            sqlx::query(
-                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, datetime('now'))",
-            )
-            .bind(version)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-            tx.commit().await.map_err(unavailable)?;
-            tracing::info!(version, "database schema migrated");
-        }
-        Ok(())
+        })
     }
 }
 
-fn json_list<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
+async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    for (version, sql) in MIGRATIONS {
+        let mut tx = conn.begin().await.map_err(unavailable)?;
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        if done.is_some() {
+            continue;
+        }
+        sqlx::raw_sql(sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration {version}: {e}")))?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?, datetime('now'))",
+        )
+        .bind(version)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        tracing::info!(version, "database schema migrated");
+    }
+    Ok(())
+}
+
+pub(super) fn json_list<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: &str,
+) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> String {
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
-fn col<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(
+pub(super) fn col<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(
     row: &'r SqliteRow,
     name: &str,
 ) -> Result<T, StoreError> {
@@ -122,6 +137,7 @@ fn application(row: &SqliteRow) -> Result<ApplicationRow, StoreError> {
         seals: json_list(&col::<String>(row, "seals")?, "seals")?,
         templates: templates.map(|t| json_list(&t, "templates")).transpose()?,
         enabled: col::<i64>(row, "enabled")? != 0,
+        acts_for_employees: col::<i64>(row, "acts_for_employees")? != 0,
         created_at: col(row, "created_at")?,
         updated_at: col(row, "updated_at")?,
     })
@@ -147,6 +163,7 @@ fn seal(row: &SqliteRow) -> Result<SealRow, StoreError> {
             "deleted" => SealStatus::Deleted,
             other => return Err(StoreError::Corrupt(format!("seal status '{other}'"))),
         },
+        governance: governance::seal_governance(row)?,
         created_at: col(row, "created_at")?,
         updated_at: col(row, "updated_at")?,
     })
@@ -179,7 +196,7 @@ fn record(row: &SqliteRow) -> Result<Record, StoreError> {
     })
 }
 
-fn conflict_or_unavailable(e: sqlx::Error, what: &str) -> StoreError {
+pub(super) fn conflict_or_unavailable(e: sqlx::Error, what: &str) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(format!("{what} is already registered"))
@@ -252,12 +269,27 @@ async fn apply(
     let change = item.change;
     let record = Record::chain(head.0, &head.1, item.entry);
     insert_records(tx, std::slice::from_ref(&record)).await?;
-    match &change {
+    let changes = match &change {
+        Change::Many(all) => all.iter().collect(),
+        one => vec![one],
+    };
+    for change in changes {
+        apply_one(tx, &record, change).await?;
+    }
+    Ok(record)
+}
+
+async fn apply_one(
+    tx: &mut Transaction<'_, Sqlite>,
+    record: &Record,
+    change: &Change,
+) -> Result<(), StoreError> {
+    match change {
         Change::None => {}
         Change::PutApplication(a) => {
             sqlx::query(
-                "INSERT INTO applications (id, name, fingerprint, certificate_pem, roles, seals, templates, enabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, fingerprint = excluded.fingerprint, certificate_pem = excluded.certificate_pem, roles = excluded.roles, seals = excluded.seals, templates = excluded.templates, enabled = excluded.enabled, updated_at = excluded.updated_at",
+                "INSERT INTO applications (id, name, fingerprint, certificate_pem, roles, seals, templates, enabled, acts_for_employees, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, fingerprint = excluded.fingerprint, certificate_pem = excluded.certificate_pem, roles = excluded.roles, seals = excluded.seals, templates = excluded.templates, enabled = excluded.enabled, acts_for_employees = excluded.acts_for_employees, updated_at = excluded.updated_at",
             )
             .bind(&a.id)
             .bind(&a.name)
@@ -267,6 +299,7 @@ async fn apply(
             .bind(to_json(&a.seals))
             .bind(a.templates.as_ref().map(to_json))
             .bind(i64::from(a.enabled))
+            .bind(i64::from(a.acts_for_employees))
             .bind(&a.created_at)
             .bind(&a.updated_at)
             .execute(&mut **tx)
@@ -290,26 +323,26 @@ async fn apply(
             .execute(&mut **tx)
             .await
             .map_err(|e| conflict_or_unavailable(e, "this seal"))?;
+            governance::put_seal_policy(tx, &s.policy(), &s.updated_at).await?;
         }
-        Change::SealStatus {
-            id,
-            status,
-            updated_at,
-        } => {
-            let done = sqlx::query("UPDATE seals SET status = ?, updated_at = ? WHERE id = ?")
-                .bind(status_str(*status))
-                .bind(updated_at)
-                .bind(id)
-                .execute(&mut **tx)
-                .await
-                .map_err(unavailable)?;
-            if done.rows_affected() != 1 {
-                return Err(StoreError::Conflict(format!("there is no seal '{id}'")));
-            }
+        Change::Idempotency(row) => insert_kept(tx, &[(row, record)]).await?,
+        Change::Org(org) => governance::put_org(tx, org).await?,
+        Change::SealPolicy { seal, updated_at } => {
+            governance::put_seal_policy(tx, seal, updated_at).await?
         }
-        Change::Idempotency(row) => insert_kept(tx, &[(row, &record)]).await?,
+        Change::PutFlow(flow) => governance::put_flow(tx, flow).await?,
+        Change::PutApproval(r) => governance::put_approval(tx, r).await?,
+        Change::PutGrant(g) => governance::put_grant(tx, g).await?,
+        Change::ConsumeGrant { id, sha256, now } => {
+            governance::consume_grant(tx, id, sha256, *now).await?
+        }
+        Change::Many(_) => {
+            return Err(StoreError::Corrupt(
+                "a change of changes inside another".to_owned(),
+            ))
+        }
     }
-    Ok(record)
+    Ok(())
 }
 
 /// The newest record's sequence number and hash (0 and the genesis hash for none).
@@ -417,6 +450,30 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn org(&self) -> Fut<'_, Option<seald_policy::Org>> {
+        Box::pin(governance::org(&self.pool))
+    }
+
+    fn flows(&self) -> Fut<'_, Vec<seald_policy::Flow>> {
+        Box::pin(governance::flows(&self.pool))
+    }
+
+    fn approval<'a>(&'a self, id: &'a str) -> Fut<'a, Option<seald_policy::ApprovalRequest>> {
+        Box::pin(governance::approval(&self.pool, id))
+    }
+
+    fn pending_approvals(&self) -> Fut<'_, Vec<seald_policy::ApprovalRequest>> {
+        Box::pin(governance::pending_approvals(&self.pool))
+    }
+
+    fn grants_for<'a>(
+        &'a self,
+        employee: &'a str,
+        seal: &'a str,
+    ) -> Fut<'a, Vec<seald_policy::Grant>> {
+        Box::pin(governance::grants_for(&self.pool, employee, seal))
+    }
+
     fn ping(&self) -> Fut<'_, ()> {
         Box::pin(async move {
             sqlx::query("SELECT 1")
@@ -614,9 +671,8 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("t.db"))
             .await
             .expect("open");
-        let missing = Change::SealStatus {
-            id: "nope".to_owned(),
-            status: SealStatus::Disabled,
+        let missing = Change::SealPolicy {
+            seal: Box::new(seald_policy::Seal::registered("nope", SealStatus::Disabled)),
             updated_at: "x".to_owned(),
         };
         let results = store
@@ -722,5 +778,70 @@ mod tests {
             .await
             .expect("reopen");
         assert_eq!(store.records(0, 10).await.expect("records").len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_single_use_grant_is_consumed_once_even_within_one_batch() {
+        use seald_policy::flow::{SealUse, Subject};
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        let sha = "ab".repeat(32);
+        let request = seald_policy::ApprovalRequest {
+            id: "a1".to_owned(),
+            submitter: "bob".to_owned(),
+            subject: Subject::SealUse(SealUse {
+                seal: "contract".to_owned(),
+                document_id: "d1".to_owned(),
+                document_sha256: sha.clone(),
+                uses: 1,
+                valid_until: 2_000_000_000,
+            }),
+            reason: String::new(),
+            flow: seald_policy::Flow::default_for(seald_policy::Scenario::SealUse),
+            state: seald_policy::ApprovalState::Approved,
+            node: 0,
+            approved_by: vec![],
+            history: vec![],
+            submitted_at: 0,
+            expires_at: 1,
+        };
+        let grant = seald_policy::Grant::from_approved(&request, "g1").expect("approved");
+        let setup = Change::Many(vec![
+            Change::PutApproval(Box::new(request)),
+            Change::PutGrant(grant),
+        ]);
+        let consume = |sha: &str| Change::ConsumeGrant {
+            id: "g1".to_owned(),
+            sha256: sha.to_owned(),
+            now: 1_900_000_000,
+        };
+        let item = |n, change| Append {
+            entry: entry(n),
+            change,
+        };
+        let results = store
+            .append(vec![
+                item(1, setup),
+                item(2, consume(&"cd".repeat(32))),
+                item(3, consume(&sha)),
+                item(4, consume(&sha)),
+            ])
+            .await
+            .expect("batch");
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        assert!(
+            matches!(results[1], Err(StoreError::Conflict(_))),
+            "another document"
+        );
+        assert!(results[2].is_ok(), "{:?}", results[2]);
+        assert!(
+            matches!(results[3], Err(StoreError::Conflict(_))),
+            "used up"
+        );
+        let left = store.grants_for("bob", "contract").await.expect("grants");
+        assert_eq!(left[0].uses_left, 0);
+        assert_eq!(store.records(0, 10).await.expect("records").len(), 2);
     }
 }

@@ -1,0 +1,341 @@
+//! SQLite rows of seal governance: the organization, seal governance columns, approval
+//! flows and requests, seal-use grants (migration 0002).
+
+use seald_policy::{
+    role::system_roles, ApprovalRequest, DataScope, Department, Employee, EmployeeStatus,
+    Enterprise, Flow, Grant, Org, RoleDef, Seal,
+};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{SqliteConnection, SqlitePool};
+
+use super::sqlite::{col, json_list, to_json, unavailable};
+use super::{OrgChange, StoreError};
+
+fn enum_text<T: serde::Serialize>(value: &T) -> String {
+    to_json(value).trim_matches('"').to_owned()
+}
+
+fn enum_from<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
+    json_list(&format!("\"{text}\""), what)
+}
+
+pub(super) async fn put_org(
+    conn: &mut SqliteConnection,
+    change: &OrgChange,
+) -> Result<(), StoreError> {
+    if let Some(e) = &change.enterprise {
+        sqlx::query(
+            "INSERT INTO enterprise (id, name, credit_code, features) VALUES (?, ?, ?, ?) \
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name, credit_code = excluded.credit_code, features = excluded.features",
+        )
+        .bind(&e.id)
+        .bind(&e.name)
+        .bind(e.credit_code.as_str())
+        .bind(to_json(&e.features))
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    }
+    // Parents before children: a new subtree arrives in tree order from the model, and the
+    // foreign key is checked per statement.
+    for d in &change.departments {
+        sqlx::query(
+            "INSERT INTO departments (id, name, parent) VALUES (?, ?, ?) \
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name, parent = excluded.parent",
+        )
+        .bind(&d.id)
+        .bind(&d.name)
+        .bind(&d.parent)
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    }
+    for e in &change.employees {
+        sqlx::query(
+            "INSERT INTO employees (id, name, phone, department, roles, status, has_signing_password) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name, phone = excluded.phone, department = excluded.department, roles = excluded.roles, status = excluded.status, has_signing_password = excluded.has_signing_password",
+        )
+        .bind(&e.id)
+        .bind(&e.name)
+        .bind(&e.phone)
+        .bind(&e.department)
+        .bind(to_json(&e.roles))
+        .bind(enum_text(&e.status))
+        .bind(i64::from(e.has_signing_password))
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    }
+    for r in &change.roles {
+        sqlx::query(
+            "INSERT INTO roles (id, name, permissions, scope) VALUES (?, ?, ?, ?) \
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name, permissions = excluded.permissions, scope = excluded.scope",
+        )
+        .bind(&r.id)
+        .bind(&r.name)
+        .bind(to_json(&r.permissions))
+        .bind(enum_text(&r.scope))
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    }
+    for id in &change.deleted_roles {
+        sqlx::query("DELETE FROM roles WHERE id = ?")
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+pub(super) async fn put_seal_policy(
+    conn: &mut SqliteConnection,
+    seal: &Seal,
+    updated_at: &str,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE seals SET status = ?, kind = ?, source = ?, department = ?, holders = ?, created_by = ?, practice_authorized = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(seal.status.as_str())
+    .bind(enum_text(&seal.kind))
+    .bind(enum_text(&seal.source))
+    .bind(&seal.department)
+    .bind(to_json(&seal.holders))
+    .bind(&seal.created_by)
+    .bind(i64::from(seal.practice_authorized))
+    .bind(updated_at)
+    .bind(&seal.id)
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict(format!(
+            "there is no seal '{}'",
+            seal.id
+        )));
+    }
+    Ok(())
+}
+
+pub(super) async fn put_flow(conn: &mut SqliteConnection, flow: &Flow) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO approval_flows (scenario, flow) VALUES (?, ?) ON CONFLICT(scenario) DO UPDATE SET flow = excluded.flow",
+    )
+    .bind(flow.scenario.as_str())
+    .bind(to_json(flow))
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+pub(super) async fn put_approval(
+    conn: &mut SqliteConnection,
+    r: &ApprovalRequest,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO approval_requests (id, scenario, submitter, state, expires_at, request) VALUES (?, ?, ?, ?, ?, ?) \
+         ON CONFLICT(id) DO UPDATE SET submitter = excluded.submitter, state = excluded.state, expires_at = excluded.expires_at, request = excluded.request",
+    )
+    .bind(&r.id)
+    .bind(r.subject.scenario().as_str())
+    .bind(&r.submitter)
+    .bind(r.state.as_str())
+    .bind(r.expires_at)
+    .bind(to_json(r))
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+pub(super) async fn put_grant(conn: &mut SqliteConnection, g: &Grant) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO seal_grants (id, approval, seal, employee, document_id, document_sha256, uses_left, valid_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&g.id)
+    .bind(&g.approval)
+    .bind(&g.seal)
+    .bind(&g.employee)
+    .bind(&g.document_id)
+    .bind(&g.document_sha256)
+    .bind(i64::from(g.uses_left))
+    .bind(g.valid_until)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| super::sqlite::conflict_or_unavailable(e, "this grant"))?;
+    Ok(())
+}
+
+/// One use, only if one is left for this document and time: the check and the decrement are
+/// one statement inside the record's transaction, so concurrent requests cannot both take
+/// the last use.
+pub(super) async fn consume_grant(
+    conn: &mut SqliteConnection,
+    id: &str,
+    sha256: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE seal_grants SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0 AND valid_until > ? AND document_sha256 = ?",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(sha256)
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict(format!(
+            "seal-use grant '{id}' has no use left for this document"
+        )));
+    }
+    Ok(())
+}
+
+fn employee(row: &SqliteRow) -> Result<Employee, StoreError> {
+    Ok(Employee {
+        id: col(row, "id")?,
+        name: col(row, "name")?,
+        phone: col(row, "phone")?,
+        department: col(row, "department")?,
+        roles: json_list(&col::<String>(row, "roles")?, "employee roles")?,
+        status: enum_from::<EmployeeStatus>(&col::<String>(row, "status")?, "employee status")?,
+        has_signing_password: col::<i64>(row, "has_signing_password")? != 0,
+    })
+}
+
+pub(super) async fn org(pool: &SqlitePool) -> Result<Option<Org>, StoreError> {
+    let Some(e) = sqlx::query("SELECT * FROM enterprise LIMIT 1")
+        .fetch_optional(pool)
+        .await
+        .map_err(unavailable)?
+    else {
+        return Ok(None);
+    };
+    let credit_code: String = col(&e, "credit_code")?;
+    let enterprise = Enterprise {
+        id: col(&e, "id")?,
+        name: col(&e, "name")?,
+        credit_code: seald_policy::CreditCode::parse(&credit_code)
+            .map_err(|err| StoreError::Corrupt(format!("credit code: {err}")))?,
+        features: json_list(&col::<String>(&e, "features")?, "features")?,
+    };
+    let departments = sqlx::query("SELECT * FROM departments ORDER BY rowid")
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|r| {
+            Ok(Department {
+                id: col(r, "id")?,
+                name: col(r, "name")?,
+                parent: col(r, "parent")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let employees = sqlx::query("SELECT * FROM employees ORDER BY rowid")
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(employee)
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut roles = system_roles();
+    for r in sqlx::query("SELECT * FROM roles ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?
+    {
+        roles.push(RoleDef {
+            id: col(&r, "id")?,
+            name: col(&r, "name")?,
+            system: None,
+            permissions: json_list(&col::<String>(&r, "permissions")?, "role permissions")?,
+            scope: enum_from::<DataScope>(&col::<String>(&r, "scope")?, "role scope")?,
+        });
+    }
+    Ok(Some(Org {
+        enterprise,
+        departments,
+        employees,
+        roles,
+    }))
+}
+
+pub(super) async fn flows(pool: &SqlitePool) -> Result<Vec<Flow>, StoreError> {
+    let rows: Vec<String> = sqlx::query_scalar("SELECT flow FROM approval_flows ORDER BY scenario")
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?;
+    rows.iter().map(|f| json_list(f, "approval flow")).collect()
+}
+
+pub(super) async fn approval(
+    pool: &SqlitePool,
+    id: &str,
+) -> Result<Option<ApprovalRequest>, StoreError> {
+    let row: Option<String> =
+        sqlx::query_scalar("SELECT request FROM approval_requests WHERE id = ?")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(unavailable)?;
+    row.map(|r| json_list(&r, "approval request")).transpose()
+}
+
+pub(super) async fn pending_approvals(
+    pool: &SqlitePool,
+) -> Result<Vec<ApprovalRequest>, StoreError> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT request FROM approval_requests WHERE state = 'pending' ORDER BY expires_at, id",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
+    rows.iter()
+        .map(|r| json_list(r, "approval request"))
+        .collect()
+}
+
+pub(super) async fn grants_for(
+    pool: &SqlitePool,
+    employee: &str,
+    seal: &str,
+) -> Result<Vec<Grant>, StoreError> {
+    let rows =
+        sqlx::query("SELECT * FROM seal_grants WHERE employee = ? AND seal = ? ORDER BY rowid")
+            .bind(employee)
+            .bind(seal)
+            .fetch_all(pool)
+            .await
+            .map_err(unavailable)?;
+    rows.iter()
+        .map(|r| {
+            Ok(Grant {
+                id: col(r, "id")?,
+                approval: col(r, "approval")?,
+                seal: col(r, "seal")?,
+                employee: col(r, "employee")?,
+                document_id: col(r, "document_id")?,
+                document_sha256: col(r, "document_sha256")?,
+                uses_left: u32::try_from(col::<i64>(r, "uses_left")?)
+                    .map_err(|_| StoreError::Corrupt("grant uses".to_owned()))?,
+                valid_until: col(r, "valid_until")?,
+            })
+        })
+        .collect()
+}
+
+/// The governance columns of a seal row.
+pub(super) fn seal_governance(row: &SqliteRow) -> Result<super::SealGovernance, StoreError> {
+    Ok(super::SealGovernance {
+        kind: enum_from(&col::<String>(row, "kind")?, "seal kind")?,
+        source: enum_from(&col::<String>(row, "source")?, "seal source")?,
+        department: col(row, "department")?,
+        holders: json_list(&col::<String>(row, "holders")?, "seal holders")?,
+        created_by: col(row, "created_by")?,
+        practice_authorized: col::<i64>(row, "practice_authorized")? != 0,
+    })
+}

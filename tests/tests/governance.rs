@@ -1,0 +1,732 @@
+//! Seal governance end to end through the running daemon: an enterprise set up over the API,
+//! seals created and approved, holders, seal-use applications and their grants, the
+//! legal-representative seal, resignations in the middle of a flow.
+
+use std::fs;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use reqwest::blocking::Client;
+use seald_tests::daemon::{client_cert, send, sha256_hex, Answer, Daemon, Setup};
+use seald_tests::pdf::Validators;
+use serde_json::{json, Value};
+
+/// A daemon with an enterprise: boss (super administrator), legal (legal representative),
+/// sa1 and sa2 (seal administrators), appr (seal approver), alice and bob (business staff);
+/// clients `admin` (the administering application) and `oa` (a signer acting for employees).
+struct World {
+    setup: Setup,
+    d: Daemon,
+    admin: Client,
+    oa: Client,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+impl World {
+    fn new() -> World {
+        let setup = Setup::new("");
+        client_cert(&setup.tls, "oa", false);
+        let d = setup.start();
+        let (admin, oa) = (d.client("admin"), d.client("oa"));
+        let w = World {
+            setup,
+            d,
+            admin,
+            oa,
+        };
+        let set_up = w.call(&w.admin, "POST", "/v1/org", None, Some(json!({
+            "enterprise": {"id": "acme", "name": "示例科技有限公司", "credit_code": "91350100M000100Y43"},
+            "department": {"id": "hq", "name": "总部"},
+            "super_administrator": {"id": "boss", "name": "王总", "phone": "13800138000"},
+        })));
+        assert_eq!(set_up.status, 200, "{} {}", text(&set_up), w.d.log_text());
+        for (id, roles) in [
+            ("legal", &["legal_representative"][..]),
+            ("sa1", &["seal_administrator"]),
+            ("sa2", &["seal_administrator"]),
+            ("appr", &["seal_approver"]),
+            ("alice", &["business_staff"]),
+            ("bob", &["business_staff"]),
+        ] {
+            let person =
+                json!({"name": format!("员工{id}"), "phone": "13900139000", "department": "hq"});
+            let put = w.call(
+                &w.admin,
+                "PUT",
+                &format!("/v1/org/employees/{id}"),
+                Some("boss"),
+                Some(person),
+            );
+            assert_eq!(put.status, 200, "{} {}", text(&put), w.d.log_text());
+            let given = w.call(
+                &w.admin,
+                "PUT",
+                &format!("/v1/org/employees/{id}/roles"),
+                Some("boss"),
+                Some(json!({"roles": roles})),
+            );
+            assert_eq!(given.status, 200, "{}", text(&given));
+        }
+        w
+    }
+
+    fn call(
+        &self,
+        client: &Client,
+        method: &str,
+        path: &str,
+        employee: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let url = format!("{}{path}", self.d.api);
+        let mut request = match method {
+            "GET" => client.get(url),
+            "PUT" => client.put(url),
+            "DELETE" => client.delete(url),
+            _ => client.post(url),
+        };
+        if let Some(e) = employee {
+            request = request.header("Seald-Employee", e);
+        }
+        if let Some(b) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(serde_json::to_vec(&b).expect("json"));
+        }
+        send(request)
+    }
+
+    /// Registers seal `id` (the test key) as `employee`.
+    fn create_seal(&self, id: &str, kind: &str, employee: &str, holders: &[&str]) -> Answer {
+        let chain = fs::read_to_string(&self.setup.chain).expect("chain");
+        self.call(
+            &self.admin,
+            "POST",
+            "/v1/admin/seals",
+            Some(employee),
+            Some(json!({
+                "id": id, "name": format!("印章 {id}"), "token": "hsm", "key_label": "seal",
+                "certificate_chain_pem": chain, "kind": kind, "holders": holders,
+            })),
+        )
+    }
+
+    /// The OA system: signer for `seals`, acting for employees.
+    fn register_oa(&self, seals: &[&str]) {
+        let cert = fs::read_to_string(self.setup.tls.join("oa.crt")).expect("oa cert");
+        let r = self.call(
+            &self.admin,
+            "POST",
+            "/v1/admin/applications",
+            None,
+            Some(json!({
+                "id": "oa", "name": "OA", "certificate_pem": cert, "roles": ["signer"],
+                "seals": seals, "acts_for_employees": true,
+            })),
+        );
+        assert_eq!(r.status, 200, "{}", text(&r));
+    }
+
+    fn sign(&self, seal: &str, employee: &str, document_id: &str, pdf: &[u8]) -> Answer {
+        send(
+            self.oa
+                .post(format!(
+                    "{}/v1/seals/{seal}/sign?document_id={document_id}",
+                    self.d.api
+                ))
+                .header("Content-Type", "application/pdf")
+                .header("Seald-Employee", employee)
+                .body(pdf.to_vec()),
+        )
+    }
+
+    fn approval(&self, id: &str, action: &str, employee: &str) -> Answer {
+        self.call(
+            &self.oa,
+            "POST",
+            &format!("/v1/approvals/{id}/{action}"),
+            Some(employee),
+            None,
+        )
+    }
+
+    fn pending(&self, employee: &str) -> Value {
+        let r = self.call(
+            &self.oa,
+            "GET",
+            "/v1/approvals/pending",
+            Some(employee),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", text(&r));
+        r.json()
+    }
+
+    /// pdfsig, pyHanko and qpdf all accept `pdf`.
+    fn validated(&self, pdf: &[u8]) {
+        let out = self.setup.dir().join("governed.pdf");
+        fs::write(&out, pdf).expect("write");
+        let v = Validators::new(self.setup.dir(), &[self.setup.seal.root()]);
+        v.qpdf(&out).expect("qpdf --check");
+        let sigs = v.pdfsig(&out);
+        assert!(
+            sigs.len() == 1 && sigs[0].valid && sigs[0].trusted,
+            "{sigs:?}"
+        );
+        let ph = v.pyhanko(&out, true);
+        assert_eq!(
+            (ph[0]["intact"].clone(), ph[0]["valid"].clone()),
+            (json!(true), json!(true)),
+            "{}",
+            ph[0]
+        );
+    }
+
+    fn audit_detail(&self, seq: &str) -> Value {
+        let detail = self.setup.sql(&format!(
+            "SELECT detail FROM audit_records WHERE seq = {seq}"
+        ));
+        serde_json::from_str(&detail).unwrap_or(Value::Null)
+    }
+}
+
+fn text(a: &Answer) -> String {
+    format!("{} {}", a.status, String::from_utf8_lossy(&a.body))
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_seal_administrators_seal_is_approved_by_another_then_used_by_its_holder() {
+    let w = World::new();
+    // Only someone with seal management creates seals.
+    let refused = w.create_seal("contract", "contract", "alice", &["alice"]);
+    assert_eq!(
+        (refused.status, refused.code()),
+        (403, "permission_denied".to_owned()),
+        "{}",
+        text(&refused)
+    );
+    let created = w.create_seal("contract", "contract", "sa1", &["alice"]);
+    assert_eq!(created.status, 200, "{}", text(&created));
+    assert_eq!(created.json()["status"], "pending_review");
+    let approval = created.json()["approval"]
+        .as_str()
+        .expect("an approval request")
+        .to_owned();
+    w.register_oa(&["contract"]);
+
+    let pdf = w.setup.sample();
+    let early = w.sign("contract", "alice", "C-1", &pdf);
+    assert_eq!(
+        (early.status, early.code()),
+        (403, "seal_pending_review".to_owned()),
+        "{}",
+        text(&early)
+    );
+    // The creator does not approve their own seal; the other seal administrator does.
+    let own = w.approval(&approval, "approve", "sa1");
+    assert_eq!(
+        (own.status, own.code()),
+        (403, "self_approval".to_owned()),
+        "{}",
+        text(&own)
+    );
+    let waiting = w.pending("sa2");
+    assert_eq!(
+        ids(&waiting["waiting_for_me"]),
+        [approval.as_str()],
+        "{waiting}"
+    );
+    assert_eq!(
+        ids(&w.pending("sa1")["submitted_by_me"]),
+        [approval.as_str()]
+    );
+    let approved = w.approval(&approval, "approve", "sa2");
+    assert_eq!(approved.status, 200, "{}", text(&approved));
+    assert_eq!(approved.json()["state"], "approved");
+    let shown = send(w.oa.get(format!("{}/v1/seals/contract", w.d.api))).json();
+    assert_eq!(shown["status"], "active", "{shown}");
+    assert!(w.pending("sa2")["waiting_for_me"]
+        .as_array()
+        .is_some_and(Vec::is_empty));
+
+    let signed = w.sign("contract", "alice", "C-1", &pdf);
+    assert_eq!(signed.status, 200, "{}", text(&signed));
+    w.validated(&signed.body);
+    let seq = signed.header("seald-audit-record").expect("record");
+    let detail = w.audit_detail(&seq);
+    assert_eq!(
+        (detail["employee"].clone(), detail["permit"].clone()),
+        (json!("alice"), json!("holder")),
+        "{detail}"
+    );
+    // The acting employee is named only by applications registered to act for employees.
+    let cert = fs::read_to_string(w.setup.tls.join("app.crt")).expect("app cert");
+    let erp = w.call(&w.admin, "POST", "/v1/admin/applications", None, Some(json!({
+        "id": "erp", "name": "ERP", "certificate_pem": cert, "roles": ["signer"], "seals": ["contract"],
+    })));
+    assert_eq!(erp.status, 200, "{}", text(&erp));
+    let for_alice = send(
+        w.d.client("app")
+            .post(format!(
+                "{}/v1/seals/contract/sign?document_id=C-2",
+                w.d.api
+            ))
+            .header("Content-Type", "application/pdf")
+            .header("Seald-Employee", "alice")
+            .body(pdf.clone()),
+    );
+    assert_eq!(
+        for_alice.code(),
+        "cannot_act_for_employees",
+        "{}",
+        text(&for_alice)
+    );
+}
+
+#[test]
+fn a_non_holder_applies_is_approved_signs_once_and_is_refused_the_second_time() {
+    let w = World::new();
+    let created = w.create_seal("contract", "contract", "boss", &["alice"]);
+    assert_eq!(created.json()["status"], "active", "{}", text(&created));
+    w.register_oa(&["contract"]);
+    let pdf = w.setup.sample();
+    let sha = sha256_hex(&pdf);
+
+    let refused = w.sign("contract", "bob", "C-7", &pdf);
+    assert_eq!(
+        (refused.status, refused.code()),
+        (403, "seal_use_approval_required".to_owned()),
+        "{}",
+        text(&refused)
+    );
+    let no_document = send(
+        w.oa.post(format!("{}/v1/seals/contract/sign", w.d.api))
+            .header("Content-Type", "application/pdf")
+            .header("Seald-Employee", "bob")
+            .body(pdf.clone()),
+    );
+    assert_eq!(
+        no_document.code(),
+        "document_required",
+        "{}",
+        text(&no_document)
+    );
+
+    let apply = |uses: u32| {
+        w.call(
+            &w.oa,
+            "POST",
+            "/v1/approvals",
+            Some("bob"),
+            Some(json!({
+                "seal": "contract", "document_id": "C-7", "document_sha256": sha,
+                "uses": uses, "valid_until": now() + 86_400, "reason": "客户合同盖章",
+            })),
+        )
+    };
+    let applied = apply(1);
+    assert_eq!(applied.status, 201, "{}", text(&applied));
+    let id = applied.json()["id"].as_str().expect("id").to_owned();
+    let waiting = w.sign("contract", "bob", "C-7", &pdf);
+    assert_eq!(waiting.code(), "seal_use_approval_required");
+    assert!(
+        String::from_utf8_lossy(&waiting.body).contains(&id),
+        "names the pending request: {}",
+        text(&waiting)
+    );
+    let holder_applies = w.call(&w.oa, "POST", "/v1/approvals", Some("alice"), Some(json!({
+        "seal": "contract", "document_id": "C-7", "document_sha256": sha, "valid_until": now() + 86_400,
+    })));
+    assert_eq!(holder_applies.code(), "already_holder");
+
+    assert_eq!(w.approval(&id, "approve", "appr").status, 200);
+    // The grant is for this document as applied for: another version of it is refused.
+    let mut changed = pdf.clone();
+    changed.extend_from_slice(b"\n% edited\n");
+    let other = w.sign("contract", "bob", "C-7", &changed);
+    assert_eq!(other.code(), "document_changed", "{}", text(&other));
+    let once = w.sign("contract", "bob", "C-7", &pdf);
+    assert_eq!(once.status, 200, "{}", text(&once));
+    w.validated(&once.body);
+    let detail = w.audit_detail(&once.header("seald-audit-record").expect("record"));
+    assert!(
+        detail["permit"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("grant:")),
+        "{detail}"
+    );
+    let twice = w.sign("contract", "bob", "C-7", &pdf);
+    assert_eq!(
+        (twice.status, twice.code()),
+        (403, "grant_used_up".to_owned()),
+        "{}",
+        text(&twice)
+    );
+
+    // A single-use grant under eight concurrent requests: exactly one signs.
+    let again = apply(1);
+    let id2 = again.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(w.approval(&id2, "approve", "appr").status, 200);
+    let answers: Vec<Answer> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| w.sign("contract", "bob", "C-7", &pdf)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let ok = answers.iter().filter(|a| a.status == 200).count();
+    let used_up = answers
+        .iter()
+        .filter(|a| a.status == 403 && a.code() == "grant_used_up")
+        .count();
+    assert_eq!(
+        (ok, used_up),
+        (1, 7),
+        "{:?}",
+        answers.iter().map(text).collect::<Vec<_>>()
+    );
+    let uses = w
+        .setup
+        .sql("SELECT group_concat(uses_left) FROM seal_grants");
+    assert_eq!(uses, "0,0");
+    let grant_signatures = w.setup.sql(
+        "SELECT count(*) FROM audit_records WHERE action = 'sign' AND decision = 'allowed' AND detail LIKE '%\"permit\":\"grant:%'",
+    );
+    assert_eq!(grant_signatures, "2", "one signature per single-use grant");
+}
+
+#[test]
+fn the_legal_representative_seal_is_his_alone() {
+    let w = World::new();
+    let by_boss = w.create_seal("legal-seal", "legal_representative", "boss", &["legal"]);
+    assert_eq!(
+        by_boss.code(),
+        "legal_representative_only",
+        "{}",
+        text(&by_boss)
+    );
+    let by_legal = w.create_seal("legal-seal", "legal_representative", "legal", &["legal"]);
+    assert_eq!(by_legal.json()["status"], "active", "{}", text(&by_legal));
+    w.register_oa(&["legal-seal"]);
+    for (who, path, method, body) in [
+        ("sa1", "/v1/admin/seals/legal-seal/disable", "POST", None),
+        (
+            "boss",
+            "/v1/admin/seals/legal-seal/holders",
+            "PUT",
+            Some(json!({"holders": ["legal", "alice"]})),
+        ),
+        ("boss", "/v1/admin/seals/legal-seal", "DELETE", None),
+    ] {
+        let r = w.call(&w.admin, method, path, Some(who), body);
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "legal_representative_only".to_owned()),
+            "{who} {path}: {}",
+            text(&r)
+        );
+    }
+    let pdf = w.setup.sample();
+    let alice = w.sign("legal-seal", "alice", "L-1", &pdf);
+    assert_eq!(
+        alice.code(),
+        "legal_representative_only",
+        "{}",
+        text(&alice)
+    );
+    let applies = w.call(&w.oa, "POST", "/v1/approvals", Some("alice"), Some(json!({
+        "seal": "legal-seal", "document_id": "L-1", "document_sha256": sha256_hex(&pdf), "valid_until": now() + 3600,
+    })));
+    assert_eq!(applies.code(), "legal_representative_only");
+    let signed = w.sign("legal-seal", "legal", "L-1", &pdf);
+    assert_eq!(signed.status, 200, "{}", text(&signed));
+    w.validated(&signed.body);
+    let disabled = w.call(
+        &w.admin,
+        "POST",
+        "/v1/admin/seals/legal-seal/disable",
+        Some("legal"),
+        None,
+    );
+    assert_eq!(disabled.status, 200, "{}", text(&disabled));
+    let after = w.sign("legal-seal", "legal", "L-1", &pdf);
+    assert_eq!(
+        after.code(),
+        "seal_disabled",
+        "a disabled seal never signs: {}",
+        text(&after)
+    );
+    // Every refusal above is in the audit log, with its code.
+    let denied = w.setup.sql("SELECT count(*) FROM audit_records WHERE decision = 'denied' AND reason = 'legal_representative_only'");
+    assert_eq!(denied, "6");
+}
+
+#[test]
+fn an_approver_who_resigns_mid_flow_hands_over_and_a_flow_left_without_approvers_is_reported() {
+    let w = World::new();
+    assert_eq!(
+        w.create_seal("contract", "contract", "boss", &["alice"])
+            .status,
+        200
+    );
+    w.register_oa(&["contract"]);
+    // Two nodes: appr, then sa2 by name.
+    let flow = json!({"nodes": [
+        {"approvers": [{"member": "appr"}], "mode": "or"},
+        {"approvers": [{"member": "sa2"}], "mode": "or"},
+    ], "deadline_seconds": 86_400});
+    let configured = w.call(
+        &w.admin,
+        "PUT",
+        "/v1/org/flows/seal_use",
+        Some("boss"),
+        Some(flow),
+    );
+    assert_eq!(configured.status, 200, "{}", text(&configured));
+    let pdf = w.setup.sample();
+    let applied = w.call(&w.oa, "POST", "/v1/approvals", Some("bob"), Some(json!({
+        "seal": "contract", "document_id": "C-9", "document_sha256": sha256_hex(&pdf), "valid_until": now() + 86_400,
+    })));
+    let id = applied.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(w.approval(&id, "approve", "appr").json()["node"], 1);
+    // sa2 resigns before deciding; sa1 takes over.
+    let resigned = w.call(
+        &w.admin,
+        "POST",
+        "/v1/org/employees/sa2/resign",
+        Some("boss"),
+        Some(json!({"successor": "sa1"})),
+    );
+    assert_eq!(resigned.status, 200, "{}", text(&resigned));
+    assert_eq!(resigned.json()["requests"], json!([id]));
+    let gone = w.approval(&id, "approve", "sa2");
+    assert_eq!(gone.code(), "employee_resigned", "{}", text(&gone));
+    assert_eq!(ids(&w.pending("sa1")["waiting_for_me"]), [id.as_str()]);
+    assert_eq!(
+        w.approval(&id, "approve", "sa1").json()["state"],
+        "approved"
+    );
+    assert_eq!(w.sign("contract", "bob", "C-9", &pdf).status, 200);
+
+    // A node by role whose only member resigns: the request is reported as stalled.
+    let by_role = json!({"nodes": [{"approvers": [{"role": "seal_approver"}], "mode": "or"}], "deadline_seconds": 86_400});
+    assert_eq!(
+        w.call(
+            &w.admin,
+            "PUT",
+            "/v1/org/flows/seal_use",
+            Some("boss"),
+            Some(by_role)
+        )
+        .status,
+        200
+    );
+    let applied = w.call(&w.oa, "POST", "/v1/approvals", Some("bob"), Some(json!({
+        "seal": "contract", "document_id": "C-10", "document_sha256": sha256_hex(&pdf), "valid_until": now() + 86_400,
+    })));
+    let stalled_id = applied.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        w.call(
+            &w.admin,
+            "POST",
+            "/v1/org/employees/appr/resign",
+            Some("boss"),
+            Some(json!({"successor": "alice"}))
+        )
+        .status,
+        200
+    );
+    let bob = w.pending("bob");
+    assert_eq!(ids(&bob["stalled"]), [stalled_id.as_str()], "{bob}");
+    let shown = w
+        .call(
+            &w.oa,
+            "GET",
+            &format!("/v1/approvals/{stalled_id}"),
+            Some("bob"),
+            None,
+        )
+        .json();
+    assert_eq!(
+        (shown["stalled"].clone(), shown["eligible"].clone()),
+        (json!(true), json!([])),
+        "{shown}"
+    );
+    // New applications into that flow are refused rather than left to expire.
+    let refused = w.call(&w.oa, "POST", "/v1/approvals", Some("bob"), Some(json!({
+        "seal": "contract", "document_id": "C-11", "document_sha256": sha256_hex(&pdf), "valid_until": now() + 86_400,
+    })));
+    assert_eq!(
+        (refused.status, refused.code()),
+        (409, "no_eligible_approver".to_owned()),
+        "{}",
+        text(&refused)
+    );
+}
+
+#[test]
+fn governance_refuses_bad_input_with_typed_errors() {
+    let w = World::new();
+    let again = w.call(
+        &w.admin,
+        "POST",
+        "/v1/org",
+        None,
+        Some(json!({
+            "enterprise": {"id": "x", "name": "x", "credit_code": "91350100M000100Y43"},
+            "department": {"id": "hq", "name": "总部"},
+            "super_administrator": {"id": "boss", "name": "王总", "phone": "13800138000"},
+        })),
+    );
+    assert_eq!(
+        (again.status, again.code()),
+        (409, "enterprise_exists".to_owned())
+    );
+    let cases = [
+        (
+            "PUT",
+            "/v1/org/employees/carol",
+            Some("boss"),
+            json!({"name": "C", "phone": "12ab", "department": "hq"}),
+            422,
+            "invalid_phone",
+        ),
+        (
+            "PUT",
+            "/v1/org/employees/carol",
+            Some("boss"),
+            json!({"name": "C", "phone": "13800138000", "department": "nowhere"}),
+            404,
+            "department_not_found",
+        ),
+        (
+            "PUT",
+            "/v1/org/employees/carol",
+            None,
+            json!({"name": "C", "phone": "13800138000", "department": "hq"}),
+            400,
+            "employee_required",
+        ),
+        (
+            "PUT",
+            "/v1/org/employees/carol",
+            Some("alice"),
+            json!({"name": "C", "phone": "13800138000", "department": "hq"}),
+            403,
+            "permission_denied",
+        ),
+        (
+            "PUT",
+            "/v1/org/employees/carol",
+            Some("ghost"),
+            json!({"name": "C", "phone": "13800138000", "department": "hq"}),
+            403,
+            "employee_not_found",
+        ),
+        (
+            "PUT",
+            "/v1/org/employees/alice/roles",
+            Some("boss"),
+            json!({"roles": ["super_administrator"]}),
+            409,
+            "super_administrator_exists",
+        ),
+        (
+            "PUT",
+            "/v1/org/employees/alice/roles",
+            Some("boss"),
+            json!({"roles": ["legal_representative"]}),
+            409,
+            "legal_representative_exists",
+        ),
+        (
+            "PUT",
+            "/v1/org/roles/seal_approver",
+            Some("boss"),
+            json!({"name": "x", "permissions": [], "scope": "own"}),
+            403,
+            "system_role_immutable",
+        ),
+        (
+            "PUT",
+            "/v1/org/departments/hq",
+            Some("boss"),
+            json!({"name": "总部", "parent": "hq"}),
+            422,
+            "department_cycle",
+        ),
+        (
+            "PUT",
+            "/v1/org/flows/seal_use",
+            Some("boss"),
+            json!({"nodes": [], "deadline_seconds": 60}),
+            422,
+            "flow_invalid",
+        ),
+        (
+            "PUT",
+            "/v1/org/flows/nope",
+            Some("boss"),
+            json!({"nodes": [], "deadline_seconds": 60}),
+            404,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/v1/org/employees/boss/resign",
+            Some("boss"),
+            json!({"successor": "alice"}),
+            409,
+            "super_administrator_required",
+        ),
+        (
+            "POST",
+            "/v1/approvals",
+            Some("bob"),
+            json!({"seal": "nope", "document_id": "d", "document_sha256": "00", "valid_until": 1}),
+            404,
+            "seal_not_found",
+        ),
+    ];
+    for (method, path, employee, body, status, code) in cases {
+        let r = w.call(&w.admin, method, path, employee, Some(body));
+        assert_eq!(
+            (r.status, r.code()),
+            (status, code.to_owned()),
+            "{method} {path}: {}",
+            text(&r)
+        );
+    }
+    let template = w.call(&w.admin, "POST", "/v1/admin/seals", Some("boss"), Some(json!({
+        "id": "t", "name": "t", "token": "hsm", "key_label": "seal", "certificate_chain_pem": "", "source": "template",
+    })));
+    assert_eq!(
+        (template.status, template.code()),
+        (422, "template_seal_unavailable".to_owned())
+    );
+    // Nothing of the refused changes was stored.
+    let org = w.call(&w.admin, "GET", "/v1/org", None, None).json();
+    assert!(
+        org["employees"]
+            .as_array()
+            .is_some_and(|e| e.iter().all(|e| e["id"] != "carol")),
+        "{org}"
+    );
+}
