@@ -21,6 +21,7 @@ mod source;
 pub mod time;
 mod tlv;
 pub mod tsa;
+pub mod upload;
 pub mod verify;
 mod writer;
 mod xref;
@@ -36,6 +37,7 @@ pub use sign::{
 pub use source::Source;
 pub use time::SigningTime;
 pub use tsa::TimestampRequest;
+pub use upload::normalize_seal_image;
 pub use verify::{
     verify_detached, verify_document, CertificateSummary, Modifications, Report, SignatureReport,
     Verdict, VerifyOptions,

@@ -49,9 +49,19 @@ enum SealCommand {
         /// PEM: the seal certificate, then its issuers.
         #[arg(long, value_name = "FILE")]
         chain: PathBuf,
-        /// The seal image (PNG, with transparency).
+        /// The seal image: PNG or JPEG (at most 5 MB); seald makes its background
+        /// transparent.
         #[arg(long, value_name = "FILE")]
         image: Option<PathBuf>,
+        /// official, contract, finance, hr, legal_representative, practice or other.
+        #[arg(long, default_value = "other")]
+        kind: String,
+        /// The department it belongs to.
+        #[arg(long)]
+        department: Option<String>,
+        /// An employee who may use it; repeatable.
+        #[arg(long = "holder")]
+        holders: Vec<String>,
     },
     Enable {
         id: String,
@@ -59,7 +69,33 @@ enum SealCommand {
     Disable {
         id: String,
     },
+    /// Delete a seal: final, it never signs again.
+    Delete {
+        id: String,
+    },
+    /// Make these employees the seal's holders (none: --holder omitted).
+    Holders {
+        id: String,
+        #[arg(long = "holder")]
+        holders: Vec<String>,
+    },
+    /// As the holder of a practice seal, authorize it.
+    Authorize {
+        id: String,
+    },
     List,
+}
+
+/// `sealctl seal …`: the same as `sealctl admin seal …`.
+#[derive(Args, Debug)]
+pub struct SealArgs {
+    #[command(flatten)]
+    remote: RemoteArgs,
+    /// Print seald's JSON answers.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: SealCommand,
 }
 
 #[derive(Subcommand, Debug)]
@@ -85,6 +121,9 @@ enum AppCommand {
         /// Register it disabled.
         #[arg(long)]
         disabled: bool,
+        /// Its requests may name the employee they act for (an OA system).
+        #[arg(long)]
+        acts_for_employees: bool,
     },
     List,
 }
@@ -94,7 +133,7 @@ fn read_text(path: &std::path::Path) -> Result<String, Failure> {
         .map_err(|_| Failure::usage(format!("{} is not UTF-8 text (PEM)", path.display())))
 }
 
-fn show(value: &Value, json_out: bool, summary: impl FnOnce(&Value) -> String) {
+pub fn show(value: &Value, json_out: bool, summary: impl FnOnce(&Value) -> String) {
     if json_out {
         println!(
             "{}",
@@ -105,44 +144,76 @@ fn show(value: &Value, json_out: bool, summary: impl FnOnce(&Value) -> String) {
     }
 }
 
-pub fn run(args: AdminArgs) -> Result<(), Failure> {
+pub fn run_seal(args: SealArgs) -> Result<(), Failure> {
     let remote = args.remote.connect()?;
-    match args.command {
-        AdminCommand::Seal(SealCommand::Register {
+    seal(&remote, args.json, args.command)
+}
+
+fn seal(
+    remote: &crate::remote::Remote,
+    json_out: bool,
+    command: SealCommand,
+) -> Result<(), Failure> {
+    let status = |v: &Value| v["status"].as_str().unwrap_or("?").to_owned();
+    match command {
+        SealCommand::Register {
             id,
             name,
             token,
             key_label,
             chain,
             image,
-        }) => {
+            kind,
+            department,
+            holders,
+        } => {
             let image = image
                 .map(|p| crate::read_file(&p))
                 .transpose()?
                 .map(|b| base64::engine::general_purpose::STANDARD.encode(b));
             let body = json!({
                 "id": id, "name": name, "token": token, "key_label": key_label,
-                "certificate_chain_pem": read_text(&chain)?, "image_png_base64": image,
+                "certificate_chain_pem": read_text(&chain)?, "image_base64": image,
+                "kind": kind, "department": department, "holders": holders,
             });
             let v = remote.post_json("/v1/admin/seals", &body)?;
-            show(&v, args.json, |v| {
-                format!(
-                    "seal '{}' registered and active",
-                    v["id"].as_str().unwrap_or("?")
-                )
+            show(&v, json_out, |v| {
+                match v["approval"].as_str() {
+                Some(approval) => format!(
+                    "seal '{id}' registered, pending review: approval request {approval} waits for its approvers"
+                ),
+                None => format!("seal '{id}' registered and {}", status(v)),
+            }
             });
         }
-        AdminCommand::Seal(SealCommand::Enable { id }) => {
+        SealCommand::Enable { id } => {
             let v = remote.post_json(&format!("/v1/admin/seals/{id}/enable"), &json!({}))?;
-            show(&v, args.json, |_| format!("seal '{id}' enabled"));
+            show(&v, json_out, |_| format!("seal '{id}' enabled"));
         }
-        AdminCommand::Seal(SealCommand::Disable { id }) => {
+        SealCommand::Disable { id } => {
             let v = remote.post_json(&format!("/v1/admin/seals/{id}/disable"), &json!({}))?;
-            show(&v, args.json, |_| format!("seal '{id}' disabled"));
+            show(&v, json_out, |_| format!("seal '{id}' disabled"));
         }
-        AdminCommand::Seal(SealCommand::List) => {
+        SealCommand::Delete { id } => {
+            let v = remote.delete(&format!("/v1/admin/seals/{id}"))?;
+            show(&v, json_out, |_| format!("seal '{id}' deleted"));
+        }
+        SealCommand::Holders { id, holders } => {
+            let v = remote.put_json(
+                &format!("/v1/admin/seals/{id}/holders"),
+                &json!({ "holders": holders }),
+            )?;
+            show(&v, json_out, |v| {
+                format!("seal '{id}' holders: {}", v["holders"])
+            });
+        }
+        SealCommand::Authorize { id } => {
+            let v = remote.post_json(&format!("/v1/admin/seals/{id}/authorize"), &json!({}))?;
+            show(&v, json_out, |_| format!("practice seal '{id}' authorized"));
+        }
+        SealCommand::List => {
             let v = remote.get_json("/v1/seals")?;
-            show(&v, args.json, |v| {
+            show(&v, json_out, |v| {
                 let mut out = String::new();
                 for s in v["seals"].as_array().into_iter().flatten() {
                     out.push_str(&format!(
@@ -156,6 +227,14 @@ pub fn run(args: AdminArgs) -> Result<(), Failure> {
                 out.trim_end().to_owned()
             });
         }
+    }
+    Ok(())
+}
+
+pub fn run(args: AdminArgs) -> Result<(), Failure> {
+    let remote = args.remote.connect()?;
+    match args.command {
+        AdminCommand::Seal(command) => seal(&remote, args.json, command)?,
         AdminCommand::App(AppCommand::Register {
             id,
             name,
@@ -164,11 +243,12 @@ pub fn run(args: AdminArgs) -> Result<(), Failure> {
             seals,
             templates,
             disabled,
+            acts_for_employees,
         }) => {
             let body = json!({
                 "id": id, "name": name, "certificate_pem": read_text(&cert)?, "roles": roles,
                 "seals": seals, "templates": if templates.is_empty() { Value::Null } else { json!(templates) },
-                "enabled": !disabled,
+                "enabled": !disabled, "acts_for_employees": acts_for_employees,
             });
             let v = remote.post_json("/v1/admin/applications", &body)?;
             show(&v, args.json, |v| {

@@ -10,6 +10,7 @@ use clap::Parser;
 
 mod admin;
 mod audit;
+mod governance;
 mod remote;
 mod secrets;
 mod sign;
@@ -43,6 +44,14 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Check or export seald's audit log.
     Audit(audit::AuditArgs),
+    /// Seal governance: the enterprise, departments, employees, approval flows.
+    Org(governance::OrgArgs),
+    /// Custom roles (the system roles are fixed).
+    Role(governance::RoleArgs),
+    /// Seals in a running seald: register, enable, disable, delete, holders, authorize.
+    Seal(admin::SealArgs),
+    /// Seal-use applications and approvals: apply, pending, approve, reject, cancel, resubmit.
+    Approval(governance::ApprovalArgs),
 }
 
 /// A failure to report: the message, and whether it was the caller's usage (exit 2) or an
@@ -116,6 +125,10 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Admin(args) => admin::run(args).map(|()| ExitCode::SUCCESS),
         Command::Audit(args) => audit::run(args),
+        Command::Org(args) => governance::run_org(args).map(|()| ExitCode::SUCCESS),
+        Command::Role(args) => governance::run_role(args).map(|()| ExitCode::SUCCESS),
+        Command::Seal(args) => admin::run_seal(args).map(|()| ExitCode::SUCCESS),
+        Command::Approval(args) => governance::run_approval(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

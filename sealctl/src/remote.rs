@@ -26,6 +26,15 @@ pub struct RemoteArgs {
     /// Seconds to wait for each request.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
+    /// The employee this command acts as (sent as Seald-Employee). Governance actions need
+    /// one once the enterprise is set up; seald checks that employee's permissions.
+    #[arg(
+        long = "as",
+        env = "SEALD_EMPLOYEE",
+        value_name = "EMPLOYEE",
+        global = true
+    )]
+    employee: Option<String>,
 }
 
 /// A connected client.
@@ -33,6 +42,7 @@ pub struct RemoteArgs {
 pub struct Remote {
     base: String,
     client: reqwest::blocking::Client,
+    employee: Option<String>,
 }
 
 impl RemoteArgs {
@@ -76,6 +86,7 @@ impl RemoteArgs {
         Ok(Remote {
             base: server.trim_end_matches('/').to_owned(),
             client,
+            employee: self.employee.clone(),
         })
     }
 }
@@ -110,8 +121,37 @@ impl Remote {
         Err(Failure::failed(message))
     }
 
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
+        let request = self.client.request(method, format!("{}{path}", self.base));
+        match &self.employee {
+            Some(e) => request.header("Seald-Employee", e),
+            None => request,
+        }
+    }
+
     pub fn get(&self, path: &str) -> Result<reqwest::blocking::Response, Failure> {
-        self.check(self.client.get(format!("{}{path}", self.base)).send())
+        self.check(self.request(reqwest::Method::GET, path).send())
+    }
+
+    /// Sends `body` as JSON with `method` and reads the JSON answer.
+    pub fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, Failure> {
+        self.check(
+            self.request(method, path)
+                .header("Content-Type", "application/json")
+                .body(body.to_string())
+                .send(),
+        )
+        .and_then(json)
+    }
+
+    pub fn delete(&self, path: &str) -> Result<Value, Failure> {
+        self.check(self.request(reqwest::Method::DELETE, path).send())
+            .and_then(json)
     }
 
     pub fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
@@ -119,14 +159,11 @@ impl Remote {
     }
 
     pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, Failure> {
-        self.check(
-            self.client
-                .post(format!("{}{path}", self.base))
-                .header("Content-Type", "application/json")
-                .body(body.to_string())
-                .send(),
-        )
-        .and_then(json)
+        self.send_json(reqwest::Method::POST, path, body)
+    }
+
+    pub fn put_json(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+        self.send_json(reqwest::Method::PUT, path, body)
     }
 }
 

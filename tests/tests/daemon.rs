@@ -1103,6 +1103,11 @@ fn the_openapi_document_is_valid_and_every_route_in_it_is_served() {
                     .post(&url)
                     .header("Content-Type", "application/json")
                     .body("{}"),
+                "put" => admin
+                    .put(&url)
+                    .header("Content-Type", "application/json")
+                    .body("{}"),
+                "delete" => admin.delete(&url),
                 other => panic!("unexpected method {other}"),
             };
             let a = send(request);

@@ -730,3 +730,297 @@ fn governance_refuses_bad_input_with_typed_errors() {
         "{org}"
     );
 }
+
+/// `sealctl org|role|seal|approval` drive the same flow as the API, with `--json`, and a
+/// refusal exits 1 naming seald's code.
+#[test]
+fn sealctl_administers_governance_with_json_answers() {
+    use seald_tests::{run, run_ok};
+    let setup = Setup::new("");
+    let d = setup.start();
+    let ctl = |who: Option<&str>, args: &[&str]| {
+        let mut cmd = setup.sealctl(&d, "admin");
+        if let Some(who) = who {
+            cmd.env("SEALD_EMPLOYEE", who);
+        }
+        cmd.args(args);
+        cmd
+    };
+    let json_of = |out: String| -> Value {
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    run_ok(&mut ctl(
+        None,
+        &[
+            "org",
+            "init",
+            "--id",
+            "acme",
+            "--name",
+            "示例科技有限公司",
+            "--credit-code",
+            "91350100M000100Y43",
+            "--department-name",
+            "总部",
+            "--admin-id",
+            "boss",
+            "--admin-name",
+            "王总",
+            "--admin-phone",
+            "13800138000",
+        ],
+    ));
+    for (id, role) in [
+        ("sa1", "seal_administrator"),
+        ("sa2", "seal_administrator"),
+        ("alice", "business_staff"),
+        ("bob", "business_staff"),
+        ("appr", "seal_approver"),
+    ] {
+        run_ok(&mut ctl(
+            Some("boss"),
+            &[
+                "org",
+                "employee",
+                id,
+                "--name",
+                id,
+                "--phone",
+                "13900139000",
+                "--department",
+                "hq",
+            ],
+        ));
+        run_ok(&mut ctl(
+            Some("boss"),
+            &["org", "roles", id, "--role", role],
+        ));
+    }
+    run_ok(&mut ctl(
+        Some("boss"),
+        &[
+            "org",
+            "department",
+            "sales",
+            "--name",
+            "销售部",
+            "--parent",
+            "hq",
+        ],
+    ));
+    run_ok(&mut ctl(
+        Some("boss"),
+        &[
+            "role",
+            "put",
+            "branch-seals",
+            "--name",
+            "分部印章",
+            "--permission",
+            "seal_management",
+            "--scope",
+            "department",
+        ],
+    ));
+    let roles = json_of(run_ok(&mut ctl(Some("boss"), &["role", "list", "--json"])));
+    assert!(
+        roles
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["id"] == "branch-seals")),
+        "{roles}"
+    );
+    run_ok(&mut ctl(Some("boss"), &["role", "delete", "branch-seals"]));
+
+    let chain = setup.chain.display().to_string();
+    let image = setup.image.display().to_string();
+    let registered = json_of(run_ok(&mut ctl(
+        Some("sa1"),
+        &[
+            "seal",
+            "register",
+            "--id",
+            "contract",
+            "--name",
+            "合同专用章",
+            "--token",
+            "hsm",
+            "--key",
+            "seal",
+            "--chain",
+            &chain,
+            "--image",
+            &image,
+            "--kind",
+            "contract",
+            "--holder",
+            "alice",
+            "--json",
+        ],
+    )));
+    assert_eq!(registered["status"], "pending_review", "{registered}");
+    let approval = registered["approval"]
+        .as_str()
+        .expect("approval")
+        .to_owned();
+    let pending = json_of(run_ok(&mut ctl(
+        Some("sa2"),
+        &["approval", "pending", "--json"],
+    )));
+    assert_eq!(ids(&pending["waiting_for_me"]), [approval.as_str()]);
+    let own = run(&mut ctl(Some("sa1"), &["approval", "approve", &approval]));
+    assert_eq!(own.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&own.stderr).contains("self_approval"),
+        "{own:?}"
+    );
+    let approved = json_of(run_ok(&mut ctl(
+        Some("sa2"),
+        &[
+            "approval",
+            "approve",
+            &approval,
+            "--comment",
+            "同意",
+            "--json",
+        ],
+    )));
+    assert_eq!(approved["state"], "approved");
+
+    run_ok(&mut ctl(
+        Some("sa1"),
+        &[
+            "seal", "holders", "contract", "--holder", "alice", "--holder", "sa1",
+        ],
+    ));
+    let sample = setup.dir().join("samples/contract.pdf");
+    let sample = sample.display().to_string();
+    let applied = json_of(run_ok(&mut ctl(
+        Some("bob"),
+        &[
+            "approval",
+            "apply",
+            "--seal",
+            "contract",
+            "--document-id",
+            "C-3",
+            "--file",
+            &sample,
+            "--reason",
+            "报价单",
+            "--json",
+        ],
+    )));
+    let id = applied["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        applied["subject"]["document_sha256"],
+        json!(sha256_hex(&fs::read(&sample).expect("pdf")))
+    );
+    run_ok(&mut ctl(
+        Some("appr"),
+        &["approval", "reject", &id, "--comment", "缺附件"],
+    ));
+    run_ok(&mut ctl(Some("bob"), &["approval", "resubmit", &id]));
+    run_ok(&mut ctl(Some("bob"), &["approval", "cancel", &id]));
+    let shown = json_of(run_ok(&mut ctl(
+        Some("bob"),
+        &["approval", "show", &id, "--json"],
+    )));
+    assert_eq!(shown["state"], "canceled", "{shown}");
+
+    run_ok(&mut ctl(
+        Some("boss"),
+        &[
+            "org",
+            "flow",
+            "seal_use",
+            "--node",
+            "or:member=appr",
+            "--node",
+            "joint:role=seal_administrator",
+            "--deadline-hours",
+            "24",
+        ],
+    ));
+    let flows = json_of(run_ok(&mut ctl(Some("boss"), &["org", "flows", "--json"])));
+    let seal_use = flows["flows"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["scenario"] == "seal_use").cloned())
+        .expect("seal_use");
+    assert_eq!(
+        seal_use["flow"]["nodes"].as_array().map(Vec::len),
+        Some(2),
+        "{seal_use}"
+    );
+    let bad_node = run(&mut ctl(
+        Some("boss"),
+        &["org", "flow", "seal_use", "--node", "sometimes:appr"],
+    ));
+    assert_eq!(bad_node.status.code(), Some(2), "a usage error");
+
+    let resigned = json_of(run_ok(&mut ctl(
+        Some("boss"),
+        &["org", "resign", "alice", "--successor", "bob", "--json"],
+    )));
+    assert_eq!(resigned["seals"], json!(["contract"]));
+    run_ok(&mut ctl(Some("sa1"), &["seal", "disable", "contract"]));
+    run_ok(&mut ctl(Some("sa1"), &["seal", "enable", "contract"]));
+    run_ok(&mut ctl(
+        Some("boss"),
+        &["org", "transfer-super-admin", "--to", "sa2"],
+    ));
+    let org = json_of(run_ok(&mut ctl(Some("sa2"), &["org", "show", "--json"])));
+    let sa2 = org["employees"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["id"] == "sa2").cloned())
+        .expect("sa2");
+    assert!(
+        sa2["roles"]
+            .as_array()
+            .is_some_and(|r| r.contains(&json!("super_administrator"))),
+        "{sa2}"
+    );
+    run_ok(&mut ctl(Some("sa1"), &["seal", "delete", "contract"]));
+    let listed = json_of(run_ok(&mut ctl(None, &["seal", "list", "--json"])));
+    assert_eq!(listed["seals"][0]["status"], "deleted", "{listed}");
+    // Every change above is in the audit log, as the employee who made it.
+    let by_employee = setup.sql("SELECT count(*) FROM audit_records WHERE decision = 'allowed' AND detail LIKE '%\"employee\":%'");
+    assert!(
+        by_employee.parse::<u32>().expect("count") >= 20,
+        "{by_employee}"
+    );
+}
+
+#[test]
+fn seal_images_are_png_or_jpeg_up_to_5_mb_and_stored_as_png() {
+    use base64::Engine;
+    let w = World::new();
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let chain = fs::read_to_string(&w.setup.chain).expect("chain");
+    let register = |id: &str, image: &[u8]| {
+        w.call(&w.admin, "POST", "/v1/admin/seals", Some("boss"), Some(json!({
+            "id": id, "name": id, "token": "hsm", "key_label": "seal", "certificate_chain_pem": chain,
+            "kind": "contract", "image_base64": b64(image),
+        })))
+    };
+    let jpeg =
+        fs::read(seald_tests::workspace_root().join("pades/tests/data/red16.jpg")).expect("jpeg");
+    let stored = register("from-jpeg", &jpeg);
+    assert_eq!(stored.status, 200, "{}", text(&stored));
+    let shown = send(w.admin.get(format!("{}/v1/seals/from-jpeg", w.d.api))).json();
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shown["image_png_base64"].as_str().expect("image"))
+        .expect("base64");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "stored as PNG");
+    for (image, says) in [
+        (b"GIF89a not a seal".to_vec(), "PNG or a JPEG"),
+        (vec![0x89; 5 * 1024 * 1024 + 1], "5 MB"),
+    ] {
+        let r = register("bad", &image);
+        assert_eq!((r.status, r.code()), (422, "invalid_image".to_owned()));
+        assert!(
+            String::from_utf8_lossy(&r.body).contains(says),
+            "{}",
+            text(&r)
+        );
+    }
+}

@@ -30,7 +30,10 @@ pub struct SealRegistration {
     key_label: String,
     /// PEM, the seal certificate first, then its issuers.
     certificate_chain_pem: String,
-    image_png_base64: Option<String>,
+    /// The seal image, PNG or JPEG (≤ 5 MB), base64; stored as a PNG with a transparent
+    /// background. `image_png_base64` is the older name.
+    #[serde(alias = "image_png_base64")]
+    image_base64: Option<String>,
     /// Seal governance (once the enterprise is set up): type, source, department, holders.
     #[serde(default)]
     kind: SealType,
@@ -152,16 +155,18 @@ pub async fn register_seal(
             return Err(ApiError::governance(DenyCode::TemplateSealUnavailable));
         }
         let image_png = reg
-            .image_png_base64
+            .image_base64
             .as_deref()
-            .map(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()))
-            .transpose()
-            .map_err(|e| {
-                unprocessable(
-                    "invalid_image",
-                    format!("image_png_base64 is not base64: {e}"),
-                )
-            })?;
+            .map(|b| {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .map_err(|e| {
+                        unprocessable("invalid_image", format!("image_base64 is not base64: {e}"))
+                    })?;
+                seald_pades::normalize_seal_image(&bytes)
+                    .map_err(|e| unprocessable("invalid_image", e.to_string()))
+            })
+            .transpose()?;
         let registry = match &act {
             Some(a) => a.caller.registry.clone(),
             None => state.registry.snapshot(),

@@ -32,6 +32,10 @@ fn describe(seal: &SealEntry, full: bool) -> Value {
         "key_label": row.key_label,
         "certificate": certificate,
         "has_image": row.image_png.is_some(),
+        "kind": seal.policy.kind,
+        "department": seal.policy.department,
+        "holders": seal.policy.holders,
+        "practice_authorized": seal.policy.practice_authorized,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     });
