@@ -66,6 +66,8 @@ deny_codes! {
     InvalidPhone => "invalid_phone", "a phone number is 5 to 20 digits, optionally after a leading +";
     RoleNotFound => "role_not_found", "there is no such role";
     RoleExists => "role_exists", "a role with this id exists already";
+    RoleHeld => "role_held", "the employee holds this role already";
+    RoleNotApplicable => "role_not_applicable", "the super administrator and legal representative roles are not applied for: they are assigned and transferred";
     SystemRoleImmutable => "system_role_immutable", "system roles cannot be edited or deleted";
     SuperAdministratorExists => "super_administrator_exists", "the enterprise already has its super administrator: transfer the role instead";
     SuperAdministratorRequired => "super_administrator_required", "the enterprise must keep exactly one super administrator: transfer the role first";

@@ -499,6 +499,108 @@ impl ApprovalRequest {
         Ok(Transition::Resubmitted)
     }
 
+    /// Whether `employee` may see this request: its submitter, anyone who acted on it,
+    /// anyone who may approve it now, and the super administrator.
+    pub fn visible_to(&self, org: &Org, employee: &str) -> bool {
+        self.submitter == employee
+            || self
+                .history
+                .iter()
+                .any(|s| s.actor.as_deref() == Some(employee))
+            || self.eligible(org, self.node).iter().any(|e| e == employee)
+            || org
+                .employee(employee)
+                .is_some_and(|e| org.has_role(e, SystemRole::SuperAdministrator))
+    }
+
+    /// Submits a contract for approval: the document by id and SHA-256.
+    pub fn contract_approval(
+        org: &Org,
+        flow: &Flow,
+        submission: Submission<'_>,
+        document_id: &str,
+        document_sha256: &str,
+        now: i64,
+    ) -> Result<ApprovalRequest, DenyCode> {
+        crate::grant::check_document_id(document_id)?;
+        crate::grant::check_sha256(document_sha256)?;
+        let subject = Subject::ContractApproval {
+            document_id: document_id.to_owned(),
+            document_sha256: document_sha256.to_owned(),
+        };
+        ApprovalRequest::submit(
+            org,
+            flow,
+            submission.id,
+            submission.submitter,
+            subject,
+            submission.reason,
+            now,
+        )
+    }
+
+    /// An employee applies for a role (permission application). The super administrator and
+    /// legal representative roles are assigned, never applied for.
+    pub fn role_application(
+        org: &Org,
+        flow: &Flow,
+        submission: Submission<'_>,
+        role: &str,
+        now: i64,
+    ) -> Result<ApprovalRequest, DenyCode> {
+        let def = org.role(role).ok_or(DenyCode::RoleNotFound)?;
+        if matches!(
+            def.system,
+            Some(SystemRole::SuperAdministrator | SystemRole::LegalRepresentative)
+        ) {
+            return Err(DenyCode::RoleNotApplicable);
+        }
+        if org
+            .active_employee(submission.submitter)?
+            .roles
+            .iter()
+            .any(|r| r == role)
+        {
+            return Err(DenyCode::RoleHeld);
+        }
+        let subject = Subject::PermissionApplication {
+            role: role.to_owned(),
+        };
+        ApprovalRequest::submit(
+            org,
+            flow,
+            submission.id,
+            submission.submitter,
+            subject,
+            submission.reason,
+            now,
+        )
+    }
+
+    /// The organization once an approved permission application takes effect: the submitter
+    /// holds the role.
+    pub fn role_granted(&self, org: &Org) -> Result<Org, DenyCode> {
+        let Subject::PermissionApplication { role } = &self.subject else {
+            return Err(DenyCode::InvalidApplication);
+        };
+        if self.state != ApprovalState::Approved {
+            return Err(DenyCode::NotPending);
+        }
+        let mut changed = org.clone();
+        let e = changed
+            .employee_mut(&self.submitter)
+            .ok_or(DenyCode::EmployeeNotFound)?;
+        if !e.is_active() {
+            return Err(DenyCode::EmployeeResigned);
+        }
+        if !e.roles.contains(role) {
+            e.roles.push(role.clone());
+            e.roles.sort();
+        }
+        changed.validate()?;
+        Ok(changed)
+    }
+
     /// Whether `employee` submitted this pending request or is named in a node not yet
     /// passed.
     pub fn involves(&self, employee: &str) -> bool {

@@ -1348,3 +1348,57 @@ fn personal_seals_are_released_on_resignation() {
     assert!(p.holders.is_empty() && !p.practice_authorized && p.status == SealStatus::Disabled);
     assert!(find(&s, "finance").is_holder("bob"));
 }
+
+#[test]
+fn permission_and_contract_applications() {
+    let org = org();
+    let flow = Flow::default_for(Scenario::PermissionApplication);
+    let sub = |id| Submission {
+        id,
+        submitter: "alice",
+        reason: "",
+    };
+    let mut r = ApprovalRequest::role_application(&org, &flow, sub("p1"), "seal_approver", NOW)
+        .expect("submitted");
+    assert_eq!(
+        r.eligible(&org, 0),
+        ["boss"],
+        "the super administrator decides by default"
+    );
+    for (role, code) in [
+        ("super_administrator", DenyCode::RoleNotApplicable),
+        ("legal_representative", DenyCode::RoleNotApplicable),
+        ("business_staff", DenyCode::RoleHeld),
+        ("nope", DenyCode::RoleNotFound),
+    ] {
+        assert_eq!(
+            ApprovalRequest::role_application(&org, &flow, sub("p2"), role, NOW),
+            Err(code),
+            "{role}"
+        );
+    }
+    assert_eq!(r.role_granted(&org), Err(DenyCode::NotPending));
+    assert_eq!(r.approve(&org, "boss", NOW, None), Ok(Transition::Approved));
+    let granted = r.role_granted(&org).expect("granted");
+    assert!(granted.has_role(
+        granted.employee("alice").expect("alice"),
+        SystemRole::SealApprover
+    ));
+    // Who may see a request: its submitter, who acted on it, who may approve it, the super administrator.
+    assert!(r.visible_to(&org, "alice") && r.visible_to(&org, "boss"));
+    assert!(!r.visible_to(&org, "bob"));
+
+    let contract_flow = Flow::new(
+        Scenario::ContractApproval,
+        vec![node(&[member("sa1")], SignMode::Or)],
+        DAY,
+    )
+    .expect("flow");
+    let c = ApprovalRequest::contract_approval(&org, &contract_flow, sub("c1"), DOC, SHA, NOW)
+        .expect("submitted");
+    assert!(c.visible_to(&org, "sa1") && !c.visible_to(&org, "bob"));
+    assert_eq!(
+        ApprovalRequest::contract_approval(&org, &contract_flow, sub("c2"), DOC, "nothex", NOW),
+        Err(DenyCode::InvalidApplication)
+    );
+}

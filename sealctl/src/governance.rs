@@ -144,6 +144,22 @@ pub enum ApprovalCommand {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// Apply for a role (permission application).
+    ApplyRole {
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Submit a contract for approval.
+    ApplyContract {
+        #[arg(long)]
+        document_id: String,
+        #[arg(long, value_name = "PDF")]
+        file: PathBuf,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
     /// What waits for me, what I submitted, what expires within 3 days, what is stalled.
     Pending,
     Show {
@@ -432,6 +448,24 @@ pub fn run_approval(args: ApprovalArgs) -> Result<(), Failure> {
             let body = json!({
                 "seal": seal, "document_id": document_id, "document_sha256": sha256_file(&file)?,
                 "uses": uses, "valid_until": now + valid_hours.saturating_mul(3600), "reason": reason,
+            });
+            let v = remote.post_json("/v1/approvals", &body)?;
+            show(&v, j, |v| format!("submitted: {}", summary(v)));
+        }
+        ApprovalCommand::ApplyRole { role, reason } => {
+            let body =
+                json!({"scenario": "permission_application", "role": role, "reason": reason});
+            let v = remote.post_json("/v1/approvals", &body)?;
+            show(&v, j, |v| format!("submitted: {}", summary(v)));
+        }
+        ApprovalCommand::ApplyContract {
+            document_id,
+            file,
+            reason,
+        } => {
+            let body = json!({
+                "scenario": "contract_approval", "document_id": document_id,
+                "document_sha256": sha256_file(&file)?, "reason": reason,
             });
             let v = remote.post_json("/v1/approvals", &body)?;
             show(&v, j, |v| format!("submitted: {}", summary(v)));

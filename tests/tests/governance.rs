@@ -1024,3 +1024,69 @@ fn seal_images_are_png_or_jpeg_up_to_5_mb_and_stored_as_png() {
         );
     }
 }
+
+#[test]
+fn permission_applications_grant_the_role_and_requests_are_seen_only_by_those_involved() {
+    let w = World::new();
+    let applied = w.call(
+        &w.admin,
+        "POST",
+        "/v1/approvals",
+        Some("alice"),
+        Some(json!({
+            "scenario": "permission_application", "role": "seal_approver", "reason": "接替审批",
+        })),
+    );
+    assert_eq!(applied.status, 201, "{}", text(&applied));
+    let id = applied.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(applied.json()["eligible"], json!(["boss"]));
+    let refused = w.call(
+        &w.admin,
+        "POST",
+        "/v1/approvals",
+        Some("alice"),
+        Some(json!({
+            "scenario": "permission_application", "role": "super_administrator",
+        })),
+    );
+    assert_eq!(refused.code(), "role_not_applicable", "{}", text(&refused));
+    // bob is not involved: the request does not exist for him.
+    let hidden = w.call(
+        &w.admin,
+        "GET",
+        &format!("/v1/approvals/{id}"),
+        Some("bob"),
+        None,
+    );
+    assert_eq!(hidden.status, 404, "{}", text(&hidden));
+    let approved = w.call(
+        &w.admin,
+        "POST",
+        &format!("/v1/approvals/{id}/approve"),
+        Some("boss"),
+        None,
+    );
+    assert_eq!(approved.status, 200, "{}", text(&approved));
+    let org = w.call(&w.admin, "GET", "/v1/org", None, None).json();
+    let alice = org["employees"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["id"] == "alice").cloned())
+        .expect("alice");
+    assert!(
+        alice["roles"]
+            .as_array()
+            .is_some_and(|r| r.contains(&json!("seal_approver"))),
+        "{alice}"
+    );
+    // Nobody holds contract_administrator: the default contract flow has no approver, and
+    // says so instead of accepting a request nobody can decide.
+    let contract = w.call(&w.admin, "POST", "/v1/approvals", Some("bob"), Some(json!({
+        "scenario": "contract_approval", "document_id": "K-1", "document_sha256": "ab".repeat(32),
+    })));
+    assert_eq!(
+        (contract.status, contract.code()),
+        (409, "no_eligible_approver".to_owned()),
+        "{}",
+        text(&contract)
+    );
+}

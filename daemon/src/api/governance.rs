@@ -667,52 +667,125 @@ fn approval_json(r: &ApprovalRequest, org: &Org, now: i64) -> Value {
     v
 }
 
-/// `POST /v1/approvals`: a seal-use application by the acting employee.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContractBody {
+    document_id: String,
+    document_sha256: String,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleApplicationBody {
+    role: String,
+    #[serde(default)]
+    reason: String,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
+    serde_json::from_value(v).map_err(|e| ApiError::bad_body(e.to_string()))
+}
+
+/// `POST /v1/approvals`: a request by the acting employee. `scenario` is `seal_use` (the
+/// default: a seal-use application), `contract_approval` or `permission_application`.
 pub async fn apply(
     State(state): St,
     axum::Extension(peer): PeerExt,
     headers: HeaderMap,
-    body: Result<Json<SealUseBody>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Response {
     governed!(state, peer, headers, "approval.submit", |act| {
-        let b = json_body(body)?;
-        let seal = act
-            .caller
-            .registry
-            .seals
-            .get(&b.seal)
-            .map(|s| s.policy.clone())
-            .ok_or_else(|| ApiError::governance(DenyCode::SealNotFound))?;
+        let mut body = json_body(body)?;
+        let scenario = match body.as_object_mut().and_then(|o| o.remove("scenario")) {
+            None => Scenario::SealUse,
+            Some(Value::String(s)) => scenario(&s)?,
+            Some(_) => return Err(ApiError::bad_body("scenario is a string")),
+        };
         let id = crate::spool::random_id();
         let now = crate::clock::now_unix();
-        let application = seald_policy::flow::SealUse {
-            seal: b.seal.clone(),
-            document_id: b.document_id,
-            document_sha256: b.document_sha256.to_ascii_lowercase(),
-            uses: b.uses,
-            valid_until: b.valid_until,
+        let flow = act.caller.registry.flow(scenario);
+        let (request, seal) = match scenario {
+            Scenario::SealUse => {
+                let b: SealUseBody = parse(body)?;
+                let seal = act
+                    .caller
+                    .registry
+                    .seals
+                    .get(&b.seal)
+                    .map(|s| s.policy.clone())
+                    .ok_or_else(|| ApiError::governance(DenyCode::SealNotFound))?;
+                let application = seald_policy::flow::SealUse {
+                    seal: b.seal.clone(),
+                    document_id: b.document_id,
+                    document_sha256: b.document_sha256.to_ascii_lowercase(),
+                    uses: b.uses,
+                    valid_until: b.valid_until,
+                };
+                let submission = Submission {
+                    id: &id,
+                    submitter: &act.employee,
+                    reason: &b.reason,
+                };
+                (
+                    act.policy(grant::apply(
+                        &act.org,
+                        &seal,
+                        &flow,
+                        submission,
+                        application,
+                        now,
+                    ))?,
+                    Some(b.seal),
+                )
+            }
+            Scenario::ContractApproval => {
+                let b: ContractBody = parse(body)?;
+                let submission = Submission {
+                    id: &id,
+                    submitter: &act.employee,
+                    reason: &b.reason,
+                };
+                let sha = b.document_sha256.to_ascii_lowercase();
+                (
+                    act.policy(ApprovalRequest::contract_approval(
+                        &act.org,
+                        &flow,
+                        submission,
+                        &b.document_id,
+                        &sha,
+                        now,
+                    ))?,
+                    None,
+                )
+            }
+            Scenario::PermissionApplication => {
+                let b: RoleApplicationBody = parse(body)?;
+                let submission = Submission {
+                    id: &id,
+                    submitter: &act.employee,
+                    reason: &b.reason,
+                };
+                (
+                    act.policy(ApprovalRequest::role_application(
+                        &act.org, &flow, submission, &b.role, now,
+                    ))?,
+                    None,
+                )
+            }
+            Scenario::SealCreation => return Err(ApiError::bad_body(
+                "seal-creation requests are made by registering the seal (POST /v1/admin/seals)",
+            )),
         };
-        let flow = act.caller.registry.flow(Scenario::SealUse);
-        let submission = Submission {
-            id: &id,
-            submitter: &act.employee,
-            reason: &b.reason,
-        };
-        let request = act.policy(grant::apply(
-            &act.org,
-            &seal,
-            &flow,
-            submission,
-            application,
-            now,
-        ))?;
         let shown = approval_json(&request, &act.org, now);
+        let detail = json!({"approval": id, "scenario": scenario.as_str()});
         let record = act
             .commit(
                 &state,
                 "approval.submit",
-                Some(&b.seal),
-                json!({"approval": id, "scenario": "seal_use"}),
+                seal.as_deref(),
+                detail,
                 Change::PutApproval(Box::new(request)),
             )
             .await?;
@@ -730,8 +803,8 @@ async fn load(state: &AppState, id: &str) -> Result<ApprovalRequest, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("there is no approval request '{id}'")))
 }
 
-/// `GET /v1/approvals/{id}`: for its submitter, its approvers, and administering
-/// applications' employees with seal-use approval.
+/// `GET /v1/approvals/{id}`: for its submitter, whoever acted on it or may approve it now,
+/// and the super administrator.
 pub async fn show_approval(
     State(state): St,
     axum::Extension(peer): PeerExt,
@@ -745,7 +818,13 @@ pub async fn show_approval(
     };
     let now = crate::clock::now_unix();
     match load(&state, &id).await {
-        Ok(r) => Json(approval_json(&r, &act.org, now)).into_response(),
+        Ok(r) if r.visible_to(&act.org, &act.employee) => {
+            Json(approval_json(&r, &act.org, now)).into_response()
+        }
+        // Another employee's request looks like none at all.
+        Ok(_) => act.caller.fail(ApiError::not_found(format!(
+            "there is no approval request '{id}'"
+        ))),
         Err(e) => act.caller.fail(e),
     }
 }
@@ -861,7 +940,12 @@ async fn step(
                     detail["grant"] = json!(grant.id);
                     changes.push(Change::PutGrant(grant));
                 }
-                Subject::ContractApproval { .. } | Subject::PermissionApplication { .. } => {}
+                Subject::PermissionApplication { .. } => {
+                    let org = act.policy(request.role_granted(&act.org))?;
+                    changes.push(Change::Org(Box::new(OrgChange::diff(Some(&act.org), &org))));
+                }
+                // Kept as approved; governance II makes signatures wait for it when forced.
+                Subject::ContractApproval { .. } => {}
             }
         }
         let record = act
