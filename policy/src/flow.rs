@@ -284,12 +284,15 @@ impl ApprovalRequest {
     pub fn submit(
         org: &Org,
         flow: &Flow,
-        id: &str,
-        submitter: &str,
+        submission: Submission<'_>,
         subject: Subject,
-        reason: &str,
         now: i64,
     ) -> Result<ApprovalRequest, DenyCode> {
+        let Submission {
+            id,
+            submitter,
+            reason,
+        } = submission;
         org.active_employee(submitter)?;
         flow.validate()?;
         check_reason(reason)?;
@@ -528,15 +531,7 @@ impl ApprovalRequest {
             document_id: document_id.to_owned(),
             document_sha256: document_sha256.to_owned(),
         };
-        ApprovalRequest::submit(
-            org,
-            flow,
-            submission.id,
-            submission.submitter,
-            subject,
-            submission.reason,
-            now,
-        )
+        ApprovalRequest::submit(org, flow, submission, subject, now)
     }
 
     /// An employee applies for a role (permission application). The super administrator and
@@ -566,15 +561,7 @@ impl ApprovalRequest {
         let subject = Subject::PermissionApplication {
             role: role.to_owned(),
         };
-        ApprovalRequest::submit(
-            org,
-            flow,
-            submission.id,
-            submission.submitter,
-            subject,
-            submission.reason,
-            now,
-        )
+        ApprovalRequest::submit(org, flow, submission, subject, now)
     }
 
     /// The organization once an approved permission application takes effect: the submitter

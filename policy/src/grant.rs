@@ -65,15 +65,7 @@ pub fn apply(
     {
         return Err(DenyCode::InvalidApplication);
     }
-    ApprovalRequest::submit(
-        org,
-        flow,
-        submission.id,
-        submitter,
-        Subject::SealUse(application),
-        submission.reason,
-        now,
-    )
+    ApprovalRequest::submit(org, flow, submission, Subject::SealUse(application), now)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -571,8 +571,18 @@ fn a_seal_created_by_a_seal_administrator_waits_for_another() {
     let subject = Subject::SealCreation {
         seal: "hr".to_owned(),
     };
-    let mut request =
-        ApprovalRequest::submit(&org, &flow, "c1", "sa1", subject, "人事章", NOW).expect("allowed");
+    let mut request = ApprovalRequest::submit(
+        &org,
+        &flow,
+        Submission {
+            id: "c1",
+            submitter: "sa1",
+            reason: "人事章",
+        },
+        subject,
+        NOW,
+    )
+    .expect("allowed");
     // The other seal administrator and the legal representative, never the creator.
     assert_eq!(
         request.eligible(&org, 0),
@@ -936,7 +946,12 @@ fn contract_request(org: &Org, flow: &Flow, submitter: &str) -> Result<ApprovalR
         document_id: DOC.to_owned(),
         document_sha256: SHA.to_owned(),
     };
-    ApprovalRequest::submit(org, flow, "r1", submitter, subject, "", NOW)
+    let submission = Submission {
+        id: "r1",
+        submitter,
+        reason: "",
+    };
+    ApprovalRequest::submit(org, flow, submission, subject, NOW)
 }
 
 #[test]

@@ -18,6 +18,7 @@ use crate::problem::ApiError;
 use crate::state::AppState;
 use crate::store::{ApplicationRow, Change, SealGovernance, SealRow};
 use axum::http::HeaderMap;
+use seald_policy::flow::Submission;
 use seald_policy::{seal as seal_rules, ApprovalRequest, DenyCode, Scenario, Subject};
 
 #[derive(Debug, Deserialize)]
@@ -212,13 +213,16 @@ pub async fn register_seal(
                 let subject = Subject::SealCreation {
                     seal: row.id.clone(),
                 };
+                let submission = Submission {
+                    id: &crate::spool::random_id(),
+                    submitter: &act.employee,
+                    reason: "",
+                };
                 let request = act.policy(ApprovalRequest::submit(
                     &act.org,
                     &registry.flow(Scenario::SealCreation),
-                    &crate::spool::random_id(),
-                    &act.employee,
+                    submission,
                     subject,
-                    "",
                     crate::clock::now_unix(),
                 ))?;
                 approval = Some(request);
