@@ -402,14 +402,39 @@ fn a_non_holder_applies_is_approved_signs_once_and_is_refused_the_second_time() 
         "{:?}",
         answers.iter().map(text).collect::<Vec<_>>()
     );
+    // A retry with the same Idempotency-Key replays the signature; it uses nothing more.
+    let third = apply(1);
+    let id3 = third.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(w.approval(&id3, "approve", "appr").status, 200);
+    let keyed = || {
+        send(
+            w.oa.post(format!(
+                "{}/v1/seals/contract/sign?document_id=C-7",
+                w.d.api
+            ))
+            .header("Content-Type", "application/pdf")
+            .header("Seald-Employee", "bob")
+            .header("Idempotency-Key", "oa-C-7-1")
+            .body(pdf.clone()),
+        )
+    };
+    let first = keyed();
+    assert_eq!(first.status, 200, "{}", text(&first));
+    let replayed = keyed();
+    assert_eq!(replayed.status, 200, "{}", text(&replayed));
+    assert_eq!(
+        replayed.header("idempotent-replayed").as_deref(),
+        Some("true")
+    );
+    assert_eq!(replayed.body, first.body);
     let uses = w
         .setup
         .sql("SELECT group_concat(uses_left) FROM seal_grants");
-    assert_eq!(uses, "0,0");
+    assert_eq!(uses, "0,0,0");
     let grant_signatures = w.setup.sql(
         "SELECT count(*) FROM audit_records WHERE action = 'sign' AND decision = 'allowed' AND detail LIKE '%\"permit\":\"grant:%'",
     );
-    assert_eq!(grant_signatures, "2", "one signature per single-use grant");
+    assert_eq!(grant_signatures, "3", "one signature per single-use grant");
 }
 
 #[test]

@@ -339,16 +339,6 @@ pub async fn sign(
         Err(e) => return attempt.refuse(Decision::Failed, e).await,
     };
     attempt.input_sha256 = Some(received.sha256.clone());
-    let allowed_by = match allowed_by {
-        Some(p) => p,
-        None => match facts
-            .decide_with_grants(&state, attempt.document_id.as_deref(), &received.sha256)
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => return attempt.refuse(Decision::Denied, e).await,
-        },
-    };
     if let Some(k) = &key {
         match state.store.idempotency(&app.row.id, k).await {
             Ok(Some(row)) if row.body_sha256 == received.sha256 => {
@@ -367,6 +357,17 @@ pub async fn sign(
             Err(e) => return attempt.refuse(Decision::Failed, e.into()).await,
         }
     }
+    // After the replay check: a replayed signature consumed its grant use the first time.
+    let allowed_by = match allowed_by {
+        Some(p) => p,
+        None => match facts
+            .decide_with_grants(&state, attempt.document_id.as_deref(), &received.sha256)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => return attempt.refuse(Decision::Denied, e).await,
+        },
+    };
     let Ok(permit) = state.admission.clone().try_acquire_owned() else {
         let e = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
