@@ -7,6 +7,7 @@ use crate::grant::Grant;
 use crate::org::Org;
 use crate::seal::{Seal, SealType};
 use crate::DenyCode;
+use serde::Serialize;
 
 /// The document a signature is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,81 +105,251 @@ impl Decision {
     }
 }
 
-/// Decides `request` against `snapshot` at `now` (unix seconds).
-pub fn decide(snapshot: &Snapshot<'_>, request: &Request<'_>, now: i64) -> Decision {
-    let app = snapshot.application;
-    if !app.enabled {
-        return Decision::Deny(DenyCode::ApplicationDisabled);
+/// A rule a decision evaluates, in the order they are evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    ApplicationEnabled,
+    AdminRole,
+    SignerRole,
+    SealExists,
+    SealGranted,
+    /// Status, and a practice seal's authorization.
+    SealSigns,
+    TemplateAllowed,
+    PageSealEnabled,
+    ActsForEmployees,
+    EmployeeActive,
+    SigningPassword,
+    Holder,
+    LegalRepresentativeSeal,
+    DocumentNamed,
+    SealUseGrant,
+}
+
+/// What one rule said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "code")]
+pub enum Outcome {
+    Passed,
+    Failed(DenyCode),
+    /// The rule does not concern this request (no template restriction, no employee…).
+    NotApplicable,
+    /// An earlier rule's failure leaves nothing to evaluate this one on.
+    NotEvaluated,
+    NeedsApproval,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evaluated {
+    pub rule: Rule,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// A decision and every rule evaluated on the way, in order. The decision is the first
+/// failed rule's, else needs-approval if a rule said so, else allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    pub decision: Decision,
+    pub rules: Vec<Evaluated>,
+}
+
+#[derive(Default)]
+struct Trace {
+    rules: Vec<Evaluated>,
+    pending: Option<String>,
+}
+
+impl Trace {
+    fn record(&mut self, rule: Rule, outcome: Outcome) {
+        self.rules.push(Evaluated { rule, outcome });
     }
-    match request {
-        Request::Administer => {
-            if app.has_role(AppRole::Admin) {
-                Decision::Allow(Permit::Application)
+
+    fn check(&mut self, rule: Rule, ok: bool, code: DenyCode) {
+        self.record(
+            rule,
+            if ok {
+                Outcome::Passed
             } else {
-                Decision::Deny(DenyCode::NotAdmin)
-            }
+                Outcome::Failed(code)
+            },
+        );
+    }
+
+    fn result(&mut self, rule: Rule, r: Result<(), DenyCode>) {
+        self.record(rule, r.map_or_else(Outcome::Failed, |()| Outcome::Passed));
+    }
+
+    /// The rules not reached, each with `outcome`.
+    fn rest(&mut self, rules: &[Rule], outcome: Outcome) {
+        for rule in rules {
+            self.record(*rule, outcome.clone());
         }
-        Request::ActFor { employee } => {
-            if !app.acts_for_employees && !app.has_role(AppRole::Admin) {
-                return Decision::Deny(DenyCode::CannotActForEmployees);
-            }
-            let Some(org) = snapshot.org else {
-                return Decision::Deny(DenyCode::EmployeeNotFound);
-            };
-            match org.active_employee(employee) {
-                Ok(_) => Decision::Allow(Permit::Application),
-                Err(code) => Decision::Deny(code),
-            }
+    }
+
+    fn finish(self, permit: Permit) -> Explanation {
+        let failed = self.rules.iter().find_map(|e| match e.outcome {
+            Outcome::Failed(code) => Some(code),
+            _ => None,
+        });
+        let needs = self
+            .rules
+            .iter()
+            .any(|e| e.outcome == Outcome::NeedsApproval);
+        let decision = match (failed, needs) {
+            (Some(code), _) => Decision::Deny(code),
+            (None, true) => Decision::NeedsApproval {
+                scenario: Scenario::SealUse,
+                pending: self.pending,
+            },
+            (None, false) => Decision::Allow(permit),
+        };
+        Explanation {
+            decision,
+            rules: self.rules,
         }
-        Request::Sign(sign) => match decide_sign(snapshot, sign, now) {
-            Ok(decision) => decision,
-            Err(code) => Decision::Deny(code),
-        },
     }
 }
 
-fn decide_sign(s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) -> Result<Decision, DenyCode> {
+/// Decides `request` against `snapshot` at `now` (unix seconds).
+pub fn decide(snapshot: &Snapshot<'_>, request: &Request<'_>, now: i64) -> Decision {
+    explain(snapshot, request, now).decision
+}
+
+/// The decision [`decide`] makes, with every rule it evaluated and what each said. Nothing is
+/// consumed: a grant that would allow the signature is named, not used.
+pub fn explain(snapshot: &Snapshot<'_>, request: &Request<'_>, now: i64) -> Explanation {
+    let app = snapshot.application;
+    let mut t = Trace::default();
+    t.check(
+        Rule::ApplicationEnabled,
+        app.enabled,
+        DenyCode::ApplicationDisabled,
+    );
+    match request {
+        Request::Administer => {
+            t.check(
+                Rule::AdminRole,
+                app.has_role(AppRole::Admin),
+                DenyCode::NotAdmin,
+            );
+            t.finish(Permit::Application)
+        }
+        Request::ActFor { employee } => {
+            let may = app.acts_for_employees || app.has_role(AppRole::Admin);
+            t.check(Rule::ActsForEmployees, may, DenyCode::CannotActForEmployees);
+            let active = match snapshot.org {
+                Some(org) => org.active_employee(employee).map(|_| ()),
+                None => Err(DenyCode::EmployeeNotFound),
+            };
+            t.result(Rule::EmployeeActive, active);
+            t.finish(Permit::Application)
+        }
+        Request::Sign(sign) => explain_sign(t, snapshot, sign, now),
+    }
+}
+
+const EMPLOYEE_RULES: &[Rule] = &[
+    Rule::ActsForEmployees,
+    Rule::EmployeeActive,
+    Rule::SigningPassword,
+    Rule::Holder,
+    Rule::LegalRepresentativeSeal,
+    Rule::DocumentNamed,
+    Rule::SealUseGrant,
+];
+
+fn explain_sign(mut t: Trace, s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) -> Explanation {
+    use Outcome::*;
     let app = s.application;
-    if !app.has_role(AppRole::Signer) {
-        return Err(DenyCode::NotSigner);
-    }
-    let seal = s
-        .seal
-        .filter(|seal| seal.id == r.seal)
-        .ok_or(DenyCode::SealNotFound)?;
-    if !app.seals.iter().any(|id| id == r.seal) {
-        return Err(DenyCode::SealNotGranted);
-    }
-    if let Some(code) = seal.signing_refusal() {
-        return Err(code);
-    }
-    match (&app.templates, r.template) {
-        (None, _) => {}
-        (Some(_), None) => return Err(DenyCode::TemplateRequired),
-        (Some(allowed), Some(t)) if allowed.iter().any(|a| a == t) => {}
-        (Some(_), Some(_)) => return Err(DenyCode::TemplateNotGranted),
-    }
-    if r.page_seal && !s.org.is_some_and(|o| o.enterprise.features.page_seal) {
-        return Err(DenyCode::PageSealDisabled);
-    }
+    t.check(
+        Rule::SignerRole,
+        app.has_role(AppRole::Signer),
+        DenyCode::NotSigner,
+    );
+    let seal = s.seal.filter(|seal| seal.id == r.seal);
+    t.check(Rule::SealExists, seal.is_some(), DenyCode::SealNotFound);
+    t.check(
+        Rule::SealGranted,
+        app.seals.iter().any(|id| id == r.seal),
+        DenyCode::SealNotGranted,
+    );
+    t.record(
+        Rule::SealSigns,
+        match seal {
+            None => NotEvaluated,
+            Some(seal) => seal.signing_refusal().map_or(Passed, Failed),
+        },
+    );
+    t.record(
+        Rule::TemplateAllowed,
+        match (&app.templates, r.template) {
+            (None, _) => NotApplicable,
+            (Some(_), None) => Failed(DenyCode::TemplateRequired),
+            (Some(allowed), Some(t)) if allowed.iter().any(|a| a == t) => Passed,
+            (Some(_), Some(_)) => Failed(DenyCode::TemplateNotGranted),
+        },
+    );
+    t.record(
+        Rule::PageSealEnabled,
+        if !r.page_seal {
+            NotApplicable
+        } else if s.org.is_some_and(|o| o.enterprise.features.page_seal) {
+            Passed
+        } else {
+            Failed(DenyCode::PageSealDisabled)
+        },
+    );
     let Some(employee) = r.employee else {
-        return Ok(Decision::Allow(Permit::Application));
+        // The application's own request.
+        t.rest(EMPLOYEE_RULES, NotApplicable);
+        return t.finish(Permit::Application);
     };
-    if !app.acts_for_employees {
-        return Err(DenyCode::CannotActForEmployees);
-    }
-    let org = s.org.ok_or(DenyCode::EmployeeNotFound)?;
-    let e = org.active_employee(employee)?;
-    if e.has_signing_password && !r.password_confirmed {
-        return Err(DenyCode::SigningPasswordRequired);
-    }
+    t.check(
+        Rule::ActsForEmployees,
+        app.acts_for_employees,
+        DenyCode::CannotActForEmployees,
+    );
+    let active = match s.org {
+        Some(org) => org.active_employee(employee),
+        None => Err(DenyCode::EmployeeNotFound),
+    };
+    t.record(Rule::EmployeeActive, active.map_or_else(Failed, |_| Passed));
+    t.record(
+        Rule::SigningPassword,
+        match active {
+            Err(_) => NotEvaluated,
+            Ok(e) if !e.has_signing_password => NotApplicable,
+            Ok(_) if r.password_confirmed => Passed,
+            Ok(_) => Failed(DenyCode::SigningPasswordRequired),
+        },
+    );
+    let Some(seal) = seal else {
+        t.rest(&EMPLOYEE_RULES[3..], NotEvaluated);
+        return t.finish(Permit::Holder);
+    };
     if seal.is_holder(employee) {
-        return Ok(Decision::Allow(Permit::Holder));
+        t.record(Rule::Holder, Passed);
+        t.rest(&EMPLOYEE_RULES[4..], NotApplicable);
+        return t.finish(Permit::Holder);
     }
-    if seal.kind == SealType::LegalRepresentative {
-        return Err(DenyCode::LegalRepresentativeOnly);
-    }
-    let doc = r.document.ok_or(DenyCode::DocumentRequired)?;
+    // Not a holder: a seal-use grant for this document is what could allow it.
+    t.record(Rule::Holder, NotApplicable);
+    t.check(
+        Rule::LegalRepresentativeSeal,
+        seal.kind != SealType::LegalRepresentative,
+        DenyCode::LegalRepresentativeOnly,
+    );
+    t.check(
+        Rule::DocumentNamed,
+        r.document.is_some(),
+        DenyCode::DocumentRequired,
+    );
+    let Some(doc) = r.document else {
+        t.record(Rule::SealUseGrant, NotEvaluated);
+        return t.finish(Permit::Holder);
+    };
     let covering: Vec<&Grant> = s
         .grants
         .iter()
@@ -188,9 +359,10 @@ fn decide_sign(s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) -> Result<Decisi
         .iter()
         .find(|g| g.refusal(doc.sha256, now).is_none())
     {
-        return Ok(Decision::Allow(Permit::Grant {
+        t.record(Rule::SealUseGrant, Passed);
+        return t.finish(Permit::Grant {
             id: usable.id.clone(),
-        }));
+        });
     }
     let pending = s.approvals.iter().find(|a| {
         a.submitter == employee
@@ -198,19 +370,19 @@ fn decide_sign(s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) -> Result<Decisi
             && matches!(&a.subject, Subject::SealUse(u)
                 if u.seal == seal.id && u.document_id == doc.id && u.document_sha256 == doc.sha256)
     });
-    if let Some(p) = pending {
-        return Ok(Decision::NeedsApproval {
-            scenario: Scenario::SealUse,
-            pending: Some(p.id.clone()),
-        });
-    }
-    // A grant for this document that cannot be used says why (used up, expired, another
-    // version of the document); the newest one speaks.
-    if let Some(code) = covering.last().and_then(|g| g.refusal(doc.sha256, now)) {
-        return Err(code);
-    }
-    Ok(Decision::NeedsApproval {
-        scenario: Scenario::SealUse,
-        pending: None,
-    })
+    // A pending application answers "needs approval"; else a grant for this document that
+    // cannot be used says why (used up, expired, another version), the newest one speaking.
+    let outcome = match (
+        pending,
+        covering.last().and_then(|g| g.refusal(doc.sha256, now)),
+    ) {
+        (Some(p), _) => {
+            t.pending = Some(p.id.clone());
+            NeedsApproval
+        }
+        (None, Some(code)) => Failed(code),
+        (None, None) => NeedsApproval,
+    };
+    t.record(Rule::SealUseGrant, outcome);
+    t.finish(Permit::Holder)
 }

@@ -25,7 +25,10 @@ pub mod role;
 pub mod seal;
 
 pub use application::{AppRole, Application};
-pub use decision::{decide, Decision, DocumentRef, Permit, Request, SignRequest, Snapshot};
+pub use decision::{
+    decide, explain, Decision, DocumentRef, Evaluated, Explanation, Outcome, Permit, Request, Rule,
+    SignRequest, Snapshot,
+};
 pub use deny::DenyCode;
 pub use enterprise::{CreditCode, Enterprise, Features};
 pub use flow::{ApprovalRequest, ApprovalState, Approver, Flow, Node, Scenario, SignMode, Subject};

@@ -43,6 +43,10 @@ impl Case {
     }
 
     fn decide(&self) -> Decision {
+        self.explain().decision
+    }
+
+    fn explain(&self) -> Explanation {
         let snapshot = Snapshot {
             application: &self.app,
             org: Some(&self.org),
@@ -62,7 +66,45 @@ impl Case {
                 .map(|(id, sha)| DocumentRef { id, sha256: sha }),
             password_confirmed: self.password_confirmed,
         });
-        decide(&snapshot, &request, self.now)
+        explain(&snapshot, &request, self.now)
+    }
+}
+
+/// An explanation lists every sign rule once, in order, and its decision is the first
+/// failed rule's code (else needs-approval when a rule says so, else allow).
+fn check_explanation(rule: &str, e: &Explanation) {
+    use Rule::*;
+    let order = [
+        ApplicationEnabled,
+        SignerRole,
+        SealExists,
+        SealGranted,
+        SealSigns,
+        TemplateAllowed,
+        PageSealEnabled,
+        ActsForEmployees,
+        EmployeeActive,
+        SigningPassword,
+        Holder,
+        LegalRepresentativeSeal,
+        DocumentNamed,
+        SealUseGrant,
+    ];
+    let listed: Vec<Rule> = e.rules.iter().map(|r| r.rule).collect();
+    assert_eq!(listed, order, "{rule}: rules in order");
+    let first_failed = e.rules.iter().find_map(|r| match r.outcome {
+        Outcome::Failed(code) => Some(code),
+        _ => None,
+    });
+    match (&e.decision, first_failed) {
+        (Decision::Deny(code), Some(failed)) => assert_eq!(*code, failed, "{rule}"),
+        (Decision::Deny(code), None) => panic!("{rule}: denied {code} with no failed rule"),
+        (Decision::NeedsApproval { .. }, None) => assert!(
+            e.rules.iter().any(|r| r.outcome == Outcome::NeedsApproval),
+            "{rule}"
+        ),
+        (Decision::Allow(_), None) => {}
+        (d, Some(code)) => panic!("{rule}: {d:?} though {code} failed"),
     }
 }
 
@@ -351,8 +393,46 @@ fn sign_decisions() {
     for (rule, edit, expected) in rows {
         let mut case = Case::base();
         edit(&mut case);
-        assert_eq!(case.decide(), expected, "{rule}");
+        let explained = case.explain();
+        assert_eq!(explained.decision, expected, "{rule}");
+        check_explanation(rule, &explained);
     }
+}
+
+#[test]
+fn explain_goes_on_after_the_first_failed_rule() {
+    let mut case = Case::base();
+    case.employee = Some("bob".to_owned());
+    case.seals[1].status = SealStatus::Disabled;
+    let e = case.explain();
+    assert_eq!(e.decision, deny(DenyCode::SealDisabled));
+    let outcome = |rule| {
+        e.rules
+            .iter()
+            .find(|r| r.rule == rule)
+            .map(|r| r.outcome.clone())
+    };
+    assert_eq!(
+        outcome(Rule::SealSigns),
+        Some(Outcome::Failed(DenyCode::SealDisabled))
+    );
+    assert_eq!(outcome(Rule::EmployeeActive), Some(Outcome::Passed));
+    assert_eq!(
+        outcome(Rule::Holder),
+        Some(Outcome::NotApplicable),
+        "bob holds nothing"
+    );
+    assert_eq!(
+        outcome(Rule::SealUseGrant),
+        Some(Outcome::NeedsApproval),
+        "and would need a grant too"
+    );
+    // The outcomes serialize for the API as {"rule": …, "outcome": …, "code": …}.
+    let json = serde_json::to_value(&e.rules[4]).expect("json");
+    assert_eq!(
+        json,
+        serde_json::json!({"rule": "seal_signs", "outcome": "failed", "code": "seal_disabled"})
+    );
 }
 
 #[test]

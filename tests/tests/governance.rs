@@ -1115,3 +1115,108 @@ fn permission_applications_grant_the_role_and_requests_are_seen_only_by_those_in
         text(&contract)
     );
 }
+
+/// `POST /v1/policy/explain` gives the decision the very same sign request then gets, case by
+/// case, and consumes nothing.
+#[test]
+fn explain_agrees_with_the_real_decision_and_consumes_nothing() {
+    let w = World::new();
+    assert_eq!(
+        w.create_seal("contract", "contract", "boss", &["alice"])
+            .status,
+        200
+    );
+    assert_eq!(
+        w.create_seal("spare", "other", "boss", &["alice"]).status,
+        200
+    );
+    w.register_oa(&["contract", "spare"]);
+    assert_eq!(
+        w.call(
+            &w.admin,
+            "POST",
+            "/v1/admin/seals/spare/disable",
+            Some("boss"),
+            None
+        )
+        .status,
+        200
+    );
+    let pdf = w.setup.sample();
+    let sha = sha256_hex(&pdf);
+    let explain = |seal: &str, employee: &str, doc: &str, sha: &str| {
+        w.call(
+            &w.oa,
+            "POST",
+            "/v1/policy/explain",
+            Some(employee),
+            Some(json!({
+                "seal": seal, "document_id": doc, "document_sha256": sha,
+            })),
+        )
+        .json()
+    };
+    // (seal, employee, document, body) → explained, then really sent.
+    let mut changed = pdf.clone();
+    changed.extend_from_slice(b"\n% v2\n");
+    let check = |label: &str, seal: &str, employee: &str, body: &[u8]| {
+        let e = explain(seal, employee, "C-5", &sha256_hex(body));
+        let real = w.sign(seal, employee, "C-5", body);
+        match e["decision"].as_str() {
+            Some("allow") => assert_eq!(real.status, 200, "{label}: {e} vs {}", text(&real)),
+            _ => {
+                assert_ne!(real.status, 200, "{label}: {e}");
+                assert_eq!(
+                    e["code"].as_str(),
+                    Some(real.code().as_str()),
+                    "{label}: {e} vs {}",
+                    text(&real)
+                );
+            }
+        }
+        e
+    };
+    let e = check("holder", "contract", "alice", &pdf);
+    assert_eq!(e["permit"], "holder");
+    let e = check("non-holder", "contract", "bob", &pdf);
+    assert_eq!(e["decision"], "needs_approval");
+    check("disabled seal", "spare", "alice", &pdf);
+    check("unknown seal", "nope", "alice", &pdf);
+    check("unknown employee", "contract", "nobody", &pdf);
+    let applied = w.call(&w.oa, "POST", "/v1/approvals", Some("bob"), Some(json!({
+        "seal": "contract", "document_id": "C-5", "document_sha256": sha, "uses": 1, "valid_until": now() + 3600,
+    })));
+    let id = applied.json()["id"].as_str().expect("id").to_owned();
+    let e = check("pending application", "contract", "bob", &pdf);
+    assert_eq!(e["pending"], json!(id));
+    assert_eq!(w.approval(&id, "approve", "appr").status, 200);
+    check("another version", "contract", "bob", &changed);
+    // Explaining a grant's use, again and again, uses nothing.
+    for _ in 0..3 {
+        let e = explain("contract", "bob", "C-5", &sha);
+        assert!(
+            e["permit"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("grant:")),
+            "{e}"
+        );
+    }
+    let e = check("grant", "contract", "bob", &pdf);
+    assert!(e["permit"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("grant:")));
+    let e = check("grant used", "contract", "bob", &pdf);
+    assert_eq!(e["code"], "grant_used_up");
+    let rule = e["rules"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["rule"] == "seal_use_grant").cloned());
+    assert_eq!(
+        rule,
+        Some(json!({"rule": "seal_use_grant", "outcome": "failed", "code": "grant_used_up"}))
+    );
+    // Nothing of the explanations is in the audit log: only the real attempts.
+    let attempts = w
+        .setup
+        .sql("SELECT count(*) FROM audit_records WHERE action = 'sign'");
+    assert_eq!(attempts, "9", "one record per real sign request (nine were sent)");
+}

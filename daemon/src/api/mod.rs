@@ -43,6 +43,7 @@ pub fn routes() -> Vec<(&'static str, Method, MethodRouter<Arc<AppState>>)> {
         ("/v1/seals/{seal_id}", Method::GET, get(seals::show)),
         ("/v1/seals/{seal_id}/sign", Method::POST, post(sign::sign)),
         ("/v1/verify", Method::POST, post(sign::verify)),
+        ("/v1/policy/explain", Method::POST, post(sign::explain)),
         ("/v1/admin/seals", Method::POST, post(admin::register_seal)),
         (
             "/v1/admin/seals/{seal_id}/enable",

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use seald_audit::{Decision, Entry, Record};
 use seald_pades::VerifyOptions;
+use serde::Deserialize;
 use std::path::PathBuf;
 
 use super::{Caller, PeerExt, St};
@@ -68,12 +69,12 @@ struct SignFacts<'a> {
 }
 
 impl SignFacts<'_> {
-    fn decide(
+    fn explain(
         &self,
         grants: &[seald_policy::Grant],
         approvals: &[seald_policy::ApprovalRequest],
         document: Option<seald_policy::DocumentRef<'_>>,
-    ) -> seald_policy::Decision {
+    ) -> seald_policy::Explanation {
         let snapshot = seald_policy::Snapshot {
             application: self.application,
             org: self.org,
@@ -85,54 +86,162 @@ impl SignFacts<'_> {
             document,
             ..self.request.clone()
         };
-        seald_policy::decide(
+        seald_policy::explain(
             &snapshot,
             &seald_policy::Request::Sign(request),
             crate::clock::now_unix(),
         )
     }
 
-    /// The decision for an employee who needs a seal-use grant for this document: against
-    /// their grants for the seal and, if they must still apply, their pending requests.
+    fn decide(&self, document: Option<seald_policy::DocumentRef<'_>>) -> seald_policy::Decision {
+        self.explain(&[], &[], document).decision
+    }
+
+    /// The explanation with what the store knows of the acting employee: their grants for the
+    /// seal and, if they must still apply, their pending requests. Both `POST /v1/policy/explain`
+    /// and the sign path use it, so the two cannot disagree.
+    async fn explain_with_grants(
+        &self,
+        state: &AppState,
+        document: Option<seald_policy::DocumentRef<'_>>,
+    ) -> Result<seald_policy::Explanation, ApiError> {
+        let Some(employee) = self.request.employee else {
+            return Ok(self.explain(&[], &[], document));
+        };
+        let grants = state.store.grants_for(employee, self.request.seal).await?;
+        let explained = self.explain(&grants, &[], document);
+        if !matches!(
+            explained.decision,
+            seald_policy::Decision::NeedsApproval { .. }
+        ) {
+            return Ok(explained);
+        }
+        let mine: Vec<_> = state
+            .store
+            .pending_approvals()
+            .await?
+            .into_iter()
+            .filter(|r| r.submitter == employee)
+            .collect();
+        Ok(self.explain(&grants, &mine, document))
+    }
+
+    /// The permit for an employee who needs a seal-use grant for this document, or the
+    /// refusal.
     async fn decide_with_grants(
         &self,
         state: &AppState,
         document_id: Option<&str>,
         sha256: &str,
     ) -> Result<seald_policy::Permit, ApiError> {
-        use seald_policy::{Decision as D, DenyCode};
-        let (Some(employee), Some(id)) = (self.request.employee, document_id) else {
-            return Err(ApiError::denied(DenyCode::DocumentRequired));
-        };
-        let document = Some(seald_policy::DocumentRef { id, sha256 });
-        let grants = state.store.grants_for(employee, self.request.seal).await?;
-        let mut decision = self.decide(&grants, &[], document);
-        if matches!(decision, D::NeedsApproval { .. }) {
-            let mine: Vec<_> = state
-                .store
-                .pending_approvals()
-                .await?
-                .into_iter()
-                .filter(|r| r.submitter == employee)
-                .collect();
-            decision = self.decide(&grants, &mine, document);
-        }
-        match decision {
-            D::Allow(permit) => Ok(permit),
-            D::NeedsApproval { pending, .. } => {
-                let code = DenyCode::SealUseApprovalRequired;
-                let mut e = ApiError::denied(code);
-                if let Some(id) = pending {
-                    e.detail = format!(
-                        "{}; seal-use request {id} is waiting for its approvers",
-                        code.explain()
-                    );
-                }
-                Err(e)
-            }
-            D::Deny(code) => Err(ApiError::denied(code)),
-        }
+        let document = document_id.map(|id| seald_policy::DocumentRef { id, sha256 });
+        refusal(self.explain_with_grants(state, document).await?.decision)
     }
+}
+
+/// The permit of an allowed decision, or the error a refused one is answered with.
+fn refusal(decision: seald_policy::Decision) -> Result<seald_policy::Permit, ApiError> {
+    use seald_policy::{Decision as D, DenyCode};
+    match decision {
+        D::Allow(permit) => Ok(permit),
+        D::NeedsApproval { pending, .. } => {
+            let code = DenyCode::SealUseApprovalRequired;
+            let mut e = ApiError::denied(code);
+            if let Some(id) = pending {
+                e.detail = format!(
+                    "{}; seal-use request {id} is waiting for its approvers",
+                    code.explain()
+                );
+            }
+            Err(e)
+        }
+        D::Deny(code) => Err(ApiError::denied(code)),
+    }
+}
+
+fn permit_text(permit: &seald_policy::Permit) -> String {
+    match permit {
+        seald_policy::Permit::Application => "application".to_owned(),
+        seald_policy::Permit::Holder => "holder".to_owned(),
+        seald_policy::Permit::Grant { id } => format!("grant:{id}"),
+    }
+}
+
+/// What `POST /v1/policy/explain` is asked about: a sign request, described.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainBody {
+    seal: String,
+    template_id: Option<String>,
+    document_id: Option<String>,
+    /// SHA-256 of the PDF that would be sent (a grant is for one version of a document).
+    document_sha256: Option<String>,
+    #[serde(default)]
+    page_seal: bool,
+}
+
+/// `POST /v1/policy/explain`: the decision a sign request would get, and every rule
+/// evaluated with its outcome. Nothing is signed, consumed or recorded.
+pub async fn explain(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    headers: HeaderMap,
+    body: Result<Json<ExplainBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let caller = Caller::new(&state, peer);
+    let app = match caller.require_app(&state, "policy.explain").await {
+        Ok(app) => app,
+        Err(e) => return caller.fail(e),
+    };
+    let b = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return caller.fail(ApiError::bad_body(e.body_text())),
+    };
+    let employee = match super::governance::employee_header(&headers) {
+        Ok(e) => e,
+        Err(e) => return caller.fail(e),
+    };
+    let sha256 = b.document_sha256.as_deref().map(str::to_ascii_lowercase);
+    let facts = SignFacts {
+        application: &app.policy,
+        org: caller.registry.org.as_deref(),
+        seal: caller.registry.seals.get(&b.seal).map(|s| &s.policy),
+        request: seald_policy::SignRequest {
+            seal: &b.seal,
+            template: b.template_id.as_deref(),
+            page_seal: b.page_seal,
+            employee: employee.as_deref(),
+            ..Default::default()
+        },
+    };
+    let document = match (b.document_id.as_deref(), sha256.as_deref()) {
+        (Some(id), Some(sha256)) => Some(seald_policy::DocumentRef { id, sha256 }),
+        (None, None) => None,
+        _ => {
+            return caller.fail(ApiError::bad_body(
+                "name the document with both document_id and document_sha256, or neither",
+            ))
+        }
+    };
+    let explained = match facts.explain_with_grants(&state, document).await {
+        Ok(e) => e,
+        Err(e) => return caller.fail(e),
+    };
+    let (decision, code, permit, pending) = match &explained.decision {
+        seald_policy::Decision::Allow(p) => ("allow", None, Some(permit_text(p)), None),
+        seald_policy::Decision::NeedsApproval { pending, .. } => (
+            "needs_approval",
+            Some(seald_policy::DenyCode::SealUseApprovalRequired.code()),
+            None,
+            pending.clone(),
+        ),
+        seald_policy::Decision::Deny(c) => ("deny", Some(c.code()), None, None),
+    };
+    Json(serde_json::json!({
+        "decision": decision, "code": code, "permit": permit, "pending": pending,
+        "employee": employee, "rules": explained.rules,
+    }))
+    .into_response()
 }
 
 /// Counts a sign attempt. Seal ids that are not registered share one label, so that requests
@@ -295,7 +404,7 @@ pub async fn sign(
     // Decided before the body is read, unless only the document's grant can tell (then again
     // once its hash is known).
     let mut allowed_by = None;
-    match facts.decide(&[], &[], None) {
+    match facts.decide(None) {
         seald_policy::Decision::Allow(p) => allowed_by = Some(p),
         seald_policy::Decision::Deny(seald_policy::DenyCode::DocumentRequired)
             if plan.query.document_id.is_some() => {}
@@ -419,11 +528,7 @@ pub async fn sign(
             "field": signed.field,
             "template_id": template_id,
             "employee": attempt.employee,
-            "permit": match &allowed_by {
-                seald_policy::Permit::Application => "application".to_owned(),
-                seald_policy::Permit::Holder => "holder".to_owned(),
-                seald_policy::Permit::Grant { id } => format!("grant:{id}"),
-            },
+            "permit": permit_text(&allowed_by),
         })
         .to_string(),
     );
