@@ -40,6 +40,37 @@ pub struct Config {
     pub verify: VerifyConfig,
     #[serde(default)]
     pub bootstrap: Bootstrap,
+    #[serde(default)]
+    pub signing_password: SigningPasswordConfig,
+}
+
+/// The lockout of employees' signing passwords.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningPasswordConfig {
+    /// Wrong tries in a row that lock a signing password.
+    pub max_failures: u32,
+    /// How long it stays locked.
+    pub lockout_seconds: i64,
+}
+
+impl Default for SigningPasswordConfig {
+    fn default() -> Self {
+        let rules = seald_policy::password::PasswordRules::default();
+        SigningPasswordConfig {
+            max_failures: rules.max_failures,
+            lockout_seconds: rules.lockout_seconds,
+        }
+    }
+}
+
+impl SigningPasswordConfig {
+    pub fn rules(&self) -> seald_policy::password::PasswordRules {
+        seald_policy::password::PasswordRules {
+            max_failures: self.max_failures,
+            lockout_seconds: self.lockout_seconds,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -379,6 +410,19 @@ impl Config {
         }
         if l.queue_depth == 0 {
             return Err(ConfigError::new("limits.queue_depth", "must be at least 1"));
+        }
+        let p = &self.signing_password;
+        if !(1..=100).contains(&p.max_failures) {
+            return Err(ConfigError::new(
+                "signing_password.max_failures",
+                "must be 1 to 100",
+            ));
+        }
+        if !(1..=7 * 24 * 3600).contains(&p.lockout_seconds) {
+            return Err(ConfigError::new(
+                "signing_password.lockout_seconds",
+                "must be 1 second to 7 days",
+            ));
         }
         for p in &self.verify.trust_roots {
             readable("verify.trust_roots", p)?;

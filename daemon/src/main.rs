@@ -14,6 +14,7 @@ mod audit;
 mod clock;
 mod config;
 mod metrics;
+mod password;
 mod problem;
 mod registry;
 mod server;

@@ -123,7 +123,8 @@ impl ApiError {
             | InvalidApplication
             | PracticeSealHolder
             | HandoverInvalid
-            | TemplateSealUnavailable => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid content"),
+            | TemplateSealUnavailable
+            | InvalidSigningPassword => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid content"),
             _ => (StatusCode::FORBIDDEN, "Refused by policy"),
         };
         Self::new(status, code.code(), title, code.explain())

@@ -96,6 +96,7 @@ pub async fn run(prepared: Prepared) -> Result<(), String> {
         verify_roots,
         idempotency_in_flight: Mutex::new(Default::default()),
         governance: tokio::sync::Mutex::new(()),
+        password_tries: Default::default(),
     });
     let checkpointer = Checkpointer {
         store: store.clone(),

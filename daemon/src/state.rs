@@ -34,6 +34,8 @@ pub struct AppState {
     /// Governance changes run one at a time: each reads, decides and commits against one
     /// state (a seal's holders, the one official seal, a request's node…).
     pub governance: tokio::sync::Mutex<()>,
+    /// Signing-password tries, one at a time per employee.
+    pub password_tries: crate::password::Tries,
 }
 
 /// Holds an Idempotency-Key while its request runs.

@@ -316,11 +316,12 @@ fn explain_sign(mut t: Trace, s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) -
         None => Err(DenyCode::EmployeeNotFound),
     };
     t.record(Rule::EmployeeActive, active.map_or_else(Failed, |_| Passed));
+    // Sealing by hand is confirmed with the employee's own signing password.
     t.record(
         Rule::SigningPassword,
         match active {
             Err(_) => NotEvaluated,
-            Ok(e) if !e.has_signing_password => NotApplicable,
+            Ok(e) if !e.has_signing_password => Failed(DenyCode::SigningPasswordNotSet),
             Ok(_) if r.password_confirmed => Passed,
             Ok(_) => Failed(DenyCode::SigningPasswordRequired),
         },

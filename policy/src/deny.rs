@@ -93,6 +93,10 @@ deny_codes! {
     GrantExpired => "grant_expired", "the seal-use grant for this document has passed its deadline";
     SealUseApprovalRequired => "seal_use_approval_required", "the employee does not hold the seal: apply to use it for this document and wait for approval";
     SigningPasswordRequired => "signing_password_required", "the employee must confirm the signature with their signing password";
+    SigningPasswordNotSet => "signing_password_not_set", "the employee has no signing password yet: they set one before sealing by hand";
+    SigningPasswordWrong => "signing_password_wrong", "the signing password is wrong";
+    SigningPasswordLocked => "signing_password_locked", "too many wrong signing passwords: it is locked for a while";
+    InvalidSigningPassword => "invalid_signing_password", "a signing password is exactly six digits";
 }
 
 impl std::fmt::Display for DenyCode {

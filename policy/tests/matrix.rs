@@ -37,7 +37,7 @@ impl Case {
             template: None,
             page_seal: false,
             document: Some((DOC.to_owned(), SHA.to_owned())),
-            password_confirmed: false,
+            password_confirmed: true,
             now: NOW,
         }
     }
@@ -267,13 +267,26 @@ fn sign_decisions() {
         ),
         (
             "a signing password, not confirmed",
+            |c| c.password_confirmed = false,
+            deny(DenyCode::SigningPasswordRequired),
+        ),
+        (
+            "no signing password set: sealing by hand waits for one",
             |c| {
                 c.org
                     .employee_mut("alice")
                     .expect("allowed")
-                    .has_signing_password = true
+                    .has_signing_password = false
             },
-            deny(DenyCode::SigningPasswordRequired),
+            deny(DenyCode::SigningPasswordNotSet),
+        ),
+        (
+            "the application's own request needs no password",
+            |c| {
+                c.employee = None;
+                c.password_confirmed = false
+            },
+            Decision::Allow(Permit::Application),
         ),
         (
             "a non-holder must apply",
@@ -1495,5 +1508,47 @@ fn permission_and_contract_applications() {
     assert_eq!(
         ApprovalRequest::contract_approval(&org, &contract_flow, sub("c2"), DOC, "nothex", NOW),
         Err(DenyCode::InvalidApplication)
+    );
+}
+
+#[test]
+fn who_sets_and_resets_a_signing_password() {
+    let org = org();
+    // One's own: the first time freely, later with the old one.
+    assert_eq!(
+        password::may_set(&org, "alice", "alice", false, false),
+        Ok(())
+    );
+    assert_eq!(
+        password::may_set(&org, "alice", "alice", true, true),
+        Ok(())
+    );
+    assert_eq!(
+        password::may_set(&org, "alice", "alice", true, false),
+        Err(DenyCode::SigningPasswordRequired)
+    );
+    assert_eq!(
+        password::may_set(&org, "boss", "alice", false, false),
+        Err(DenyCode::PermissionDenied),
+        "nobody sets another's"
+    );
+    // Reset: organization management over the employee's department.
+    assert_eq!(password::may_reset(&org, "boss", "alice"), Ok(()));
+    assert_eq!(
+        password::may_reset(&org, "dadmin", "alice"),
+        Ok(()),
+        "sales-east is below sales"
+    );
+    assert_eq!(
+        password::may_reset(&org, "dadmin", "carol"),
+        Err(DenyCode::PermissionDenied)
+    );
+    assert_eq!(
+        password::may_reset(&org, "bob", "alice"),
+        Err(DenyCode::PermissionDenied)
+    );
+    assert_eq!(
+        password::may_reset(&org, "gone", "alice"),
+        Err(DenyCode::EmployeeResigned)
     );
 }

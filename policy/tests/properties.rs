@@ -270,6 +270,7 @@ impl World {
                     id: doc,
                     sha256: sha,
                 }),
+                password_confirmed: true,
                 ..Default::default()
             });
             decide(&snapshot, &request, self.now)
@@ -371,6 +372,7 @@ proptest! {
                     seal: "contract",
                     employee: Some("bob"),
                     document: Some(DocumentRef { id: DOC, sha256: SHA }),
+                    password_confirmed: true,
                     ..Default::default()
                 });
                 decide(&snapshot, &request, NOW)

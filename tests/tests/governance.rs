@@ -27,9 +27,16 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// Everyone's signing password in these tests.
+const PASSWORD: &str = "246810";
+
 impl World {
     fn new() -> World {
-        let setup = Setup::new("");
+        World::with_config("")
+    }
+
+    fn with_config(extra: &str) -> World {
+        let setup = Setup::new(extra);
         client_cert(&setup.tls, "oa", false);
         let d = setup.start();
         let (admin, oa) = (d.client("admin"), d.client("oa"));
@@ -71,6 +78,16 @@ impl World {
                 Some(json!({"roles": roles})),
             );
             assert_eq!(given.status, 200, "{}", text(&given));
+        }
+        for id in ["boss", "legal", "sa1", "sa2", "appr", "alice", "bob"] {
+            let set = w.call(
+                &w.admin,
+                "PUT",
+                &format!("/v1/org/employees/{id}/signing-password"),
+                Some(id),
+                Some(json!({"new": PASSWORD})),
+            );
+            assert_eq!(set.status, 200, "{}", text(&set));
         }
         w
     }
@@ -133,16 +150,29 @@ impl World {
     }
 
     fn sign(&self, seal: &str, employee: &str, document_id: &str, pdf: &[u8]) -> Answer {
-        send(
-            self.oa
-                .post(format!(
-                    "{}/v1/seals/{seal}/sign?document_id={document_id}",
-                    self.d.api
-                ))
-                .header("Content-Type", "application/pdf")
-                .header("Seald-Employee", employee)
-                .body(pdf.to_vec()),
-        )
+        self.sign_with(seal, employee, document_id, pdf, Some(PASSWORD))
+    }
+
+    fn sign_with(
+        &self,
+        seal: &str,
+        employee: &str,
+        document_id: &str,
+        pdf: &[u8],
+        password: Option<&str>,
+    ) -> Answer {
+        let mut request = self
+            .oa
+            .post(format!(
+                "{}/v1/seals/{seal}/sign?document_id={document_id}",
+                self.d.api
+            ))
+            .header("Content-Type", "application/pdf")
+            .header("Seald-Employee", employee);
+        if let Some(p) = password {
+            request = request.header("Seald-Signing-Password", p);
+        }
+        send(request.body(pdf.to_vec()))
     }
 
     fn approval(&self, id: &str, action: &str, employee: &str) -> Answer {
@@ -318,6 +348,7 @@ fn a_non_holder_applies_is_approved_signs_once_and_is_refused_the_second_time() 
         w.oa.post(format!("{}/v1/seals/contract/sign", w.d.api))
             .header("Content-Type", "application/pdf")
             .header("Seald-Employee", "bob")
+            .header("Seald-Signing-Password", PASSWORD)
             .body(pdf.clone()),
     );
     assert_eq!(
@@ -414,6 +445,7 @@ fn a_non_holder_applies_is_approved_signs_once_and_is_refused_the_second_time() 
             ))
             .header("Content-Type", "application/pdf")
             .header("Seald-Employee", "bob")
+            .header("Seald-Signing-Password", PASSWORD)
             .header("Idempotency-Key", "oa-C-7-1")
             .body(pdf.clone()),
         )
@@ -1152,6 +1184,7 @@ fn explain_agrees_with_the_real_decision_and_consumes_nothing() {
             Some(employee),
             Some(json!({
                 "seal": seal, "document_id": doc, "document_sha256": sha,
+                "signing_password_confirmed": true,
             })),
         )
         .json()
@@ -1218,5 +1251,143 @@ fn explain_agrees_with_the_real_decision_and_consumes_nothing() {
     let attempts = w
         .setup
         .sql("SELECT count(*) FROM audit_records WHERE action = 'sign'");
-    assert_eq!(attempts, "9", "one record per real sign request (nine were sent)");
+    assert_eq!(
+        attempts, "9",
+        "one record per real sign request (nine were sent)"
+    );
+}
+
+#[test]
+fn signing_passwords_lock_after_wrong_tries_and_never_leave_seald() {
+    let w = World::with_config("[signing_password]\nmax_failures = 3\nlockout_seconds = 2\n");
+    assert_eq!(
+        w.create_seal("contract", "contract", "boss", &["alice"])
+            .status,
+        200
+    );
+    w.register_oa(&["contract"]);
+    let pdf = w.setup.sample();
+    let code = |a: &Answer| (a.status, a.code());
+    let none = w.sign_with("contract", "alice", "P-1", &pdf, None);
+    assert_eq!(
+        code(&none),
+        (403, "signing_password_required".to_owned()),
+        "{}",
+        text(&none)
+    );
+    let malformed = w.sign_with("contract", "alice", "P-1", &pdf, Some("12ab56"));
+    assert_eq!(
+        code(&malformed),
+        (422, "invalid_signing_password".to_owned())
+    );
+    for left in [2, 1] {
+        let wrong = w.sign_with("contract", "alice", "P-1", &pdf, Some("000000"));
+        assert_eq!(
+            code(&wrong),
+            (403, "signing_password_wrong".to_owned()),
+            "{}",
+            text(&wrong)
+        );
+        assert!(
+            String::from_utf8_lossy(&wrong.body).contains(&format!("{left} more wrong tries")),
+            "{}",
+            text(&wrong)
+        );
+    }
+    let third = w.sign_with("contract", "alice", "P-1", &pdf, Some("000000"));
+    assert_eq!(code(&third), (403, "signing_password_locked".to_owned()));
+    // Locked: the right password is refused too, until the lockout is over.
+    let right = w.sign("contract", "alice", "P-1", &pdf);
+    assert_eq!(code(&right), (403, "signing_password_locked".to_owned()));
+    assert!(
+        seald_tests::daemon::wait_until(std::time::Duration::from_secs(10), || {
+            w.sign("contract", "alice", "P-1", &pdf).status == 200
+        }),
+        "the lockout ends by itself"
+    );
+    // Changing it needs the old one; nobody sets another's; an administrator resets it.
+    let set = |who: &str, body: Value| {
+        w.call(
+            &w.admin,
+            "PUT",
+            "/v1/org/employees/alice/signing-password",
+            Some(who),
+            Some(body),
+        )
+    };
+    assert_eq!(
+        code(&set("alice", json!({"new": "135790"}))),
+        (403, "signing_password_required".to_owned())
+    );
+    assert_eq!(
+        code(&set("alice", json!({"old": "999999", "new": "135790"}))),
+        (403, "signing_password_wrong".to_owned())
+    );
+    assert_eq!(
+        code(&set("bob", json!({"new": "135790"}))),
+        (403, "permission_denied".to_owned())
+    );
+    assert_eq!(
+        code(&set("alice", json!({"new": "1357"}))),
+        (422, "invalid_signing_password".to_owned())
+    );
+    assert_eq!(
+        set("alice", json!({"old": PASSWORD, "new": "135790"})).status,
+        200
+    );
+    assert_eq!(
+        w.sign_with("contract", "alice", "P-2", &pdf, Some("135790"))
+            .status,
+        200
+    );
+    assert_eq!(
+        code(&w.sign("contract", "alice", "P-2", &pdf)),
+        (403, "signing_password_wrong".to_owned())
+    );
+    let reset = |who: &str| {
+        w.call(
+            &w.admin,
+            "POST",
+            "/v1/org/employees/alice/signing-password/reset",
+            Some(who),
+            None,
+        )
+    };
+    assert_eq!(code(&reset("bob")), (403, "permission_denied".to_owned()));
+    assert_eq!(reset("boss").status, 200);
+    let unset = w.sign_with("contract", "alice", "P-3", &pdf, Some("135790"));
+    assert_eq!(
+        code(&unset),
+        (403, "signing_password_not_set".to_owned()),
+        "{}",
+        text(&unset)
+    );
+    assert_eq!(set("alice", json!({"new": "864200"})).status, 200);
+    assert_eq!(
+        w.sign_with("contract", "alice", "P-3", &pdf, Some("864200"))
+            .status,
+        200
+    );
+    // Every wrong try is in the audit log; no password is anywhere in seald's files.
+    let wrong = w
+        .setup
+        .sql("SELECT count(*) FROM audit_records WHERE reason = 'signing_password_wrong'");
+    assert_eq!(wrong, "4");
+    let mut files = vec![w.d.log.clone()];
+    for entry in fs::read_dir(&w.setup.data).expect("data dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            files.push(path);
+        }
+    }
+    for file in files {
+        let bytes = fs::read(&file).expect("read");
+        for secret in [PASSWORD, "135790", "864200"] {
+            assert!(
+                !bytes.windows(6).any(|w| w == secret.as_bytes()),
+                "{secret} appears in {}",
+                file.display()
+            );
+        }
+    }
 }

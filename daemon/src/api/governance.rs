@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use seald_audit::Decision;
 use seald_policy::flow::{pending_center, Submission, Transition};
+use seald_policy::password as password_rules;
 use seald_policy::{
     admin, grant, seal as seal_rules, ApprovalRequest, ApprovalState, DataScope, DenyCode,
     Department, Employee, EmployeeStatus, Enterprise, Features, Flow, Grant, Node, Org, Permission,
@@ -22,6 +23,7 @@ use seald_policy::{
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
+use zeroize::Zeroizing;
 
 use super::admin::{check_id, commit, done, json_body};
 use super::{Caller, PeerExt, St};
@@ -1003,4 +1005,97 @@ pub async fn resubmit(
     headers: HeaderMap,
 ) -> Response {
     step(state, peer, id, headers, Bytes::new(), Step::Resubmit).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    /// The current password, to change it.
+    old: Option<String>,
+    new: String,
+}
+
+impl std::fmt::Debug for PasswordBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordBody")
+    }
+}
+
+/// `PUT /v1/org/employees/{id}/signing-password`: employees set their own signing password,
+/// and change it with the old one. A wrong old one counts as a wrong try.
+pub async fn set_password(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<PasswordBody>, JsonRejection>,
+) -> Response {
+    const ACTION: &str = "signing_password.set";
+    governed!(state, peer, headers, ACTION, |act| {
+        let b = json_body(body)?;
+        let (new, old) = (Zeroizing::new(b.new), b.old.map(Zeroizing::new));
+        act.policy(password_rules::may_set(
+            &act.org,
+            &act.employee,
+            &id,
+            false,
+            false,
+        ))?;
+        act.policy(password_rules::check_format(&new))?;
+        let has = act
+            .org
+            .employee(&id)
+            .is_some_and(|e| e.has_signing_password);
+        let mut old_confirmed = false;
+        if let (true, Some(old)) = (has, old) {
+            let mut entry = act.caller.entry(ACTION, Decision::Denied, None);
+            entry.detail = Some(json!({ "employee": act.employee }).to_string());
+            match crate::password::confirm(&state, &id, old, entry).await {
+                Ok(crate::password::Confirmation::Confirmed) => old_confirmed = true,
+                Ok(crate::password::Confirmation::NotSet) => {}
+                // Recorded by `confirm` already.
+                Err(e) => return Ok(act.caller.fail(e)),
+            }
+        }
+        act.policy(password_rules::may_set(
+            &act.org,
+            &act.employee,
+            &id,
+            has,
+            old_confirmed,
+        ))?;
+        let hash = crate::password::hash(new).await?;
+        let change = Change::SigningPassword {
+            employee: id.clone(),
+            hash: Some(hash),
+        };
+        let detail = json!({"target": id, "changed": has});
+        let record = act
+            .commit(&state, ACTION, None, detail.clone(), change)
+            .await?;
+        Ok(done(&record, detail))
+    })
+}
+
+/// `POST /v1/org/employees/{id}/signing-password/reset`: an administrator clears an
+/// employee's signing password (and its lockout); the employee sets a new one.
+pub async fn reset_password(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    const ACTION: &str = "signing_password.reset";
+    governed!(state, peer, headers, ACTION, |act| {
+        act.policy(password_rules::may_reset(&act.org, &act.employee, &id))?;
+        let change = Change::SigningPassword {
+            employee: id.clone(),
+            hash: None,
+        };
+        let detail = json!({ "target": id });
+        let record = act
+            .commit(&state, ACTION, None, detail.clone(), change)
+            .await?;
+        Ok(done(&record, detail))
+    })
 }

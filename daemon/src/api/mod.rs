@@ -93,6 +93,16 @@ pub fn routes() -> Vec<(&'static str, Method, MethodRouter<Arc<AppState>>)> {
             post(governance::resign),
         ),
         (
+            "/v1/org/employees/{employee_id}/signing-password",
+            Method::PUT,
+            put(governance::set_password),
+        ),
+        (
+            "/v1/org/employees/{employee_id}/signing-password/reset",
+            Method::POST,
+            post(governance::reset_password),
+        ),
+        (
             "/v1/org/super-administrator",
             Method::POST,
             post(governance::transfer_super_administrator),

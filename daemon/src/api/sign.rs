@@ -178,6 +178,9 @@ pub struct ExplainBody {
     document_sha256: Option<String>,
     #[serde(default)]
     page_seal: bool,
+    /// Explain as if the employee confirmed with their signing password (it is not sent here).
+    #[serde(default)]
+    signing_password_confirmed: bool,
 }
 
 /// `POST /v1/policy/explain`: the decision a sign request would get, and every rule
@@ -211,6 +214,7 @@ pub async fn explain(
             template: b.template_id.as_deref(),
             page_seal: b.page_seal,
             employee: employee.as_deref(),
+            password_confirmed: b.signing_password_confirmed,
             ..Default::default()
         },
     };
@@ -388,6 +392,24 @@ pub async fn sign(
         Err(e) => return attempt.refuse(Decision::Failed, e).await,
     };
     attempt.employee = employee.clone();
+    // Sealing by hand is confirmed with the employee's signing password; a wrong or locked
+    // one is refused (and recorded) by `confirm`.
+    let password = match crate::password::from_header(&headers) {
+        Ok(p) => p,
+        Err(e) => return attempt.refuse(Decision::Failed, e).await,
+    };
+    let mut password_confirmed = false;
+    if let (Some(id), Some(password)) = (employee.as_deref(), password) {
+        let entry = attempt.entry(Decision::Denied, None);
+        match crate::password::confirm(&state, id, password, entry).await {
+            Ok(crate::password::Confirmation::Confirmed) => password_confirmed = true,
+            Ok(crate::password::Confirmation::NotSet) => {}
+            Err(e) => {
+                count_sign(&state, &attempt.caller, &seal_id, "denied");
+                return attempt.caller.fail(e);
+            }
+        }
+    }
     let seal = attempt.caller.registry.seals.get(&seal_id).cloned();
     let org = attempt.caller.registry.org.clone();
     let facts = SignFacts {
@@ -398,6 +420,7 @@ pub async fn sign(
             seal: &seal_id,
             template: plan.query.template_id.as_deref(),
             employee: employee.as_deref(),
+            password_confirmed,
             ..Default::default()
         },
     };

@@ -1,6 +1,7 @@
 //! SQLite rows of seal governance: the organization, seal governance columns, approval
 //! flows and requests, seal-use grants (migration 0002).
 
+use seald_policy::password::PasswordState;
 use seald_policy::{
     role::system_roles, ApprovalRequest, DataScope, Department, Employee, EmployeeStatus,
     Enterprise, Flow, Grant, Org, RoleDef, Seal,
@@ -338,4 +339,66 @@ pub(super) fn seal_governance(row: &SqliteRow) -> Result<super::SealGovernance, 
         created_by: col(row, "created_by")?,
         practice_authorized: col::<i64>(row, "practice_authorized")? != 0,
     })
+}
+
+pub(super) async fn set_signing_password(
+    conn: &mut SqliteConnection,
+    employee: &str,
+    hash: Option<&str>,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE employees SET password_hash = ?, has_signing_password = ?, password_failures = 0, password_locked_until = NULL WHERE id = ?",
+    )
+    .bind(hash)
+    .bind(i64::from(hash.is_some()))
+    .bind(employee)
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict(format!(
+            "there is no employee '{employee}'"
+        )));
+    }
+    Ok(())
+}
+
+pub(super) async fn password_attempt(
+    conn: &mut SqliteConnection,
+    employee: &str,
+    state: &PasswordState,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE employees SET password_failures = ?, password_locked_until = ? WHERE id = ?",
+    )
+    .bind(i64::from(state.failures))
+    .bind(state.locked_until)
+    .bind(employee)
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+pub(super) async fn signing_password(
+    pool: &SqlitePool,
+    employee: &str,
+) -> Result<(Option<String>, PasswordState), StoreError> {
+    let row = sqlx::query(
+        "SELECT password_hash, password_failures, password_locked_until FROM employees WHERE id = ?",
+    )
+    .bind(employee)
+    .fetch_optional(pool)
+    .await
+    .map_err(unavailable)?;
+    let Some(row) = row else {
+        return Ok((None, PasswordState::default()));
+    };
+    Ok((
+        col(&row, "password_hash")?,
+        PasswordState {
+            failures: u32::try_from(col::<i64>(&row, "password_failures")?).unwrap_or(u32::MAX),
+            locked_until: col(&row, "password_locked_until")?,
+        },
+    ))
 }

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use seald_audit::{Checkpoint, Entry, Record};
+use seald_policy::password::PasswordState;
 use seald_policy::{
     AppRole as Role, ApprovalRequest, Department, Employee, Enterprise, Flow, Grant, Org, RoleDef,
     Seal, SealSource, SealStatus, SealType,
@@ -204,6 +205,17 @@ pub enum Change {
         sha256: String,
         now: i64,
     },
+    /// Sets (`Some`: an Argon2id PHC string) or clears an employee's signing password; either
+    /// way the wrong-try count and any lockout start afresh.
+    SigningPassword {
+        employee: String,
+        hash: Option<String>,
+    },
+    /// The wrong-try count and lockout after a try of the signing password.
+    PasswordAttempt {
+        employee: String,
+        state: PasswordState,
+    },
     /// Several changes in one record (a resignation, an approval that activates a seal).
     Many(Vec<Change>),
 }
@@ -250,6 +262,11 @@ pub trait Store: Send + Sync + 'static {
     fn pending_approvals(&self) -> Fut<'_, Vec<ApprovalRequest>>;
     /// `employee`'s grants for `seal`, oldest first.
     fn grants_for<'a>(&'a self, employee: &'a str, seal: &'a str) -> Fut<'a, Vec<Grant>>;
+    /// `employee`'s signing password hash (None if not set) and its lockout state.
+    fn signing_password<'a>(
+        &'a self,
+        employee: &'a str,
+    ) -> Fut<'a, (Option<String>, PasswordState)>;
 }
 
 impl std::fmt::Debug for dyn Store {

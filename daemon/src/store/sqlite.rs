@@ -22,6 +22,10 @@ use super::{
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_initial.sql")),
     (2, include_str!("../../migrations/0002_governance.sql")),
+    (
+        3,
+        include_str!("../../migrations/0003_signing_password.sql"),
+    ),
 ];
 
 /// The store. It assumes it is the only writer of its database (one seald per data dir):
@@ -336,6 +340,12 @@ async fn apply_one(
         Change::ConsumeGrant { id, sha256, now } => {
             governance::consume_grant(tx, id, sha256, *now).await?
         }
+        Change::SigningPassword { employee, hash } => {
+            governance::set_signing_password(tx, employee, hash.as_deref()).await?
+        }
+        Change::PasswordAttempt { employee, state } => {
+            governance::password_attempt(tx, employee, state).await?
+        }
         Change::Many(_) => {
             return Err(StoreError::Corrupt(
                 "a change of changes inside another".to_owned(),
@@ -472,6 +482,13 @@ impl Store for SqliteStore {
         seal: &'a str,
     ) -> Fut<'a, Vec<seald_policy::Grant>> {
         Box::pin(governance::grants_for(&self.pool, employee, seal))
+    }
+
+    fn signing_password<'a>(
+        &'a self,
+        employee: &'a str,
+    ) -> Fut<'a, (Option<String>, seald_policy::password::PasswordState)> {
+        Box::pin(governance::signing_password(&self.pool, employee))
     }
 
     fn ping(&self) -> Fut<'_, ()> {

@@ -17,7 +17,8 @@ pub fn employee(id: &str, department: &str, roles: &[SystemRole]) -> Employee {
         department: department.to_owned(),
         roles: roles.iter().map(|r| r.id().to_owned()).collect(),
         status: EmployeeStatus::Active,
-        has_signing_password: false,
+        // Everyone has set theirs; sealing by hand needs it.
+        has_signing_password: true,
     }
 }
 
