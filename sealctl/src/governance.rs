@@ -183,7 +183,22 @@ pub enum ApprovalCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum PasswordCommand {
+    /// Set your own signing password (six digits), or change it: the new one comes from
+    /// $SEALD_NEW_SIGNING_PASSWORD or a no-echo prompt, the old one (with --change) from
+    /// $SEALD_SIGNING_PASSWORD or a prompt. Never from an argument.
+    Set {
+        employee: String,
+        #[arg(long)]
+        change: bool,
+    },
+    /// As an administrator, clear an employee's signing password and its lockout.
+    Reset { employee: String },
+}
+
 pub type OrgArgs = GovernanceArgs<OrgCommand>;
+pub type PasswordArgs = GovernanceArgs<PasswordCommand>;
 pub type RoleArgs = GovernanceArgs<RoleCommand>;
 pub type ApprovalArgs = GovernanceArgs<ApprovalCommand>;
 
@@ -496,6 +511,58 @@ pub fn run_approval(args: ApprovalArgs) -> Result<(), Failure> {
         ApprovalCommand::Reject { id, comment } => step(&remote, j, &id, "reject", comment)?,
         ApprovalCommand::Cancel { id } => step(&remote, j, &id, "cancel", None)?,
         ApprovalCommand::Resubmit { id } => step(&remote, j, &id, "resubmit", None)?,
+    }
+    Ok(())
+}
+
+/// A secret from `env`, else a no-echo prompt (twice when `confirm`).
+fn secret(what: &str, env: &str, confirm: bool) -> Result<zeroize::Zeroizing<String>, Failure> {
+    if let Ok(v) = std::env::var(env) {
+        return Ok(zeroize::Zeroizing::new(v));
+    }
+    let ask = |prompt: String| {
+        rpassword::prompt_password(prompt)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| {
+                Failure::usage(format!(
+                    "no {what} given and none can be asked for ({e}): set {env}"
+                ))
+            })
+    };
+    let first = ask(format!("{what}: "))?;
+    if confirm && *ask(format!("{what} again: "))? != *first {
+        return Err(Failure::usage(format!("the two {what}s differ")));
+    }
+    Ok(first)
+}
+
+pub fn run_password(args: PasswordArgs) -> Result<(), Failure> {
+    let remote = args.remote.connect()?;
+    let j = args.json;
+    match args.command {
+        PasswordCommand::Set { employee, change } => {
+            let old = change
+                .then(|| secret("current signing password", "SEALD_SIGNING_PASSWORD", false))
+                .transpose()?;
+            let new = secret("new signing password", "SEALD_NEW_SIGNING_PASSWORD", true)?;
+            let body = json!({ "old": old.as_deref().map(String::as_str), "new": new.as_str() });
+            let v = remote.put_json(
+                &format!("/v1/org/employees/{employee}/signing-password"),
+                &body,
+            )?;
+            done(&v, j, &format!("signing password of '{employee}' set"));
+        }
+        PasswordCommand::Reset { employee } => {
+            let v = remote.post_json(
+                &format!("/v1/org/employees/{employee}/signing-password/reset"),
+                &json!({}),
+            )?;
+            done(
+                &v,
+                j,
+                &format!("signing password of '{employee}' cleared: they set a new one"),
+            );
+        }
     }
     Ok(())
 }

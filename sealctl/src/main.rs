@@ -52,6 +52,8 @@ enum Command {
     Seal(admin::SealArgs),
     /// Seal-use applications and approvals: apply, pending, approve, reject, cancel, resubmit.
     Approval(governance::ApprovalArgs),
+    /// Employees' signing passwords: set, change, reset.
+    Password(governance::PasswordArgs),
 }
 
 /// A failure to report: the message, and whether it was the caller's usage (exit 2) or an
@@ -129,6 +131,7 @@ fn main() -> ExitCode {
         Command::Role(args) => governance::run_role(args).map(|()| ExitCode::SUCCESS),
         Command::Seal(args) => admin::run_seal(args).map(|()| ExitCode::SUCCESS),
         Command::Approval(args) => governance::run_approval(args).map(|()| ExitCode::SUCCESS),
+        Command::Password(args) => governance::run_password(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

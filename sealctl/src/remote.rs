@@ -28,8 +28,10 @@ pub struct RemoteArgs {
     timeout: u64,
     /// The employee this command acts as (sent as Seald-Employee). Governance actions need
     /// one once the enterprise is set up; seald checks that employee's permissions.
+    // Its own id: subcommands have positional `employee` arguments.
     #[arg(
         long = "as",
+        id = "acting_employee",
         env = "SEALD_EMPLOYEE",
         value_name = "EMPLOYEE",
         global = true

@@ -1014,6 +1014,28 @@ fn sealctl_administers_governance_with_json_answers() {
     ));
     assert_eq!(bad_node.status.code(), Some(2), "a usage error");
 
+    // Signing passwords: from the environment (or a prompt), never from argv.
+    let mut set = ctl(Some("alice"), &["password", "set", "alice"]);
+    set.env("SEALD_NEW_SIGNING_PASSWORD", "112233");
+    run_ok(&mut set);
+    let mut change = ctl(Some("alice"), &["password", "set", "alice", "--change"]);
+    change
+        .env("SEALD_SIGNING_PASSWORD", "000000")
+        .env("SEALD_NEW_SIGNING_PASSWORD", "445566");
+    let refused = run(&mut change);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("signing_password_wrong"),
+        "{refused:?}"
+    );
+    run_ok(&mut ctl(Some("boss"), &["password", "reset", "alice"]));
+    let org = json_of(run_ok(&mut ctl(Some("boss"), &["org", "show", "--json"])));
+    let alice = org["employees"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["id"] == "alice").cloned())
+        .expect("alice");
+    assert_eq!(alice["has_signing_password"], false, "{alice}");
+
     let resigned = json_of(run_ok(&mut ctl(
         Some("boss"),
         &["org", "resign", "alice", "--successor", "bob", "--json"],
