@@ -3,7 +3,7 @@
 //! handover. Each function checks who acts and returns the changed state for the caller to
 //! store; nothing changes when it refuses.
 
-use crate::enterprise::check_name;
+use crate::enterprise::{check_name, Features};
 use crate::flow::{ApprovalRequest, Flow};
 use crate::org::{check_phone, Department, Employee, EmployeeStatus, Org, Target};
 use crate::role::{Permission, RoleDef, SystemRole};
@@ -230,6 +230,20 @@ pub fn put_employee(org: &Org, actor: &str, employee: &Employee) -> Result<Org, 
             ..employee.clone()
         }),
     }
+    validated(changed)
+}
+
+/// The super administrator or the legal representative switches the enterprise's features
+/// (auto-sign, page seals, forced contract approval).
+pub fn set_features(org: &Org, actor: &str, features: Features) -> Result<Org, DenyCode> {
+    let e = org.active_employee(actor)?;
+    if !org.has_role(e, SystemRole::SuperAdministrator)
+        && !org.has_role(e, SystemRole::LegalRepresentative)
+    {
+        return Err(DenyCode::FeaturesReserved);
+    }
+    let mut changed = org.clone();
+    changed.enterprise.features = features;
     validated(changed)
 }
 

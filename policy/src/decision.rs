@@ -2,7 +2,7 @@
 //! consumed with the audit record), needs approval, or deny with a stable code.
 
 use crate::application::{AppRole, Application};
-use crate::flow::{ApprovalRequest, Scenario, Subject};
+use crate::flow::{ApprovalRequest, ApprovalState, Scenario, Subject};
 use crate::grant::Grant;
 use crate::org::Org;
 use crate::seal::{Seal, SealType};
@@ -54,7 +54,8 @@ pub struct Snapshot<'a> {
     pub seal: Option<&'a Seal>,
     /// Seal-use grants (at least those of the acting employee for this seal).
     pub grants: &'a [Grant],
-    /// Approval requests (at least the acting employee's pending ones for this seal).
+    /// Approval requests: at least the acting employee's pending seal-use applications for
+    /// this seal, and the document's contract approvals.
     pub approvals: &'a [ApprovalRequest],
 }
 
@@ -99,6 +100,10 @@ impl Decision {
     pub fn code(&self) -> Option<DenyCode> {
         match self {
             Decision::Allow(_) => None,
+            Decision::NeedsApproval {
+                scenario: Scenario::ContractApproval,
+                ..
+            } => Some(DenyCode::ContractApprovalRequired),
             Decision::NeedsApproval { .. } => Some(DenyCode::SealUseApprovalRequired),
             Decision::Deny(code) => Some(*code),
         }
@@ -118,6 +123,8 @@ pub enum Rule {
     SealSigns,
     TemplateAllowed,
     PageSealEnabled,
+    /// With forced contract approval on, the document's approved contract approval.
+    ContractApproved,
     ActsForEmployees,
     EmployeeActive,
     SigningPassword,
@@ -158,12 +165,19 @@ pub struct Explanation {
 #[derive(Default)]
 struct Trace {
     rules: Vec<Evaluated>,
-    pending: Option<String>,
+    /// The first approval the request waits for, and the request already on its way.
+    waits: Option<(Scenario, Option<String>)>,
 }
 
 impl Trace {
     fn record(&mut self, rule: Rule, outcome: Outcome) {
         self.rules.push(Evaluated { rule, outcome });
+    }
+
+    /// The rule says the request waits for `scenario` (with `pending` on its way).
+    fn wait(&mut self, rule: Rule, scenario: Scenario, pending: Option<String>) {
+        self.waits.get_or_insert((scenario, pending));
+        self.record(rule, Outcome::NeedsApproval);
     }
 
     fn check(&mut self, rule: Rule, ok: bool, code: DenyCode) {
@@ -193,17 +207,10 @@ impl Trace {
             Outcome::Failed(code) => Some(code),
             _ => None,
         });
-        let needs = self
-            .rules
-            .iter()
-            .any(|e| e.outcome == Outcome::NeedsApproval);
-        let decision = match (failed, needs) {
+        let decision = match (failed, self.waits) {
             (Some(code), _) => Decision::Deny(code),
-            (None, true) => Decision::NeedsApproval {
-                scenario: Scenario::SealUse,
-                pending: self.pending,
-            },
-            (None, false) => Decision::Allow(permit),
+            (None, Some((scenario, pending))) => Decision::NeedsApproval { scenario, pending },
+            (None, None) => Decision::Allow(permit),
         };
         Explanation {
             decision,
@@ -301,6 +308,7 @@ fn explain_sign(mut t: Trace, s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) -
             Failed(DenyCode::PageSealDisabled)
         },
     );
+    contract_approval(&mut t, s, r);
     let Some(employee) = r.employee else {
         // The application's own request.
         t.rest(EMPLOYEE_RULES, NotApplicable);
@@ -373,17 +381,54 @@ fn explain_sign(mut t: Trace, s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) -
     });
     // A pending application answers "needs approval"; else a grant for this document that
     // cannot be used says why (used up, expired, another version), the newest one speaking.
-    let outcome = match (
+    match (
         pending,
         covering.last().and_then(|g| g.refusal(doc.sha256, now)),
     ) {
-        (Some(p), _) => {
-            t.pending = Some(p.id.clone());
-            NeedsApproval
-        }
-        (None, Some(code)) => Failed(code),
-        (None, None) => NeedsApproval,
-    };
-    t.record(Rule::SealUseGrant, outcome);
+        (Some(p), _) => t.wait(Rule::SealUseGrant, Scenario::SealUse, Some(p.id.clone())),
+        (None, Some(code)) => t.record(Rule::SealUseGrant, Failed(code)),
+        (None, None) => t.wait(Rule::SealUseGrant, Scenario::SealUse, None),
+    }
     t.finish(Permit::Holder)
+}
+
+/// With forced contract approval on, no seal of the enterprise goes on a document (this
+/// version of it) without an approved contract approval.
+fn contract_approval(t: &mut Trace, s: &Snapshot<'_>, r: &SignRequest<'_>) {
+    if !s
+        .org
+        .is_some_and(|o| o.enterprise.features.forced_contract_approval)
+    {
+        t.record(Rule::ContractApproved, Outcome::NotApplicable);
+        return;
+    }
+    let Some(doc) = r.document else {
+        t.record(
+            Rule::ContractApproved,
+            Outcome::Failed(DenyCode::DocumentRequired),
+        );
+        return;
+    };
+    let for_this = |a: &&ApprovalRequest| {
+        matches!(&a.subject, Subject::ContractApproval { document_id, document_sha256 }
+            if document_id == doc.id && document_sha256 == doc.sha256)
+    };
+    let mut approvals = s.approvals.iter().filter(for_this);
+    if approvals
+        .clone()
+        .any(|a| a.state == ApprovalState::Approved)
+    {
+        t.record(Rule::ContractApproved, Outcome::Passed);
+    } else if let Some(p) = approvals.find(|a| a.state == ApprovalState::Pending) {
+        t.wait(
+            Rule::ContractApproved,
+            Scenario::ContractApproval,
+            Some(p.id.clone()),
+        );
+    } else {
+        t.record(
+            Rule::ContractApproved,
+            Outcome::Failed(DenyCode::ContractApprovalRequired),
+        );
+    }
 }

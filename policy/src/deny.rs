@@ -91,6 +91,8 @@ deny_codes! {
     DocumentChanged => "document_changed", "the seal-use grant is for another version of this document (its SHA-256 differs)";
     GrantUsedUp => "grant_used_up", "the seal-use grant for this document has been used as often as approved";
     GrantExpired => "grant_expired", "the seal-use grant for this document has passed its deadline";
+    ContractApprovalRequired => "contract_approval_required", "contract approval is required for this enterprise: the document (this version of it) needs an approved contract approval before any seal is applied";
+    FeaturesReserved => "features_reserved", "only the super administrator or the legal representative switches the enterprise's features";
     SealUseApprovalRequired => "seal_use_approval_required", "the employee does not hold the seal: apply to use it for this document and wait for approval";
     SigningPasswordRequired => "signing_password_required", "the employee must confirm the signature with their signing password";
     SigningPasswordNotSet => "signing_password_not_set", "the employee has no signing password yet: they set one before sealing by hand";

@@ -108,10 +108,12 @@ impl From<CreditCode> for String {
     }
 }
 
-/// Switches an enterprise turns on or off. Governance II adds who may flip them and the
-/// rules behind auto-sign and forced contract approval; page seals are checked here.
+/// Switches an enterprise turns on or off (only the super administrator or the legal
+/// representative: `admin::set_features`). Page seals and forced contract approval are
+/// enforced by `decide`; auto-sign's rules come with auto-sign templates. A switch left out is
+/// off.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Features {
     pub auto_sign: bool,
     /// Page seals (骑缝章) stamped across the edges of every page.

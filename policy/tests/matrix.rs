@@ -82,6 +82,7 @@ fn check_explanation(rule: &str, e: &Explanation) {
         SealSigns,
         TemplateAllowed,
         PageSealEnabled,
+        ContractApproved,
         ActsForEmployees,
         EmployeeActive,
         SigningPassword,
@@ -142,6 +143,30 @@ fn seal_use_request(org: &Org, submitter: &str, seal: &str) -> ApprovalRequest {
 }
 
 type Edit = fn(&mut Case);
+
+/// A contract approval of document DOC with `sha`, approved or still pending.
+fn contract(org: &Org, id: &str, sha: &str, approved: bool) -> ApprovalRequest {
+    let flow = Flow::new(
+        Scenario::ContractApproval,
+        vec![Node {
+            approvers: vec![Approver::Member("sa1".to_owned())],
+            mode: SignMode::Or,
+        }],
+        DAY,
+    )
+    .expect("flow");
+    let sub = Submission {
+        id,
+        submitter: "bob",
+        reason: "",
+    };
+    let mut r =
+        ApprovalRequest::contract_approval(org, &flow, sub, DOC, sha, NOW).expect("submitted");
+    if approved {
+        r.approve(org, "sa1", NOW, None).expect("approved");
+    }
+    r
+}
 
 #[test]
 fn sign_decisions() {
@@ -401,6 +426,54 @@ fn sign_decisions() {
                 c.employee = Some("carol".to_owned())
             },
             deny(DenyCode::PracticeSealUnauthorized),
+        ),
+        (
+            "forced contract approval: an approved one for this version",
+            |c| {
+                c.org.enterprise.features.forced_contract_approval = true;
+                c.approvals = vec![contract(&c.org, "k1", SHA, true)];
+            },
+            HOLDER,
+        ),
+        (
+            "forced contract approval: none",
+            |c| c.org.enterprise.features.forced_contract_approval = true,
+            deny(DenyCode::ContractApprovalRequired),
+        ),
+        (
+            "forced contract approval: approved for another version",
+            |c| {
+                c.org.enterprise.features.forced_contract_approval = true;
+                c.approvals = vec![contract(&c.org, "k1", OTHER_SHA, true)];
+            },
+            deny(DenyCode::ContractApprovalRequired),
+        ),
+        (
+            "forced contract approval: one pending",
+            |c| {
+                c.org.enterprise.features.forced_contract_approval = true;
+                c.approvals = vec![contract(&c.org, "k1", SHA, false)];
+            },
+            Decision::NeedsApproval {
+                scenario: Scenario::ContractApproval,
+                pending: Some("k1".to_owned()),
+            },
+        ),
+        (
+            "forced contract approval: no document named",
+            |c| {
+                c.org.enterprise.features.forced_contract_approval = true;
+                c.document = None;
+            },
+            deny(DenyCode::DocumentRequired),
+        ),
+        (
+            "forced contract approval applies to the application's own requests too",
+            |c| {
+                c.org.enterprise.features.forced_contract_approval = true;
+                c.employee = None;
+            },
+            deny(DenyCode::ContractApprovalRequired),
         ),
     ];
     for (rule, edit, expected) in rows {
@@ -1551,4 +1624,31 @@ fn who_sets_and_resets_a_signing_password() {
         password::may_reset(&org, "gone", "alice"),
         Err(DenyCode::EmployeeResigned)
     );
+}
+
+#[test]
+fn only_the_super_administrator_or_the_legal_representative_switches_features() {
+    let org = org();
+    let on = Features {
+        auto_sign: true,
+        page_seal: true,
+        forced_contract_approval: true,
+    };
+    for who in ["boss", "legal"] {
+        assert_eq!(
+            admin::set_features(&org, who, on)
+                .expect("switched")
+                .enterprise
+                .features,
+            on,
+            "{who}"
+        );
+    }
+    for who in ["sa1", "it", "alice"] {
+        assert_eq!(
+            admin::set_features(&org, who, on),
+            Err(DenyCode::FeaturesReserved),
+            "{who}"
+        );
+    }
 }

@@ -51,6 +51,16 @@ pub enum OrgCommand {
     },
     /// The enterprise, departments, employees and roles.
     Show,
+    /// Switch the enterprise's features (as the super administrator or the legal
+    /// representative); a feature not named is switched off.
+    Features {
+        #[arg(long)]
+        auto_sign: bool,
+        #[arg(long)]
+        page_seal: bool,
+        #[arg(long)]
+        forced_contract_approval: bool,
+    },
     /// Create or change a department.
     Department {
         id: String,
@@ -284,6 +294,18 @@ pub fn run_org(args: OrgArgs) -> Result<(), Failure> {
                 }
                 out.trim_end().to_owned()
             });
+        }
+        OrgCommand::Features {
+            auto_sign,
+            page_seal,
+            forced_contract_approval,
+        } => {
+            let features = json!({
+                "auto_sign": auto_sign, "page_seal": page_seal,
+                "forced_contract_approval": forced_contract_approval,
+            });
+            let v = remote.put_json("/v1/org/features", &features)?;
+            done(&v, j, &format!("features: {features}"));
         }
         OrgCommand::Department { id, name, parent } => {
             let v = remote.put_json(

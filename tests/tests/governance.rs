@@ -1413,3 +1413,81 @@ fn signing_passwords_lock_after_wrong_tries_and_never_leave_seald() {
         }
     }
 }
+
+#[test]
+fn forced_contract_approval_holds_every_seal_until_the_document_is_approved() {
+    let w = World::new();
+    assert_eq!(
+        w.create_seal("contract", "contract", "boss", &["alice"])
+            .status,
+        200
+    );
+    w.register_oa(&["contract"]);
+    let switch = |who: &str, on: bool| {
+        w.call(
+            &w.admin,
+            "PUT",
+            "/v1/org/features",
+            Some(who),
+            Some(json!({"forced_contract_approval": on})),
+        )
+    };
+    let refused = switch("sa1", true);
+    assert_eq!(
+        (refused.status, refused.code()),
+        (403, "features_reserved".to_owned()),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(switch("legal", true).status, 200);
+    let pdf = w.setup.sample();
+    let sha = sha256_hex(&pdf);
+    let held = w.sign("contract", "alice", "K-9", &pdf);
+    assert_eq!(held.code(), "contract_approval_required", "{}", text(&held));
+    // Someone who administers contracts approves it.
+    let given = w.call(
+        &w.admin,
+        "PUT",
+        "/v1/org/employees/sa2/roles",
+        Some("boss"),
+        Some(json!({"roles": ["contract_administrator"]})),
+    );
+    assert_eq!(given.status, 200);
+    let submitted = w.call(
+        &w.oa,
+        "POST",
+        "/v1/approvals",
+        Some("bob"),
+        Some(json!({
+            "scenario": "contract_approval", "document_id": "K-9", "document_sha256": sha,
+        })),
+    );
+    assert_eq!(submitted.status, 201, "{}", text(&submitted));
+    let id = submitted.json()["id"].as_str().expect("id").to_owned();
+    let waiting = w.sign("contract", "alice", "K-9", &pdf);
+    assert_eq!(waiting.code(), "contract_approval_required");
+    assert!(
+        String::from_utf8_lossy(&waiting.body).contains(&id),
+        "names the pending approval: {}",
+        text(&waiting)
+    );
+    assert_eq!(w.approval(&id, "approve", "sa2").status, 200);
+    let signed = w.sign("contract", "alice", "K-9", &pdf);
+    assert_eq!(signed.status, 200, "{}", text(&signed));
+    w.validated(&signed.body);
+    // Only that version of the document: an edited one waits again.
+    let mut edited = pdf.clone();
+    edited.extend_from_slice(b"\n% edited\n");
+    assert_eq!(
+        w.sign("contract", "alice", "K-9", &edited).code(),
+        "contract_approval_required"
+    );
+    // Switched off, holders seal as before.
+    assert_eq!(switch("boss", false).status, 200);
+    assert_eq!(w.sign("contract", "alice", "K-10", &edited).status, 200);
+    let org = w.call(&w.admin, "GET", "/v1/org", None, None).json();
+    assert_eq!(
+        org["enterprise"]["features"]["forced_contract_approval"],
+        false
+    );
+}

@@ -336,6 +336,27 @@ pub async fn show(
     }
 }
 
+/// `PUT /v1/org/features`: the super administrator or the legal representative switches
+/// auto-sign, page seals and forced contract approval (all three given).
+pub async fn set_features(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    headers: HeaderMap,
+    body: Result<Json<Features>, JsonRejection>,
+) -> Response {
+    governed!(state, peer, headers, "org.features", |act| {
+        let features = json_body(body)?;
+        let new = act.policy(admin::set_features(&act.org, &act.employee, features))?;
+        act.commit_org(
+            &state,
+            "org.features",
+            &new,
+            json!({ "features": features }),
+        )
+        .await
+    })
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DepartmentBody {

@@ -73,6 +73,11 @@ pub fn routes() -> Vec<(&'static str, Method, MethodRouter<Arc<AppState>>)> {
         ("/v1/org", Method::POST, post(governance::setup)),
         ("/v1/org", Method::GET, get(governance::show)),
         (
+            "/v1/org/features",
+            Method::PUT,
+            put(governance::set_features),
+        ),
+        (
             "/v1/org/departments/{department_id}",
             Method::PUT,
             put(governance::put_department),

@@ -105,29 +105,38 @@ impl SignFacts<'_> {
         state: &AppState,
         document: Option<seald_policy::DocumentRef<'_>>,
     ) -> Result<seald_policy::Explanation, ApiError> {
+        // With forced contract approval, the document's contract approvals count too.
+        let mut approvals = Vec::new();
+        let forced = self
+            .org
+            .is_some_and(|o| o.enterprise.features.forced_contract_approval);
+        if let (true, Some(doc)) = (forced, document) {
+            approvals = state.store.contract_approvals(doc.id).await?;
+        }
         let Some(employee) = self.request.employee else {
-            return Ok(self.explain(&[], &[], document));
+            return Ok(self.explain(&[], &approvals, document));
         };
         let grants = state.store.grants_for(employee, self.request.seal).await?;
-        let explained = self.explain(&grants, &[], document);
+        let explained = self.explain(&grants, &approvals, document);
         if !matches!(
             explained.decision,
             seald_policy::Decision::NeedsApproval { .. }
         ) {
             return Ok(explained);
         }
-        let mine: Vec<_> = state
-            .store
-            .pending_approvals()
-            .await?
-            .into_iter()
-            .filter(|r| r.submitter == employee)
-            .collect();
-        Ok(self.explain(&grants, &mine, document))
+        approvals.extend(
+            state
+                .store
+                .pending_approvals()
+                .await?
+                .into_iter()
+                .filter(|r| r.submitter == employee),
+        );
+        Ok(self.explain(&grants, &approvals, document))
     }
 
-    /// The permit for an employee who needs a seal-use grant for this document, or the
-    /// refusal.
+    /// The permit for a request only the document can decide (a seal-use grant, a contract
+    /// approval), or the refusal.
     async fn decide_with_grants(
         &self,
         state: &AppState,
@@ -144,13 +153,18 @@ fn refusal(decision: seald_policy::Decision) -> Result<seald_policy::Permit, Api
     use seald_policy::{Decision as D, DenyCode};
     match decision {
         D::Allow(permit) => Ok(permit),
-        D::NeedsApproval { pending, .. } => {
-            let code = DenyCode::SealUseApprovalRequired;
+        D::NeedsApproval { scenario, pending } => {
+            let code = if scenario == seald_policy::Scenario::ContractApproval {
+                DenyCode::ContractApprovalRequired
+            } else {
+                DenyCode::SealUseApprovalRequired
+            };
             let mut e = ApiError::denied(code);
             if let Some(id) = pending {
                 e.detail = format!(
-                    "{}; seal-use request {id} is waiting for its approvers",
-                    code.explain()
+                    "{}; {} request {id} is waiting for its approvers",
+                    code.explain(),
+                    scenario.as_str()
                 );
             }
             Err(e)
@@ -235,7 +249,7 @@ pub async fn explain(
         seald_policy::Decision::Allow(p) => ("allow", None, Some(permit_text(p)), None),
         seald_policy::Decision::NeedsApproval { pending, .. } => (
             "needs_approval",
-            Some(seald_policy::DenyCode::SealUseApprovalRequired.code()),
+            explained.decision.code().map(|c| c.code()),
             None,
             pending.clone(),
         ),

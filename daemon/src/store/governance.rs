@@ -402,3 +402,19 @@ pub(super) async fn signing_password(
         },
     ))
 }
+
+pub(super) async fn contract_approvals(
+    pool: &SqlitePool,
+    document_id: &str,
+) -> Result<Vec<ApprovalRequest>, StoreError> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT request FROM approval_requests WHERE scenario = 'contract_approval' AND state IN ('approved', 'pending') AND json_extract(request, '$.subject.document_id') = ? ORDER BY rowid",
+    )
+    .bind(document_id)
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
+    rows.iter()
+        .map(|r| json_list(r, "approval request"))
+        .collect()
+}

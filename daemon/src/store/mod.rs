@@ -260,6 +260,8 @@ pub trait Store: Send + Sync + 'static {
     fn approval<'a>(&'a self, id: &'a str) -> Fut<'a, Option<ApprovalRequest>>;
     /// Approval requests in state pending (expired ones included until marked).
     fn pending_approvals(&self) -> Fut<'_, Vec<ApprovalRequest>>;
+    /// Contract approvals of document `document_id`, approved or pending.
+    fn contract_approvals<'a>(&'a self, document_id: &'a str) -> Fut<'a, Vec<ApprovalRequest>>;
     /// `employee`'s grants for `seal`, oldest first.
     fn grants_for<'a>(&'a self, employee: &'a str, seal: &'a str) -> Fut<'a, Vec<Grant>>;
     /// `employee`'s signing password hash (None if not set) and its lockout state.

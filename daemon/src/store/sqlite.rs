@@ -491,6 +491,13 @@ impl Store for SqliteStore {
         Box::pin(governance::signing_password(&self.pool, employee))
     }
 
+    fn contract_approvals<'a>(
+        &'a self,
+        document_id: &'a str,
+    ) -> Fut<'a, Vec<seald_policy::ApprovalRequest>> {
+        Box::pin(governance::contract_approvals(&self.pool, document_id))
+    }
+
     fn ping(&self) -> Fut<'_, ()> {
         Box::pin(async move {
             sqlx::query("SELECT 1")
