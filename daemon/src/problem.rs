@@ -124,7 +124,8 @@ impl ApiError {
             | PracticeSealHolder
             | HandoverInvalid
             | TemplateSealUnavailable
-            | InvalidSigningPassword => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid content"),
+            | InvalidSigningPassword
+            | InvalidLimits => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid content"),
             _ => (StatusCode::FORBIDDEN, "Refused by policy"),
         };
         Self::new(status, code.code(), title, code.explain())

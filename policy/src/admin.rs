@@ -247,6 +247,27 @@ pub fn set_features(org: &Org, actor: &str, features: Features) -> Result<Org, D
     validated(changed)
 }
 
+/// The super administrator or the legal representative sets the contract quota (None:
+/// unlimited) and the enterprise's time zone.
+pub fn set_quota(
+    org: &Org,
+    actor: &str,
+    contract_quota: Option<u64>,
+    utc_offset_minutes: i32,
+) -> Result<Org, DenyCode> {
+    let e = org.active_employee(actor)?;
+    if !org.has_role(e, SystemRole::SuperAdministrator)
+        && !org.has_role(e, SystemRole::LegalRepresentative)
+    {
+        return Err(DenyCode::QuotaReserved);
+    }
+    crate::limits::check_offset(utc_offset_minutes)?;
+    let mut changed = org.clone();
+    changed.enterprise.contract_quota = contract_quota;
+    changed.enterprise.utc_offset_minutes = utc_offset_minutes;
+    validated(changed)
+}
+
 /// Checks a flow an administrator configures for its scenario.
 pub fn configure_flow(org: &Org, actor: &str, flow: &Flow) -> Result<(), DenyCode> {
     require(

@@ -4,6 +4,7 @@
 use crate::application::{AppRole, Application};
 use crate::flow::{ApprovalRequest, ApprovalState, Scenario, Subject};
 use crate::grant::Grant;
+use crate::limits::Usage;
 use crate::org::Org;
 use crate::seal::{Seal, SealType};
 use crate::DenyCode;
@@ -57,6 +58,8 @@ pub struct Snapshot<'a> {
     /// Approval requests: at least the acting employee's pending seal-use applications for
     /// this seal, and the document's contract approvals.
     pub approvals: &'a [ApprovalRequest],
+    /// What the seal and the enterprise's quota have been used for so far.
+    pub usage: Usage,
 }
 
 impl<'a> Snapshot<'a> {
@@ -68,6 +71,7 @@ impl<'a> Snapshot<'a> {
             seal,
             grants: &[],
             approvals: &[],
+            usage: Usage::default(),
         }
     }
 }
@@ -125,6 +129,12 @@ pub enum Rule {
     PageSealEnabled,
     /// With forced contract approval on, the document's approved contract approval.
     ContractApproved,
+    /// The seal's allowed weekdays and hours.
+    TimeWindow,
+    /// The seal's caps per day and per month.
+    SealCaps,
+    /// The enterprise's contract quota.
+    ContractQuota,
     ActsForEmployees,
     EmployeeActive,
     SigningPassword,
@@ -309,6 +319,7 @@ fn explain_sign(mut t: Trace, s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) -
         },
     );
     contract_approval(&mut t, s, r);
+    limits(&mut t, s, seal, now);
     let Some(employee) = r.employee else {
         // The application's own request.
         t.rest(EMPLOYEE_RULES, NotApplicable);
@@ -390,6 +401,43 @@ fn explain_sign(mut t: Trace, s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) -
         (None, None) => t.wait(Rule::SealUseGrant, Scenario::SealUse, None),
     }
     t.finish(Permit::Holder)
+}
+
+/// The seal's time windows and caps, and the enterprise's contract quota (which counts a
+/// document at its first seal). Checked here; consumed with the audit record.
+fn limits(t: &mut Trace, s: &Snapshot<'_>, seal: Option<&Seal>, now: i64) {
+    let Some(org) = s.org else {
+        t.rest(
+            &[Rule::TimeWindow, Rule::SealCaps, Rule::ContractQuota],
+            Outcome::NotApplicable,
+        );
+        return;
+    };
+    let result = |r: Result<(), DenyCode>| r.map_or_else(Outcome::Failed, |()| Outcome::Passed);
+    match seal {
+        None => t.rest(&[Rule::TimeWindow, Rule::SealCaps], Outcome::NotEvaluated),
+        Some(seal) if seal.limits.is_empty() => {
+            t.rest(&[Rule::TimeWindow, Rule::SealCaps], Outcome::NotApplicable)
+        }
+        Some(seal) => {
+            let at = crate::limits::local_time(now, org.enterprise.utc_offset_minutes);
+            t.record(
+                Rule::TimeWindow,
+                result(crate::limits::check_window(&seal.limits, at)),
+            );
+            t.record(
+                Rule::SealCaps,
+                result(crate::limits::check_caps(&seal.limits, &s.usage)),
+            );
+        }
+    }
+    t.record(
+        Rule::ContractQuota,
+        match org.enterprise.contract_quota {
+            None => Outcome::NotApplicable,
+            quota => result(crate::limits::check_quota(quota, &s.usage)),
+        },
+    );
 }
 
 /// With forced contract approval on, no seal of the enterprise goes on a document (this

@@ -92,6 +92,12 @@ deny_codes! {
     GrantUsedUp => "grant_used_up", "the seal-use grant for this document has been used as often as approved";
     GrantExpired => "grant_expired", "the seal-use grant for this document has passed its deadline";
     ContractApprovalRequired => "contract_approval_required", "contract approval is required for this enterprise: the document (this version of it) needs an approved contract approval before any seal is applied";
+    OutsideTimeWindow => "outside_time_window", "the seal may not be used at this time (its allowed weekdays and hours, in the enterprise's time zone)";
+    SealDailyCapReached => "seal_daily_cap_reached", "the seal has been used as often today as its daily cap allows";
+    SealMonthlyCapReached => "seal_monthly_cap_reached", "the seal has been used as often this month as its monthly cap allows";
+    ContractQuotaExhausted => "contract_quota_exhausted", "the enterprise's contract quota is used up";
+    InvalidLimits => "invalid_limits", "limits are positive caps, windows with weekdays 1 to 7 and HH:MM times (from before to), and a UTC offset within ±14:00";
+    QuotaReserved => "quota_reserved", "only the super administrator or the legal representative sets the contract quota and time zone";
     FeaturesReserved => "features_reserved", "only the super administrator or the legal representative switches the enterprise's features";
     SealUseApprovalRequired => "seal_use_approval_required", "the employee does not hold the seal: apply to use it for this document and wait for approval";
     SigningPasswordRequired => "signing_password_required", "the employee must confirm the signature with their signing password";

@@ -128,6 +128,17 @@ pub struct Enterprise {
     pub credit_code: CreditCode,
     #[serde(default)]
     pub features: Features,
+    /// The enterprise's time zone, as minutes east of UTC (time windows are local). Default
+    /// +08:00 (China Standard Time, which has no daylight saving).
+    #[serde(default = "china_standard_time")]
+    pub utc_offset_minutes: i32,
+    /// Contracts (documents) the enterprise may still have sealed in all: None is unlimited.
+    #[serde(default)]
+    pub contract_quota: Option<u64>,
+}
+
+fn china_standard_time() -> i32 {
+    8 * 60
 }
 
 /// A name people type: 1 to 100 characters, no control characters, not only spaces.
@@ -154,6 +165,8 @@ impl Enterprise {
             name: name.to_owned(),
             credit_code,
             features,
+            utc_offset_minutes: china_standard_time(),
+            contract_quota: None,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! - [`seal`]: seal types, lifecycle and holders, and who may change them;
 //! - [`flow`]: approval flows and the requests going through them, the pending center;
 //! - [`grant`]: seal-use applications and the grants their approval yields;
+//! - [`limits`]: caps per seal per day and month, time windows, the contract quota;
 //! - [`password`]: the signing password's rules and lockout;
 //! - [`admin`]: administering roles, departments, employees, flows, resignations;
 //! - [`decision`]: [`decide`] — allow (with what permits it), needs approval, or deny;
@@ -21,6 +22,7 @@ pub mod deny;
 pub mod enterprise;
 pub mod flow;
 pub mod grant;
+pub mod limits;
 pub mod org;
 pub mod password;
 pub mod role;

@@ -87,6 +87,9 @@ pub struct Seal {
     /// For a practice seal: its holder authorized it.
     #[serde(default)]
     pub practice_authorized: bool,
+    /// Caps per day and month, and the hours it may be used.
+    #[serde(default)]
+    pub limits: crate::limits::SealLimits,
 }
 
 impl Seal {
@@ -103,6 +106,7 @@ impl Seal {
             holders: Vec::new(),
             created_by: None,
             practice_authorized: false,
+            limits: Default::default(),
         }
     }
 
@@ -269,5 +273,22 @@ pub fn authorize_practice(org: &Org, actor: &str, seal: &Seal) -> Result<Seal, D
     }
     let mut changed = seal.clone();
     changed.practice_authorized = true;
+    Ok(changed)
+}
+
+/// May `actor` give `seal` these limits? Seal management over it, as for its status.
+pub fn set_limits(
+    org: &Org,
+    actor: &str,
+    seal: &Seal,
+    limits: &crate::limits::SealLimits,
+) -> Result<Seal, DenyCode> {
+    may_manage(org, actor, seal)?;
+    if seal.status == SealStatus::Deleted {
+        return Err(DenyCode::SealDeleted);
+    }
+    limits.validate()?;
+    let mut changed = seal.clone();
+    changed.limits = limits.clone();
     Ok(changed)
 }

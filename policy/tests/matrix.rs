@@ -21,6 +21,7 @@ struct Case {
     page_seal: bool,
     document: Option<(String, String)>,
     password_confirmed: bool,
+    usage: limits::Usage,
     now: i64,
 }
 
@@ -38,6 +39,7 @@ impl Case {
             page_seal: false,
             document: Some((DOC.to_owned(), SHA.to_owned())),
             password_confirmed: true,
+            usage: limits::Usage::default(),
             now: NOW,
         }
     }
@@ -53,6 +55,7 @@ impl Case {
             seal: self.seals.iter().find(|s| s.id == self.seal),
             grants: &self.grants,
             approvals: &self.approvals,
+            usage: self.usage,
         };
         let request = Request::Sign(SignRequest {
             seal: &self.seal,
@@ -83,6 +86,9 @@ fn check_explanation(rule: &str, e: &Explanation) {
         TemplateAllowed,
         PageSealEnabled,
         ContractApproved,
+        TimeWindow,
+        SealCaps,
+        ContractQuota,
         ActsForEmployees,
         EmployeeActive,
         SigningPassword,
@@ -143,6 +149,22 @@ fn seal_use_request(org: &Org, submitter: &str, seal: &str) -> ApprovalRequest {
 }
 
 type Edit = fn(&mut Case);
+
+/// Local (+08:00) midnight of NOW's day.
+const NOW_LOCAL_MIDNIGHT: i64 = NOW - (NOW + 8 * 3600).rem_euclid(86_400);
+
+/// Every day 08:00 to 18:00, at most 2 a day and 20 a month.
+fn office_hours() -> limits::SealLimits {
+    limits::SealLimits {
+        per_day: Some(2),
+        per_month: Some(20),
+        windows: vec![limits::Window {
+            weekdays: (1..=7).collect(),
+            from: "08:00".to_owned(),
+            to: "18:00".to_owned(),
+        }],
+    }
+}
 
 /// A contract approval of document DOC with `sha`, approved or still pending.
 fn contract(org: &Org, id: &str, sha: &str, approved: bool) -> ApprovalRequest {
@@ -474,6 +496,77 @@ fn sign_decisions() {
                 c.employee = None;
             },
             deny(DenyCode::ContractApprovalRequired),
+        ),
+        (
+            "inside the seal's time window",
+            |c| c.seals[1].limits = office_hours(),
+            HOLDER,
+        ),
+        (
+            "outside the seal's time window",
+            |c| {
+                c.seals[1].limits = office_hours();
+                c.now = NOW_LOCAL_MIDNIGHT + 20 * 3600;
+            },
+            deny(DenyCode::OutsideTimeWindow),
+        ),
+        (
+            "the same instant, another time zone",
+            |c| {
+                c.seals[1].limits = office_hours();
+                c.now = NOW_LOCAL_MIDNIGHT + 20 * 3600;
+                c.org.enterprise.utc_offset_minutes = 0;
+            },
+            HOLDER,
+        ),
+        (
+            "under the seal's daily cap",
+            |c| {
+                c.seals[1].limits = office_hours();
+                c.usage.seal_today = 1;
+            },
+            HOLDER,
+        ),
+        (
+            "the seal's daily cap reached",
+            |c| {
+                c.seals[1].limits = office_hours();
+                c.usage.seal_today = 2;
+            },
+            deny(DenyCode::SealDailyCapReached),
+        ),
+        (
+            "the seal's monthly cap reached",
+            |c| {
+                c.seals[1].limits = office_hours();
+                c.usage.seal_this_month = 20;
+            },
+            deny(DenyCode::SealMonthlyCapReached),
+        ),
+        (
+            "within the contract quota",
+            |c| {
+                c.org.enterprise.contract_quota = Some(10);
+                c.usage.contracts_used = 9;
+            },
+            HOLDER,
+        ),
+        (
+            "the contract quota used up",
+            |c| {
+                c.org.enterprise.contract_quota = Some(10);
+                c.usage.contracts_used = 10;
+            },
+            deny(DenyCode::ContractQuotaExhausted),
+        ),
+        (
+            "a document already counted seals again on a used-up quota",
+            |c| {
+                c.org.enterprise.contract_quota = Some(10);
+                c.usage.contracts_used = 10;
+                c.usage.document_counted = true;
+            },
+            HOLDER,
         ),
     ];
     for (rule, edit, expected) in rows {
@@ -1651,4 +1744,51 @@ fn only_the_super_administrator_or_the_legal_representative_switches_features() 
             "{who}"
         );
     }
+}
+
+#[test]
+fn who_sets_limits_and_the_quota() {
+    let (org, s) = (org(), seals());
+    let limits = limits::SealLimits {
+        per_day: Some(5),
+        ..limits::SealLimits::default()
+    };
+    assert_eq!(
+        seal::set_limits(&org, "sa1", find(&s, "contract"), &limits)
+            .expect("set")
+            .limits,
+        limits
+    );
+    assert_eq!(
+        seal::set_limits(&org, "alice", find(&s, "contract"), &limits),
+        Err(DenyCode::PermissionDenied)
+    );
+    assert_eq!(
+        seal::set_limits(&org, "boss", find(&s, "legal-seal"), &limits),
+        Err(DenyCode::LegalRepresentativeOnly)
+    );
+    let bad = limits::SealLimits {
+        per_month: Some(0),
+        ..limits::SealLimits::default()
+    };
+    assert_eq!(
+        seal::set_limits(&org, "sa1", find(&s, "contract"), &bad),
+        Err(DenyCode::InvalidLimits)
+    );
+    let set = admin::set_quota(&org, "legal", Some(1000), -300).expect("set");
+    assert_eq!(
+        (
+            set.enterprise.contract_quota,
+            set.enterprise.utc_offset_minutes
+        ),
+        (Some(1000), -300)
+    );
+    assert_eq!(
+        admin::set_quota(&org, "sa1", Some(1000), 480),
+        Err(DenyCode::QuotaReserved)
+    );
+    assert_eq!(
+        admin::set_quota(&org, "boss", None, 15 * 60),
+        Err(DenyCode::InvalidLimits)
+    );
 }

@@ -262,6 +262,7 @@ impl World {
                 seal: self.seals.iter().find(|s| s.id == seal_id),
                 grants: &self.grants,
                 approvals: &self.requests,
+                usage: Default::default(),
             };
             let request = Request::Sign(SignRequest {
                 seal: seal_id,
@@ -337,6 +338,55 @@ impl World {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
+    /// Signing attempts spread over days, each allowed one consumed: no day passes the
+    /// seal's daily cap, no month its monthly cap, and the quota counts each document once.
+    #[test]
+    fn caps_and_quota_are_never_exceeded(
+        per_day in 1..5u32,
+        per_month in 1..12u32,
+        quota in 1..6u64,
+        attempts in prop::collection::vec((0..40i64, 0..4usize), 1..80),
+    ) {
+        let app = oa();
+        let mut org = org();
+        org.enterprise.contract_quota = Some(quota);
+        let mut s = seals();
+        s[1].limits = limits::SealLimits { per_day: Some(per_day), per_month: Some(per_month), windows: vec![] };
+        let mut attempts = attempts;
+        attempts.sort();
+        let (mut by_day, mut by_month) = (std::collections::HashMap::new(), std::collections::HashMap::new());
+        let mut counted: Vec<usize> = Vec::new();
+        for (day, doc) in attempts {
+            let now = NOW + day * DAY;
+            let at = limits::local_time(now, org.enterprise.utc_offset_minutes);
+            let usage = limits::Usage {
+                seal_today: *by_day.get(&at.day).unwrap_or(&0),
+                seal_this_month: *by_month.get(&at.month.0).unwrap_or(&0),
+                contracts_used: counted.len() as u64,
+                document_counted: counted.contains(&doc),
+            };
+            let snapshot = Snapshot { org: Some(&org), usage, ..Snapshot::of(&app, Some(&s[1])) };
+            let id = format!("doc-{doc}");
+            let request = Request::Sign(SignRequest {
+                seal: "contract",
+                employee: Some("alice"),
+                document: Some(DocumentRef { id: &id, sha256: SHA }),
+                password_confirmed: true,
+                ..Default::default()
+            });
+            if decide(&snapshot, &request, now) == Decision::Allow(Permit::Holder) {
+                *by_day.entry(at.day).or_insert(0) += 1;
+                *by_month.entry(at.month.0).or_insert(0) += 1;
+                if !counted.contains(&doc) {
+                    counted.push(doc);
+                }
+            }
+        }
+        prop_assert!(by_day.values().all(|&n| n <= per_day));
+        prop_assert!(by_month.values().all(|&n| n <= per_month));
+        prop_assert!(counted.len() as u64 <= quota);
+    }
+
     #[test]
     fn no_sequence_lets_a_non_holder_sign_without_a_live_grant(ops in prop::collection::vec(op(), 1..60)) {
         let mut world = World::new();
@@ -367,6 +417,7 @@ proptest! {
                     seal: Some(find(&s, "contract")),
                     grants: &snapshot_grants,
                     approvals: &[],
+                    usage: Default::default(),
                 };
                 let request = Request::Sign(SignRequest {
                     seal: "contract",

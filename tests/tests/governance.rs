@@ -1491,3 +1491,115 @@ fn forced_contract_approval_holds_every_seal_until_the_document_is_approved() {
         false
     );
 }
+
+#[test]
+fn time_windows_daily_caps_and_the_contract_quota_hold_under_concurrent_requests() {
+    let w = World::new();
+    assert_eq!(
+        w.create_seal("contract", "contract", "boss", &["alice"])
+            .status,
+        200
+    );
+    w.register_oa(&["contract"]);
+    let pdf = w.setup.sample();
+    let limits = |who: &str, body: Value| {
+        w.call(
+            &w.admin,
+            "PUT",
+            "/v1/admin/seals/contract/limits",
+            Some(who),
+            Some(body),
+        )
+    };
+    let quota =
+        |who: &str, body: Value| w.call(&w.admin, "PUT", "/v1/org/quota", Some(who), Some(body));
+    // Put the enterprise's clock at about noon, and allow the seal only from 00:00 to 01:00.
+    let utc_minute = (now().rem_euclid(86_400) / 60) as i32;
+    let offset = (720 - utc_minute + 720).rem_euclid(1440) - 720;
+    assert_eq!(
+        quota(
+            "boss",
+            json!({"contract_quota": null, "utc_offset_minutes": offset})
+        )
+        .status,
+        200
+    );
+    let night =
+        json!({"windows": [{"weekdays": [1, 2, 3, 4, 5, 6, 7], "from": "00:00", "to": "01:00"}]});
+    assert_eq!(limits("alice", night.clone()).code(), "permission_denied");
+    let bad = limits(
+        "sa1",
+        json!({"windows": [{"weekdays": [8], "from": "00:00", "to": "01:00"}]}),
+    );
+    assert_eq!((bad.status, bad.code()), (422, "invalid_limits".to_owned()));
+    assert_eq!(limits("sa1", night).status, 200);
+    let outside = w.sign("contract", "alice", "T-1", &pdf);
+    assert_eq!(outside.code(), "outside_time_window", "{}", text(&outside));
+    // All day, at most 3 a day: of 8 concurrent requests, exactly 3 sign.
+    let all_day = json!({"per_day": 3, "windows": [{"weekdays": [1, 2, 3, 4, 5, 6, 7], "from": "00:00", "to": "24:00"}]});
+    assert_eq!(limits("sa1", all_day).status, 200);
+    let answers: Vec<Answer> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|n| {
+                let pdf = &pdf;
+                let w = &w;
+                s.spawn(move || w.sign("contract", "alice", &format!("T-{n}"), pdf))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let ok = answers.iter().filter(|a| a.status == 200).count();
+    let capped = answers
+        .iter()
+        .filter(|a| a.status == 403 && a.code() == "seal_daily_cap_reached")
+        .count();
+    assert_eq!(
+        (ok, capped),
+        (3, 5),
+        "{:?}",
+        answers.iter().map(text).collect::<Vec<_>>()
+    );
+    assert_eq!(w.setup.sql("SELECT sum(count) FROM seal_usage"), "3");
+    // The contract quota counts documents: 2 in all.
+    assert_eq!(limits("sa1", json!({})).status, 200);
+    assert_eq!(
+        quota(
+            "sa1",
+            json!({"contract_quota": 2, "utc_offset_minutes": offset})
+        )
+        .code(),
+        "quota_reserved"
+    );
+    assert_eq!(
+        quota(
+            "legal",
+            json!({"contract_quota": 2, "utc_offset_minutes": offset})
+        )
+        .status,
+        200
+    );
+    for (doc, expect) in [("Q-1", 200), ("Q-1", 200), ("Q-2", 200), ("Q-3", 403)] {
+        let a = w.sign("contract", "alice", doc, &pdf);
+        assert_eq!(a.status, expect, "{doc}: {}", text(&a));
+        if expect == 403 {
+            assert_eq!(a.code(), "contract_quota_exhausted");
+        }
+    }
+    let shown = w
+        .call(&w.admin, "GET", "/v1/org/quota", Some("boss"), None)
+        .json();
+    assert_eq!(
+        (shown["used"].clone(), shown["left"].clone()),
+        (json!(2), json!(0)),
+        "{shown}"
+    );
+    assert_eq!(shown["by_day"].as_array().map(Vec::len), Some(1), "{shown}");
+    // Explain says the same before anything is sent.
+    let e = w.call(&w.oa, "POST", "/v1/policy/explain", Some("alice"), Some(json!({
+        "seal": "contract", "document_id": "Q-4", "document_sha256": sha256_hex(&pdf), "signing_password_confirmed": true,
+    }))).json();
+    assert_eq!(e["code"], "contract_quota_exhausted", "{e}");
+}

@@ -192,6 +192,7 @@ pub async fn register_seal(
                 holders: reg.holders.clone(),
                 created_by: None,
                 practice_authorized: false,
+                limits: Default::default(),
             },
             created_at: existing.unwrap_or_else(|| now.clone()),
             updated_at: now,
@@ -327,6 +328,7 @@ enum SealEdit {
     Status(SealStatus),
     Holders(Vec<String>),
     AuthorizePractice,
+    Limits(seald_policy::limits::SealLimits),
 }
 
 impl SealEdit {
@@ -337,6 +339,7 @@ impl SealEdit {
             SealEdit::Status(_) => "seal.disable",
             SealEdit::Holders(_) => "seal.holders",
             SealEdit::AuthorizePractice => "seal.authorize",
+            SealEdit::Limits(_) => "seal.limits",
         }
     }
 }
@@ -373,6 +376,9 @@ async fn edit_seal(
             (Some(act), SealEdit::Holders(holders)) => {
                 act.policy(seal_rules::set_holders(&act.org, &act.employee, current, holders))?
             }
+            (Some(act), SealEdit::Limits(limits)) => {
+                act.policy(seal_rules::set_limits(&act.org, &act.employee, current, limits))?
+            }
             (Some(act), SealEdit::AuthorizePractice) => {
                 act.policy(seal_rules::authorize_practice(&act.org, &act.employee, current))?
             }
@@ -382,7 +388,7 @@ async fn edit_seal(
             }
             (None, _) => return Err(not_set_up()),
         };
-        let detail = json!({"status": changed.status, "holders": changed.holders, "practice_authorized": changed.practice_authorized});
+        let detail = json!({"status": changed.status, "holders": changed.holders, "practice_authorized": changed.practice_authorized, "limits": changed.limits});
         let change = Change::SealPolicy {
             seal: Box::new(changed.clone()),
             updated_at: crate::clock::now_rfc3339(),
@@ -394,7 +400,7 @@ async fn edit_seal(
         };
         Ok(done(
             &record,
-            json!({"id": seal_id, "status": changed.status, "holders": changed.holders, "practice_authorized": changed.practice_authorized}),
+            json!({"id": seal_id, "status": changed.status, "holders": changed.holders, "practice_authorized": changed.practice_authorized, "limits": changed.limits}),
         ))
     }
     .await;
@@ -476,6 +482,20 @@ pub async fn set_holders(
         Err(e) => return e.into_response_with(None),
     };
     edit_seal(&state, peer, &headers, seal_id, SealEdit::Holders(holders)).await
+}
+
+pub async fn set_limits(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    Path(seal_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<seald_policy::limits::SealLimits>, JsonRejection>,
+) -> Response {
+    let limits = match json_body(body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response_with(None),
+    };
+    edit_seal(&state, peer, &headers, seal_id, SealEdit::Limits(limits)).await
 }
 
 pub async fn authorize_seal(

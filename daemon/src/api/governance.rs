@@ -359,6 +359,63 @@ pub async fn set_features(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct QuotaBody {
+    /// Contracts the enterprise may have sealed in all; null is unlimited.
+    contract_quota: Option<u64>,
+    /// Minutes east of UTC (480 for +08:00).
+    utc_offset_minutes: i32,
+}
+
+/// `PUT /v1/org/quota`: the contract quota and the enterprise's time zone.
+pub async fn set_quota(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    headers: HeaderMap,
+    body: Result<Json<QuotaBody>, JsonRejection>,
+) -> Response {
+    governed!(state, peer, headers, "org.quota", |act| {
+        let b = json_body(body)?;
+        let new = act.policy(admin::set_quota(
+            &act.org,
+            &act.employee,
+            b.contract_quota,
+            b.utc_offset_minutes,
+        ))?;
+        let detail =
+            json!({"contract_quota": b.contract_quota, "utc_offset_minutes": b.utc_offset_minutes});
+        act.commit_org(&state, "org.quota", &new, detail).await
+    })
+}
+
+/// `GET /v1/org/quota`: the quota, what is used, and the consumption per local day.
+pub async fn quota(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    headers: HeaderMap,
+) -> Response {
+    let caller = Caller::new(&state, peer);
+    let act = match Acting::begin(&state, caller, &headers, "org.quota.show").await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let days = match state.store.quota_usage().await {
+        Ok(d) => d,
+        Err(e) => return act.caller.fail(e.into()),
+    };
+    let used: u64 = days.iter().map(|(_, n)| n).sum();
+    let e = &act.org.enterprise;
+    Json(json!({
+        "contract_quota": e.contract_quota,
+        "used": used,
+        "left": e.contract_quota.map(|q| q.saturating_sub(used)),
+        "utc_offset_minutes": e.utc_offset_minutes,
+        "by_day": days.iter().map(|(d, n)| json!({"date": seald_policy::limits::date_of_day(*d), "contracts": n})).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DepartmentBody {
     name: String,
     parent: Option<String>,

@@ -66,6 +66,11 @@ pub fn routes() -> Vec<(&'static str, Method, MethodRouter<Arc<AppState>>)> {
             put(admin::set_holders),
         ),
         (
+            "/v1/admin/seals/{seal_id}/limits",
+            Method::PUT,
+            put(admin::set_limits),
+        ),
+        (
             "/v1/admin/seals/{seal_id}/authorize",
             Method::POST,
             post(admin::authorize_seal),
@@ -77,6 +82,8 @@ pub fn routes() -> Vec<(&'static str, Method, MethodRouter<Arc<AppState>>)> {
             Method::PUT,
             put(governance::set_features),
         ),
+        ("/v1/org/quota", Method::PUT, put(governance::set_quota)),
+        ("/v1/org/quota", Method::GET, get(governance::quota)),
         (
             "/v1/org/departments/{department_id}",
             Method::PUT,

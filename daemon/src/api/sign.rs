@@ -15,7 +15,7 @@ use crate::problem::{self, ApiError};
 use crate::signing::{plan, sign_blocking, Signed};
 use crate::spool::{self, Received};
 use crate::state::AppState;
-use crate::store::{Change, IdempotencyRow};
+use crate::store::{Change, Consumption, IdempotencyRow};
 
 /// What the audit record of this attempt will say.
 struct Attempt<'a> {
@@ -66,9 +66,50 @@ struct SignFacts<'a> {
     org: Option<&'a seald_policy::Org>,
     seal: Option<&'a seald_policy::Seal>,
     request: seald_policy::SignRequest<'a>,
+    /// The seal's and the quota's use so far (when there are limits).
+    usage: seald_policy::limits::Usage,
 }
 
 impl SignFacts<'_> {
+    /// What a signature now would count against, if the seal has limits or the enterprise a
+    /// quota.
+    fn consumption(&self, now: i64, document_id: Option<&str>) -> Option<Consumption> {
+        let (org, seal) = (self.org?, self.seal?);
+        let quota = org.enterprise.contract_quota;
+        if seal.limits.is_empty() && quota.is_none() {
+            return None;
+        }
+        let at = seald_policy::limits::local_time(now, org.enterprise.utc_offset_minutes);
+        Some(Consumption {
+            seal: seal.id.clone(),
+            day: at.day,
+            month: at.month,
+            per_day: seal.limits.per_day,
+            per_month: seal.limits.per_month,
+            quota,
+            document_id: document_id.map(str::to_owned),
+        })
+    }
+
+    /// Reads the use so far of what a signature would count against.
+    async fn load_usage(
+        &mut self,
+        state: &AppState,
+        document_id: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let Some(org) = self.org else { return Ok(()) };
+        let Some(seal) = self.seal else { return Ok(()) };
+        if seal.limits.is_empty() && org.enterprise.contract_quota.is_none() {
+            return Ok(());
+        }
+        let at = seald_policy::limits::local_time(
+            crate::clock::now_unix(),
+            org.enterprise.utc_offset_minutes,
+        );
+        self.usage = state.store.usage(&seal.id, at, document_id).await?;
+        Ok(())
+    }
+
     fn explain(
         &self,
         grants: &[seald_policy::Grant],
@@ -81,6 +122,7 @@ impl SignFacts<'_> {
             seal: self.seal,
             grants,
             approvals,
+            usage: self.usage,
         };
         let request = seald_policy::SignRequest {
             document,
@@ -146,6 +188,28 @@ impl SignFacts<'_> {
         let document = document_id.map(|id| seald_policy::DocumentRef { id, sha256 });
         refusal(self.explain_with_grants(state, document).await?.decision)
     }
+}
+
+/// Which limit a consumption would now pass, if any.
+async fn limit_reached(state: &AppState, c: &Consumption) -> Option<seald_policy::DenyCode> {
+    let org = state.registry.snapshot().org.clone()?;
+    let at = seald_policy::limits::local_time(
+        crate::clock::now_unix(),
+        org.enterprise.utc_offset_minutes,
+    );
+    let usage = state
+        .store
+        .usage(&c.seal, at, c.document_id.as_deref())
+        .await
+        .ok()?;
+    let caps = seald_policy::limits::SealLimits {
+        per_day: c.per_day,
+        per_month: c.per_month,
+        windows: Vec::new(),
+    };
+    seald_policy::limits::check_caps(&caps, &usage)
+        .and_then(|()| seald_policy::limits::check_quota(c.quota, &usage))
+        .err()
 }
 
 /// The permit of an allowed decision, or the error a refused one is answered with.
@@ -231,7 +295,12 @@ pub async fn explain(
             password_confirmed: b.signing_password_confirmed,
             ..Default::default()
         },
+        usage: Default::default(),
     };
+    let mut facts = facts;
+    if let Err(e) = facts.load_usage(&state, b.document_id.as_deref()).await {
+        return caller.fail(e);
+    }
     let document = match (b.document_id.as_deref(), sha256.as_deref()) {
         (Some(id), Some(sha256)) => Some(seald_policy::DocumentRef { id, sha256 }),
         (None, None) => None,
@@ -437,7 +506,15 @@ pub async fn sign(
             password_confirmed,
             ..Default::default()
         },
+        usage: Default::default(),
     };
+    let mut facts = facts;
+    if let Err(e) = facts
+        .load_usage(&state, plan.query.document_id.as_deref())
+        .await
+    {
+        return attempt.refuse(Decision::Failed, e).await;
+    }
     // Decided before the body is read, unless only the document's grant can tell (then again
     // once its hash is known).
     let mut allowed_by = None;
@@ -514,6 +591,8 @@ pub async fn sign(
             Err(e) => return attempt.refuse(Decision::Denied, e).await,
         },
     };
+    // Counted against the seal's caps and the quota in the record's transaction.
+    let consumption = facts.consumption(crate::clock::now_unix(), attempt.document_id.as_deref());
     let Ok(permit) = state.admission.clone().try_acquire_owned() else {
         let e = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -619,6 +698,15 @@ pub async fn sign(
         }
         (_, change) => change,
     };
+    let change = match (consumption.clone(), change) {
+        (None, change) => change,
+        (Some(c), Change::None) => Change::ConsumeLimits(Box::new(c)),
+        (Some(c), Change::Many(mut all)) => {
+            all.push(Change::ConsumeLimits(Box::new(c)));
+            Change::Many(all)
+        }
+        (Some(c), other) => Change::Many(vec![other, Change::ConsumeLimits(Box::new(c))]),
+    };
     // A file output is opened before the record commits, so a committed record always has
     // its output.
     let body = match signed.data {
@@ -647,12 +735,19 @@ pub async fn sign(
     };
     let record: Record = match state.audit.append(entry, change).await {
         Ok(r) => r,
-        Err(crate::store::StoreError::Conflict(_)) if consumes => {
+        Err(crate::store::StoreError::Conflict(_)) if consumes || consumption.is_some() => {
             if let Some(k) = &kept {
                 let _ = std::fs::remove_file(k);
             }
-            let e = ApiError::denied(seald_policy::DenyCode::GrantUsedUp);
-            return attempt.refuse(Decision::Denied, e).await;
+            // A concurrent request took the last use: say which.
+            let code = match &consumption {
+                Some(c) => limit_reached(&state, c).await,
+                None => None,
+            }
+            .unwrap_or(seald_policy::DenyCode::GrantUsedUp);
+            return attempt
+                .refuse(Decision::Denied, ApiError::denied(code))
+                .await;
         }
         Err(e) => {
             if let Some(k) = &kept {

@@ -10,7 +10,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{SqliteConnection, SqlitePool};
 
 use super::sqlite::{col, json_list, to_json, unavailable};
-use super::{OrgChange, StoreError};
+use super::{Consumption, OrgChange, StoreError};
+use seald_policy::limits::{LocalTime, Usage};
 
 fn enum_text<T: serde::Serialize>(value: &T) -> String {
     to_json(value).trim_matches('"').to_owned()
@@ -26,13 +27,15 @@ pub(super) async fn put_org(
 ) -> Result<(), StoreError> {
     if let Some(e) = &change.enterprise {
         sqlx::query(
-            "INSERT INTO enterprise (id, name, credit_code, features) VALUES (?, ?, ?, ?) \
-             ON CONFLICT(id) DO UPDATE SET name = excluded.name, credit_code = excluded.credit_code, features = excluded.features",
+            "INSERT INTO enterprise (id, name, credit_code, features, utc_offset_minutes, contract_quota) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name, credit_code = excluded.credit_code, features = excluded.features, utc_offset_minutes = excluded.utc_offset_minutes, contract_quota = excluded.contract_quota",
         )
         .bind(&e.id)
         .bind(&e.name)
         .bind(e.credit_code.as_str())
         .bind(to_json(&e.features))
+        .bind(e.utc_offset_minutes)
+        .bind(e.contract_quota.map(|q| i64::try_from(q).unwrap_or(i64::MAX)))
         .execute(&mut *conn)
         .await
         .map_err(unavailable)?;
@@ -96,7 +99,7 @@ pub(super) async fn put_seal_policy(
     updated_at: &str,
 ) -> Result<(), StoreError> {
     let done = sqlx::query(
-        "UPDATE seals SET status = ?, kind = ?, source = ?, department = ?, holders = ?, created_by = ?, practice_authorized = ?, updated_at = ? WHERE id = ?",
+        "UPDATE seals SET status = ?, kind = ?, source = ?, department = ?, holders = ?, created_by = ?, practice_authorized = ?, limits = ?, updated_at = ? WHERE id = ?",
     )
     .bind(seal.status.as_str())
     .bind(enum_text(&seal.kind))
@@ -105,6 +108,7 @@ pub(super) async fn put_seal_policy(
     .bind(to_json(&seal.holders))
     .bind(&seal.created_by)
     .bind(i64::from(seal.practice_authorized))
+    .bind(to_json(&seal.limits))
     .bind(updated_at)
     .bind(&seal.id)
     .execute(&mut *conn)
@@ -222,6 +226,8 @@ pub(super) async fn org(pool: &SqlitePool) -> Result<Option<Org>, StoreError> {
         credit_code: seald_policy::CreditCode::parse(&credit_code)
             .map_err(|err| StoreError::Corrupt(format!("credit code: {err}")))?,
         features: json_list(&col::<String>(&e, "features")?, "features")?,
+        utc_offset_minutes: col(&e, "utc_offset_minutes")?,
+        contract_quota: col::<Option<i64>>(&e, "contract_quota")?.map(|q| q.max(0) as u64),
     };
     let departments = sqlx::query("SELECT * FROM departments ORDER BY rowid")
         .fetch_all(pool)
@@ -338,6 +344,7 @@ pub(super) fn seal_governance(row: &SqliteRow) -> Result<super::SealGovernance, 
         holders: json_list(&col::<String>(row, "holders")?, "seal holders")?,
         created_by: col(row, "created_by")?,
         practice_authorized: col::<i64>(row, "practice_authorized")? != 0,
+        limits: json_list(&col::<String>(row, "limits")?, "seal limits")?,
     })
 }
 
@@ -417,4 +424,130 @@ pub(super) async fn contract_approvals(
     rows.iter()
         .map(|r| json_list(r, "approval request"))
         .collect()
+}
+
+/// The caps are checked and the counts raised in the record's transaction (BEGIN IMMEDIATE:
+/// one writer at a time), so concurrent signatures cannot pass a cap together.
+pub(super) async fn consume_limits(
+    conn: &mut SqliteConnection,
+    c: &Consumption,
+) -> Result<(), StoreError> {
+    if c.per_day.is_some() || c.per_month.is_some() {
+        let (today, month): (i64, i64) = sqlx::query_as(
+            "SELECT coalesce(sum(CASE WHEN day = ? THEN count END), 0), coalesce(sum(count), 0) FROM seal_usage WHERE seal = ? AND day BETWEEN ? AND ?",
+        )
+        .bind(c.day)
+        .bind(&c.seal)
+        .bind(c.month.0)
+        .bind(c.month.1)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+        if c.per_day.is_some_and(|cap| today >= i64::from(cap))
+            || c.per_month.is_some_and(|cap| month >= i64::from(cap))
+        {
+            return Err(StoreError::Conflict(format!(
+                "seal '{}' reached its cap",
+                c.seal
+            )));
+        }
+    }
+    sqlx::query(
+        "INSERT INTO seal_usage (seal, day, count) VALUES (?, ?, 1) ON CONFLICT(seal, day) DO UPDATE SET count = count + 1",
+    )
+    .bind(&c.seal)
+    .bind(c.day)
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    let Some(quota) = c.quota else {
+        return Ok(());
+    };
+    if let Some(doc) = &c.document_id {
+        let counted: Option<i64> =
+            sqlx::query_scalar("SELECT day FROM quota_documents WHERE document_id = ?")
+                .bind(doc)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(unavailable)?;
+        if counted.is_some() {
+            return Ok(());
+        }
+    }
+    let used: i64 = sqlx::query_scalar("SELECT coalesce(sum(count), 0) FROM quota_usage")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    if used >= i64::try_from(quota).unwrap_or(i64::MAX) {
+        return Err(StoreError::Conflict(
+            "the contract quota is used up".to_owned(),
+        ));
+    }
+    sqlx::query(
+        "INSERT INTO quota_usage (day, count) VALUES (?, 1) ON CONFLICT(day) DO UPDATE SET count = count + 1",
+    )
+    .bind(c.day)
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    if let Some(doc) = &c.document_id {
+        sqlx::query("INSERT INTO quota_documents (document_id, day) VALUES (?, ?)")
+            .bind(doc)
+            .bind(c.day)
+            .execute(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+pub(super) async fn usage(
+    pool: &SqlitePool,
+    seal: &str,
+    at: LocalTime,
+    document_id: Option<&str>,
+) -> Result<Usage, StoreError> {
+    let (today, month): (i64, i64) = sqlx::query_as(
+        "SELECT coalesce(sum(CASE WHEN day = ? THEN count END), 0), coalesce(sum(count), 0) FROM seal_usage WHERE seal = ? AND day BETWEEN ? AND ?",
+    )
+    .bind(at.day)
+    .bind(seal)
+    .bind(at.month.0)
+    .bind(at.month.1)
+    .fetch_one(pool)
+    .await
+    .map_err(unavailable)?;
+    let used: i64 = sqlx::query_scalar("SELECT coalesce(sum(count), 0) FROM quota_usage")
+        .fetch_one(pool)
+        .await
+        .map_err(unavailable)?;
+    let counted = match document_id {
+        Some(doc) => {
+            sqlx::query_scalar::<_, i64>("SELECT day FROM quota_documents WHERE document_id = ?")
+                .bind(doc)
+                .fetch_optional(pool)
+                .await
+                .map_err(unavailable)?
+                .is_some()
+        }
+        None => false,
+    };
+    let n = |v: i64| u32::try_from(v.max(0)).unwrap_or(u32::MAX);
+    Ok(Usage {
+        seal_today: n(today),
+        seal_this_month: n(month),
+        contracts_used: used.max(0) as u64,
+        document_counted: counted,
+    })
+}
+
+pub(super) async fn quota_usage(pool: &SqlitePool) -> Result<Vec<(i64, u64)>, StoreError> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT day, count FROM quota_usage ORDER BY day")
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?;
+    Ok(rows
+        .into_iter()
+        .map(|(d, c)| (d, c.max(0) as u64))
+        .collect())
 }

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use seald_audit::{Checkpoint, Entry, Record};
+use seald_policy::limits::{LocalTime, SealLimits, Usage};
 use seald_policy::password::PasswordState;
 use seald_policy::{
     AppRole as Role, ApprovalRequest, Department, Employee, Enterprise, Flow, Grant, Org, RoleDef,
@@ -79,6 +80,7 @@ pub struct SealGovernance {
     pub holders: Vec<String>,
     pub created_by: Option<String>,
     pub practice_authorized: bool,
+    pub limits: SealLimits,
 }
 
 impl SealRow {
@@ -95,6 +97,7 @@ impl SealRow {
             holders: g.holders.clone(),
             created_by: g.created_by.clone(),
             practice_authorized: g.practice_authorized,
+            limits: g.limits.clone(),
         }
     }
 }
@@ -216,8 +219,25 @@ pub enum Change {
         employee: String,
         state: PasswordState,
     },
+    /// One more signature against the seal's caps and the enterprise's quota; a conflict if
+    /// a concurrent request took the last one.
+    ConsumeLimits(Box<Consumption>),
     /// Several changes in one record (a resignation, an approval that activates a seal).
     Many(Vec<Change>),
+}
+
+/// What [`Change::ConsumeLimits`] counts and against which limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumption {
+    pub seal: String,
+    /// The local day, and the first and last day of its month.
+    pub day: i64,
+    pub month: (i64, i64),
+    pub per_day: Option<u32>,
+    pub per_month: Option<u32>,
+    /// The contract quota, if any, and the document it counts (once).
+    pub quota: Option<u64>,
+    pub document_id: Option<String>,
 }
 
 /// One item of [`Store::append`].
@@ -260,6 +280,16 @@ pub trait Store: Send + Sync + 'static {
     fn approval<'a>(&'a self, id: &'a str) -> Fut<'a, Option<ApprovalRequest>>;
     /// Approval requests in state pending (expired ones included until marked).
     fn pending_approvals(&self) -> Fut<'_, Vec<ApprovalRequest>>;
+    /// What the seal has been used for on `at`'s day and month, the contracts counted, and
+    /// whether `document_id` is one of them.
+    fn usage<'a>(
+        &'a self,
+        seal: &'a str,
+        at: LocalTime,
+        document_id: Option<&'a str>,
+    ) -> Fut<'a, Usage>;
+    /// Contracts counted per local day, oldest first.
+    fn quota_usage(&self) -> Fut<'_, Vec<(i64, u64)>>;
     /// Contract approvals of document `document_id`, approved or pending.
     fn contract_approvals<'a>(&'a self, document_id: &'a str) -> Fut<'a, Vec<ApprovalRequest>>;
     /// `employee`'s grants for `seal`, oldest first.

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/0003_signing_password.sql"),
     ),
+    (4, include_str!("../../migrations/0004_limits.sql")),
 ];
 
 /// The store. It assumes it is the only writer of its database (one seald per data dir):
@@ -346,6 +347,7 @@ async fn apply_one(
         Change::PasswordAttempt { employee, state } => {
             governance::password_attempt(tx, employee, state).await?
         }
+        Change::ConsumeLimits(c) => governance::consume_limits(tx, c).await?,
         Change::Many(_) => {
             return Err(StoreError::Corrupt(
                 "a change of changes inside another".to_owned(),
@@ -489,6 +491,19 @@ impl Store for SqliteStore {
         employee: &'a str,
     ) -> Fut<'a, (Option<String>, seald_policy::password::PasswordState)> {
         Box::pin(governance::signing_password(&self.pool, employee))
+    }
+
+    fn usage<'a>(
+        &'a self,
+        seal: &'a str,
+        at: seald_policy::limits::LocalTime,
+        document_id: Option<&'a str>,
+    ) -> Fut<'a, seald_policy::limits::Usage> {
+        Box::pin(governance::usage(&self.pool, seal, at, document_id))
+    }
+
+    fn quota_usage(&self) -> Fut<'_, Vec<(i64, u64)>> {
+        Box::pin(governance::quota_usage(&self.pool))
     }
 
     fn contract_approvals<'a>(
@@ -717,7 +732,11 @@ mod tests {
             .await
             .expect("batch");
         assert!(results[0].is_ok() && results[2].is_ok());
-        assert!(matches!(results[1], Err(StoreError::Conflict(_))));
+        assert!(
+            matches!(results[1], Err(StoreError::Conflict(_))),
+            "{:?}",
+            results[1]
+        );
         let records = store.records(0, 10).await.expect("records");
         assert_eq!(records.len(), 2);
         let mut v = seald_audit::ChainVerifier::new([]);
