@@ -83,6 +83,18 @@ enum SealCommand {
     Authorize {
         id: String,
     },
+    /// Set the seal's limits (none given: no limits): caps per day and month, and windows
+    /// `DAYS HH:MM-HH:MM` with DAYS like `1-5` or `1,3,5` (1 = Monday), in the enterprise's
+    /// time zone; repeat --window for several.
+    Limits {
+        id: String,
+        #[arg(long)]
+        per_day: Option<u32>,
+        #[arg(long)]
+        per_month: Option<u32>,
+        #[arg(long = "window")]
+        windows: Vec<String>,
+    },
     List,
 }
 
@@ -142,6 +154,27 @@ pub fn show(value: &Value, json_out: bool, summary: impl FnOnce(&Value) -> Strin
     } else {
         println!("{}", summary(value));
     }
+}
+
+/// `1-5 09:00-18:00` → a window.
+fn window(text: &str) -> Result<Value, Failure> {
+    let bad = || {
+        Failure::usage(format!(
+            "--window '{text}': give DAYS HH:MM-HH:MM, DAYS like 1-5 or 1,3,5 (1 = Monday)"
+        ))
+    };
+    let (days, hours) = text.trim().split_once(' ').ok_or_else(bad)?;
+    let (from, to) = hours.trim().split_once('-').ok_or_else(bad)?;
+    let mut weekdays = Vec::new();
+    for part in days.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u8, u8) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+        if a > b {
+            return Err(bad());
+        }
+        weekdays.extend(a..=b);
+    }
+    Ok(json!({"weekdays": weekdays, "from": from, "to": to}))
 }
 
 pub fn run_seal(args: SealArgs) -> Result<(), Failure> {
@@ -205,6 +238,22 @@ fn seal(
             )?;
             show(&v, json_out, |v| {
                 format!("seal '{id}' holders: {}", v["holders"])
+            });
+        }
+        SealCommand::Limits {
+            id,
+            per_day,
+            per_month,
+            windows,
+        } => {
+            let windows = windows
+                .iter()
+                .map(|w| window(w))
+                .collect::<Result<Vec<_>, _>>()?;
+            let body = json!({"per_day": per_day, "per_month": per_month, "windows": windows});
+            let v = remote.put_json(&format!("/v1/admin/seals/{id}/limits"), &body)?;
+            show(&v, json_out, |v| {
+                format!("seal '{id}' limits: {}", v["limits"])
             });
         }
         SealCommand::Authorize { id } => {

@@ -1041,6 +1041,39 @@ fn sealctl_administers_governance_with_json_answers() {
         &["org", "resign", "alice", "--successor", "bob", "--json"],
     )));
     assert_eq!(resigned["seals"], json!(["contract"]));
+    run_ok(&mut ctl(
+        Some("sa1"),
+        &[
+            "seal",
+            "limits",
+            "contract",
+            "--per-day",
+            "10",
+            "--window",
+            "1-5 09:00-18:00",
+            "--window",
+            "6,7 10:00-12:00",
+        ],
+    ));
+    let limited = json_of(run_ok(&mut ctl(None, &["seal", "list", "--json"])));
+    let windows = limited["seals"][0]["limits"]["windows"].clone();
+    assert_eq!(windows[1]["weekdays"], json!([6, 7]), "{limited}");
+    run_ok(&mut ctl(
+        Some("boss"),
+        &[
+            "org",
+            "quota",
+            "--contracts",
+            "500",
+            "--utc-offset",
+            "+08:00",
+        ],
+    ));
+    let usage = json_of(run_ok(&mut ctl(Some("boss"), &["org", "usage", "--json"])));
+    assert_eq!(
+        (usage["contract_quota"].clone(), usage["used"].clone()),
+        (json!(500), json!(0))
+    );
     run_ok(&mut ctl(Some("sa1"), &["seal", "disable", "contract"]));
     run_ok(&mut ctl(Some("sa1"), &["seal", "enable", "contract"]));
     run_ok(&mut ctl(
