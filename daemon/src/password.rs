@@ -77,6 +77,12 @@ async fn verify(password: Zeroizing<String>, phc: String) -> Result<bool, ApiErr
     .map_err(|e| ApiError::internal(e.to_string()))?
 }
 
+/// Whether `confirm` recorded this refusal already (a wrong or locked password).
+pub fn recorded(e: &ApiError) -> bool {
+    e.code == DenyCode::SigningPasswordWrong.code()
+        || e.code == DenyCode::SigningPasswordLocked.code()
+}
+
 /// What a try of `employee`'s signing password came to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Confirmation {

@@ -58,6 +58,15 @@ pub fn assign_roles(
     if roles.iter().any(|r| r == legal) && org.members_of(legal).any(|e| e.id != employee) {
         return Err(DenyCode::LegalRepresentativeExists);
     }
+    // Who is the legal representative (and so controls that seal) is the super
+    // administrator's decision alone, not any role manager's.
+    let was_legal = target.roles.iter().any(|r| r == legal);
+    if was_legal != roles.iter().any(|r| r == legal) {
+        let actor = org.active_employee(actor)?;
+        if !org.has_role(actor, SystemRole::SuperAdministrator) {
+            return Err(DenyCode::PermissionDenied);
+        }
+    }
     let mut changed = org.clone();
     let e = changed
         .employee_mut(employee)
@@ -369,7 +378,16 @@ impl Handover {
             if self.requests.contains(&r.id) {
                 r.hand_over(&self.from, &self.to, now);
             }
-            r.settle(org);
+            // Expired requests stay as they are; a node that completes now says why.
+            if r.is_pending(now) && r.settle(org).is_some() {
+                r.history.push(crate::flow::Step {
+                    action: crate::flow::StepAction::Handover,
+                    actor: None,
+                    node: r.node,
+                    at: now,
+                    comment: Some(format!("the node completed when {} resigned", self.from)),
+                });
+            }
         }
     }
 }

@@ -318,7 +318,7 @@ fn explain_sign(mut t: Trace, s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) -
             Failed(DenyCode::PageSealDisabled)
         },
     );
-    contract_approval(&mut t, s, r);
+    contract_approval(&mut t, s, r, now);
     limits(&mut t, s, seal, now);
     let Some(employee) = r.employee else {
         // The application's own request.
@@ -442,7 +442,7 @@ fn limits(t: &mut Trace, s: &Snapshot<'_>, seal: Option<&Seal>, now: i64) {
 
 /// With forced contract approval on, no seal of the enterprise goes on a document (this
 /// version of it) without an approved contract approval.
-fn contract_approval(t: &mut Trace, s: &Snapshot<'_>, r: &SignRequest<'_>) {
+fn contract_approval(t: &mut Trace, s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) {
     if !s
         .org
         .is_some_and(|o| o.enterprise.features.forced_contract_approval)
@@ -467,7 +467,7 @@ fn contract_approval(t: &mut Trace, s: &Snapshot<'_>, r: &SignRequest<'_>) {
         .any(|a| a.state == ApprovalState::Approved)
     {
         t.record(Rule::ContractApproved, Outcome::Passed);
-    } else if let Some(p) = approvals.find(|a| a.state == ApprovalState::Pending) {
+    } else if let Some(p) = approvals.find(|a| a.is_pending(now)) {
         t.wait(
             Rule::ContractApproved,
             Scenario::ContractApproval,

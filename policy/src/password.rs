@@ -104,6 +104,10 @@ pub fn may_set(
 /// password (the employee then sets a new one); their own goes through [`may_set`].
 pub fn may_reset(org: &Org, actor: &str, employee: &str) -> Result<(), DenyCode> {
     let admin = org.active_employee(actor)?;
+    if actor == employee {
+        // One's own is changed with the old one, never reset around it.
+        return Err(DenyCode::PermissionDenied);
+    }
     let target = org.employee(employee).ok_or(DenyCode::EmployeeNotFound)?;
     let reach = Target {
         department: Some(&target.department),

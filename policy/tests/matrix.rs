@@ -1792,3 +1792,81 @@ fn who_sets_limits_and_the_quota() {
         Err(DenyCode::InvalidLimits)
     );
 }
+
+#[test]
+fn fixes_from_review() {
+    let org = org();
+    // Administrators do not reset their own password around the old one.
+    assert_eq!(
+        password::may_reset(&org, "boss", "boss"),
+        Err(DenyCode::PermissionDenied)
+    );
+    // Only the super administrator decides who the legal representative is.
+    let managers = RoleDef::custom(
+        "role-managers",
+        "角色管理",
+        &[Permission::RoleManagement],
+        DataScope::Enterprise,
+    )
+    .expect("role");
+    let mut with = admin::create_role(&org, "boss", &managers).expect("created");
+    with = admin::assign_roles(&with, "boss", "carol", &["role-managers".to_owned()])
+        .expect("assigned");
+    let legal = SystemRole::LegalRepresentative.id().to_owned();
+    let mut no_legal = with.clone();
+    no_legal.employee_mut("legal").expect("legal").roles.clear();
+    assert_eq!(
+        admin::assign_roles(&with, "carol", "legal", &[]),
+        Err(DenyCode::PermissionDenied)
+    );
+    assert_eq!(
+        admin::assign_roles(&no_legal, "carol", "bob", std::slice::from_ref(&legal)),
+        Err(DenyCode::PermissionDenied)
+    );
+    assert!(admin::assign_roles(&no_legal, "boss", "bob", std::slice::from_ref(&legal)).is_ok());
+    assert!(admin::assign_roles(&with, "carol", "alice", &["seal_approver".to_owned()]).is_ok());
+    // An expired contract approval is not "waiting": it is none.
+    let mut case = Case::base();
+    case.org.enterprise.features.forced_contract_approval = true;
+    let pending = contract(&case.org, "k1", SHA, false);
+    case.now = pending.expires_at;
+    case.approvals = vec![pending];
+    assert_eq!(case.decide(), deny(DenyCode::ContractApprovalRequired));
+}
+
+#[test]
+fn a_resignation_that_completes_a_joint_node_approves_it_but_never_an_expired_one() {
+    let mut org = org();
+    let flow = Flow::new(
+        Scenario::ContractApproval,
+        vec![node(
+            &[role(SystemRole::SealAdministrator)],
+            SignMode::Joint,
+        )],
+        DAY,
+    )
+    .expect("flow");
+    let mut r = contract_request(&org, &flow, "alice").expect("submitted");
+    assert_eq!(r.approve(&org, "sa1", NOW, None), Ok(Transition::Recorded));
+    let mut late = r.clone();
+    late.id = "late".to_owned();
+    let handover = admin::resign(&org, &[], &[], "boss", "sa2", "bob").expect("resign");
+    let mut requests = [r.clone(), late];
+    // The first is settled now; the second is looked at only after its deadline.
+    handover.apply(&mut org.clone(), &mut [], &mut requests[..1], NOW + 10);
+    handover.apply(&mut org, &mut [], &mut requests[1..], NOW + DAY);
+    assert_eq!(requests[0].state, ApprovalState::Approved);
+    assert!(
+        requests[0]
+            .history
+            .iter()
+            .any(|s| s.action == flow::StepAction::Handover),
+        "says why"
+    );
+    assert_eq!(
+        requests[1].state,
+        ApprovalState::Pending,
+        "expired: not approved by a resignation"
+    );
+    r.state = ApprovalState::Pending;
+}

@@ -582,6 +582,63 @@ fn an_approver_who_resigns_mid_flow_hands_over_and_a_flow_left_without_approvers
     );
     assert_eq!(w.sign("contract", "bob", "C-9", &pdf).status, 200);
 
+    // A joint node by role, held back only by an administrator who resigns: it completes,
+    // and its grant exists at once.
+    let joint = json!({"nodes": [{"approvers": [{"role": "seal_administrator"}], "mode": "joint"}], "deadline_seconds": 86_400});
+    assert_eq!(
+        w.call(
+            &w.admin,
+            "PUT",
+            "/v1/org/flows/seal_use",
+            Some("boss"),
+            Some(joint)
+        )
+        .status,
+        200
+    );
+    let applied = w.call(&w.oa, "POST", "/v1/approvals", Some("bob"), Some(json!({
+        "seal": "contract", "document_id": "C-12", "document_sha256": sha256_hex(&pdf), "valid_until": now() + 86_400,
+    })));
+    let joint_id = applied.json()["id"].as_str().expect("id").to_owned();
+    let both = w.call(
+        &w.admin,
+        "PUT",
+        "/v1/org/employees/alice/roles",
+        Some("boss"),
+        Some(json!({"roles": ["seal_administrator"]})),
+    );
+    assert_eq!(both.status, 200, "alice and sa1 administer seals now");
+    assert_eq!(
+        w.approval(&joint_id, "approve", "alice").json()["state"],
+        "pending"
+    );
+    assert_eq!(
+        w.call(
+            &w.admin,
+            "POST",
+            "/v1/org/employees/sa1/resign",
+            Some("boss"),
+            Some(json!({"successor": "legal"}))
+        )
+        .status,
+        200
+    );
+    let shown = w
+        .call(
+            &w.oa,
+            "GET",
+            &format!("/v1/approvals/{joint_id}"),
+            Some("bob"),
+            None,
+        )
+        .json();
+    assert_eq!(shown["state"], "approved", "{shown}");
+    assert_eq!(
+        w.sign("contract", "bob", "C-12", &pdf).status,
+        200,
+        "the grant came with the approval"
+    );
+
     // A node by role whose only member resigns: the request is reported as stalled.
     let by_role = json!({"nodes": [{"approvers": [{"role": "seal_approver"}], "mode": "or"}], "deadline_seconds": 86_400});
     assert_eq!(
@@ -1323,6 +1380,26 @@ fn signing_passwords_lock_after_wrong_tries_and_never_leave_seald() {
     w.register_oa(&["contract"]);
     let pdf = w.setup.sample();
     let code = |a: &Answer| (a.status, a.code());
+    // An application that may not act for alice cannot try her password (or lock it).
+    let cert = fs::read_to_string(w.setup.tls.join("app.crt")).expect("app cert");
+    let erp = w.call(&w.admin, "POST", "/v1/admin/applications", None, Some(json!({
+        "id": "erp", "name": "ERP", "certificate_pem": cert, "roles": ["signer"], "seals": ["contract"],
+    })));
+    assert_eq!(erp.status, 200, "{}", text(&erp));
+    for _ in 0..4 {
+        let probe = send(
+            w.d.client("app")
+                .post(format!(
+                    "{}/v1/seals/contract/sign?document_id=P-0",
+                    w.d.api
+                ))
+                .header("Content-Type", "application/pdf")
+                .header("Seald-Employee", "alice")
+                .header("Seald-Signing-Password", "000000")
+                .body(pdf.clone()),
+        );
+        assert_eq!(probe.code(), "cannot_act_for_employees", "{}", text(&probe));
+    }
     let none = w.sign_with("contract", "alice", "P-1", &pdf, None);
     assert_eq!(
         code(&none),
@@ -1569,8 +1646,23 @@ fn time_windows_daily_caps_and_the_contract_quota_hold_under_concurrent_requests
     let outside = w.sign("contract", "alice", "T-1", &pdf);
     assert_eq!(outside.code(), "outside_time_window", "{}", text(&outside));
     // All day, at most 3 a day: of 8 concurrent requests, exactly 3 sign.
-    let all_day = json!({"per_day": 3, "windows": [{"weekdays": [1, 2, 3, 4, 5, 6, 7], "from": "00:00", "to": "24:00"}]});
+    let all_day = json!({"per_day": 4, "windows": [{"weekdays": [1, 2, 3, 4, 5, 6, 7], "from": "00:00", "to": "24:00"}]});
     assert_eq!(limits("sa1", all_day).status, 200);
+    let keyed = || {
+        send(
+            w.oa.post(format!(
+                "{}/v1/seals/contract/sign?document_id=T-K",
+                w.d.api
+            ))
+            .header("Content-Type", "application/pdf")
+            .header("Seald-Employee", "alice")
+            .header("Seald-Signing-Password", PASSWORD)
+            .header("Idempotency-Key", "t-k")
+            .body(pdf.clone()),
+        )
+    };
+    let first = keyed();
+    assert_eq!(first.status, 200, "{}", text(&first));
     let answers: Vec<Answer> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
             .map(|n| {
@@ -1595,7 +1687,14 @@ fn time_windows_daily_caps_and_the_contract_quota_hold_under_concurrent_requests
         "{:?}",
         answers.iter().map(text).collect::<Vec<_>>()
     );
-    assert_eq!(w.setup.sql("SELECT sum(count) FROM seal_usage"), "3");
+    assert_eq!(w.setup.sql("SELECT sum(count) FROM seal_usage"), "4");
+    // The cap is reached, but a retry of the keyed signature gets its saved answer.
+    let replayed = keyed();
+    assert_eq!(replayed.status, 200, "{}", text(&replayed));
+    assert_eq!(
+        replayed.header("idempotent-replayed").as_deref(),
+        Some("true")
+    );
     // The contract quota counts documents: 2 in all.
     assert_eq!(limits("sa1", json!({})).status, 200);
     assert_eq!(

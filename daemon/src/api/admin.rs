@@ -109,7 +109,11 @@ pub(super) async fn commit(
     entry.seal = seal.map(str::to_owned);
     entry.detail = Some(detail.to_string());
     let record = state.audit.append(entry, change).await?;
-    state.registry.reload(&*state.store).await?;
+    // The change is committed: the answer says so even if reading it back fails now (the
+    // next change, or a restart, reloads).
+    if let Err(e) = state.registry.reload(&*state.store).await {
+        tracing::error!(error = %e, seq = record.seq, "a committed change is not in the registry yet");
+    }
     Ok(record)
 }
 
@@ -511,6 +515,8 @@ pub async fn register_application(
     axum::Extension(peer): PeerExt,
     body: Result<Json<ApplicationRegistration>, JsonRejection>,
 ) -> Response {
+    // One change at a time, like every other registry change (reloads must not overlap).
+    let _one_at_a_time = state.governance.lock().await;
     let caller = Caller::new(&state, peer);
     if let Err(e) = caller.require_admin(&state, "application.register").await {
         return caller.fail(e);

@@ -632,6 +632,11 @@ pub async fn resign(
             if before != after {
                 changes.push(Change::PutApproval(Box::new(after.clone())));
             }
+            // A joint-sign node the resigning employee held back completes now: what its
+            // approval does happens in this same record.
+            if before.state != ApprovalState::Approved && after.state == ApprovalState::Approved {
+                changes.extend(approval_effects(&act, &org, after)?.changes);
+            }
         }
         let detail = json!({
             "target": id, "successor": b.successor, "requests": handover.requests,
@@ -968,6 +973,54 @@ impl Step {
     }
 }
 
+/// What an approved request makes happen, committed in the record of its approval.
+struct Effects {
+    changes: Vec<Change>,
+    seal: Option<String>,
+    grant: Option<String>,
+}
+
+/// A seal-creation approval activates the seal, a seal-use one creates the grant, a
+/// permission application gives the role (`org` is the organization it is approved in).
+fn approval_effects(
+    act: &Acting,
+    org: &Org,
+    request: &ApprovalRequest,
+) -> Result<Effects, ApiError> {
+    let mut effects = Effects {
+        changes: Vec::new(),
+        seal: None,
+        grant: None,
+    };
+    match &request.subject {
+        Subject::SealCreation { seal } => {
+            effects.seal = Some(seal.clone());
+            if let Some(entry) = act.caller.registry.seals.get(seal) {
+                let active = act.policy(seal_rules::creation_approved(&entry.policy))?;
+                effects.changes.push(Change::SealPolicy {
+                    seal: Box::new(active),
+                    updated_at: crate::clock::now_rfc3339(),
+                });
+            }
+        }
+        Subject::SealUse(u) => {
+            effects.seal = Some(u.seal.clone());
+            let grant = act.policy(Grant::from_approved(request, &crate::spool::random_id()))?;
+            effects.grant = Some(grant.id.clone());
+            effects.changes.push(Change::PutGrant(grant));
+        }
+        Subject::PermissionApplication { .. } => {
+            let granted = act.policy(request.role_granted(org))?;
+            effects
+                .changes
+                .push(Change::Org(Box::new(OrgChange::diff(Some(org), &granted))));
+        }
+        // Kept as approved: with forced contract approval on, signatures wait for it.
+        Subject::ContractApproval { .. } => {}
+    }
+    Ok(effects)
+}
+
 async fn step(
     state: Arc<AppState>,
     peer: crate::tls::Peer,
@@ -1002,31 +1055,12 @@ async fn step(
         let mut detail = json!({"approval": id, "transition": format!("{transition:?}")});
         let mut seal_id = None;
         if transition == Transition::Approved {
-            match &request.subject {
-                Subject::SealCreation { seal } => {
-                    seal_id = Some(seal.clone());
-                    if let Some(entry) = act.caller.registry.seals.get(seal) {
-                        let active = act.policy(seal_rules::creation_approved(&entry.policy))?;
-                        changes.push(Change::SealPolicy {
-                            seal: Box::new(active),
-                            updated_at: crate::clock::now_rfc3339(),
-                        });
-                    }
-                }
-                Subject::SealUse(u) => {
-                    seal_id = Some(u.seal.clone());
-                    let grant =
-                        act.policy(Grant::from_approved(&request, &crate::spool::random_id()))?;
-                    detail["grant"] = json!(grant.id);
-                    changes.push(Change::PutGrant(grant));
-                }
-                Subject::PermissionApplication { .. } => {
-                    let org = act.policy(request.role_granted(&act.org))?;
-                    changes.push(Change::Org(Box::new(OrgChange::diff(Some(&act.org), &org))));
-                }
-                // Kept as approved; governance II makes signatures wait for it when forced.
-                Subject::ContractApproval { .. } => {}
+            let effects = approval_effects(&act, &act.org, &request)?;
+            seal_id = effects.seal;
+            if let Some(grant) = effects.grant {
+                detail["grant"] = json!(grant);
             }
+            changes.extend(effects.changes);
         }
         let record = act
             .commit(
@@ -1110,7 +1144,10 @@ pub async fn set_password(
 ) -> Response {
     const ACTION: &str = "signing_password.set";
     governed!(state, peer, headers, ACTION, |act| {
-        let b = json_body(body)?;
+        // The rejection text could quote the digits: say only what is wrong.
+        let b = body.map(|Json(b)| b).map_err(|_| {
+            ApiError::bad_body("give {\"new\": \"six digits\"} and, to change it, \"old\": the current ones, both strings")
+        })?;
         let (new, old) = (Zeroizing::new(b.new), b.old.map(Zeroizing::new));
         act.policy(password_rules::may_set(
             &act.org,
@@ -1132,7 +1169,8 @@ pub async fn set_password(
                 Ok(crate::password::Confirmation::Confirmed) => old_confirmed = true,
                 Ok(crate::password::Confirmation::NotSet) => {}
                 // Recorded by `confirm` already.
-                Err(e) => return Ok(act.caller.fail(e)),
+                Err(e) if crate::password::recorded(&e) => return Ok(act.caller.fail(e)),
+                Err(e) => return Err(e),
             }
         }
         act.policy(password_rules::may_set(

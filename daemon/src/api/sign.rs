@@ -190,6 +190,15 @@ impl SignFacts<'_> {
     }
 }
 
+/// The refusals of a limit (caps, windows, quota).
+fn is_limit(code: seald_policy::DenyCode) -> bool {
+    use seald_policy::DenyCode::*;
+    matches!(
+        code,
+        OutsideTimeWindow | SealDailyCapReached | SealMonthlyCapReached | ContractQuotaExhausted
+    )
+}
+
 /// Which limit a consumption would now pass, if any.
 async fn limit_reached(state: &AppState, c: &Consumption) -> Option<seald_policy::DenyCode> {
     let org = state.registry.snapshot().org.clone()?;
@@ -475,24 +484,10 @@ pub async fn sign(
         Err(e) => return attempt.refuse(Decision::Failed, e).await,
     };
     attempt.employee = employee.clone();
-    // Sealing by hand is confirmed with the employee's signing password; a wrong or locked
-    // one is refused (and recorded) by `confirm`.
     let password = match crate::password::from_header(&headers) {
         Ok(p) => p,
         Err(e) => return attempt.refuse(Decision::Failed, e).await,
     };
-    let mut password_confirmed = false;
-    if let (Some(id), Some(password)) = (employee.as_deref(), password) {
-        let entry = attempt.entry(Decision::Denied, None);
-        match crate::password::confirm(&state, id, password, entry).await {
-            Ok(crate::password::Confirmation::Confirmed) => password_confirmed = true,
-            Ok(crate::password::Confirmation::NotSet) => {}
-            Err(e) => {
-                count_sign(&state, &attempt.caller, &seal_id, "denied");
-                return attempt.caller.fail(e);
-            }
-        }
-    }
     let seal = attempt.caller.registry.seals.get(&seal_id).cloned();
     let org = attempt.caller.registry.org.clone();
     let facts = SignFacts {
@@ -503,7 +498,10 @@ pub async fn sign(
             seal: &seal_id,
             template: plan.query.template_id.as_deref(),
             employee: employee.as_deref(),
-            password_confirmed,
+            // Decided as if confirmed: the password is tried only once everything else allows
+            // the request (below), so nobody can lock or probe an employee's password through
+            // a request that would be refused anyway.
+            password_confirmed: true,
             ..Default::default()
         },
         usage: Default::default(),
@@ -518,10 +516,14 @@ pub async fn sign(
     // Decided before the body is read, unless only the document's grant can tell (then again
     // once its hash is known).
     let mut allowed_by = None;
+    let keyed = headers.contains_key("idempotency-key");
     match facts.decide(None) {
         seald_policy::Decision::Allow(p) => allowed_by = Some(p),
         seald_policy::Decision::Deny(seald_policy::DenyCode::DocumentRequired)
             if plan.query.document_id.is_some() => {}
+        // A retry of a signature that used the last of a limit gets its saved answer: limits
+        // are decided again after the replay check.
+        seald_policy::Decision::Deny(code) if keyed && is_limit(code) => {}
         refused => {
             let code = refused
                 .code()
@@ -529,6 +531,32 @@ pub async fn sign(
             return attempt
                 .refuse(Decision::Denied, ApiError::denied(code))
                 .await;
+        }
+    }
+    // Sealing by hand is confirmed with the employee's signing password; a wrong or locked
+    // one is refused (and recorded) by `confirm`.
+    if let Some(id) = employee.as_deref() {
+        let refused = |code| ApiError::denied(code);
+        match password {
+            None => {
+                let e = refused(seald_policy::DenyCode::SigningPasswordRequired);
+                return attempt.refuse(Decision::Denied, e).await;
+            }
+            Some(password) => {
+                let entry = attempt.entry(Decision::Denied, None);
+                match crate::password::confirm(&state, id, password, entry).await {
+                    Ok(crate::password::Confirmation::Confirmed) => {}
+                    Ok(crate::password::Confirmation::NotSet) => {
+                        let e = refused(seald_policy::DenyCode::SigningPasswordNotSet);
+                        return attempt.refuse(Decision::Denied, e).await;
+                    }
+                    Err(e) if crate::password::recorded(&e) => {
+                        count_sign(&state, &attempt.caller, &seal_id, "denied");
+                        return attempt.caller.fail(e);
+                    }
+                    Err(e) => return attempt.refuse(Decision::Failed, e).await,
+                }
+            }
         }
     }
     // Policy found the seal; its registry entry holds the key.
@@ -588,7 +616,17 @@ pub async fn sign(
             .await
         {
             Ok(p) => p,
-            Err(e) => return attempt.refuse(Decision::Denied, e).await,
+            Err(e) => {
+                let denied = seald_policy::DenyCode::ALL
+                    .iter()
+                    .any(|c| c.code() == e.code);
+                let decision = if denied {
+                    Decision::Denied
+                } else {
+                    Decision::Failed
+                };
+                return attempt.refuse(decision, e).await;
+            }
         },
     };
     // Counted against the seal's caps and the quota in the record's transaction.
