@@ -459,6 +459,25 @@ fn a_non_holder_applies_is_approved_signs_once_and_is_refused_the_second_time() 
         Some("true")
     );
     assert_eq!(replayed.body, first.body);
+    // The key names that request: the same body for another document, or by another
+    // employee, is another request.
+    let other = send(
+        w.oa.post(format!(
+            "{}/v1/seals/contract/sign?document_id=C-8",
+            w.d.api
+        ))
+        .header("Content-Type", "application/pdf")
+        .header("Seald-Employee", "bob")
+        .header("Seald-Signing-Password", PASSWORD)
+        .header("Idempotency-Key", "oa-C-7-1")
+        .body(pdf.clone()),
+    );
+    assert_eq!(
+        (other.status, other.code()),
+        (409, "idempotency_key_reused".to_owned()),
+        "{}",
+        text(&other)
+    );
     let uses = w
         .setup
         .sql("SELECT group_concat(uses_left) FROM seal_grants");

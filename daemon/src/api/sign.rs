@@ -190,6 +190,22 @@ impl SignFacts<'_> {
     }
 }
 
+/// What an Idempotency-Key is bound to: the body's SHA-256, the seal, the acting employee and
+/// the query, hashed together (stored in the kept response's `body_sha256`).
+fn request_identity(
+    body_sha256: &str,
+    seal: &str,
+    employee: Option<&str>,
+    query: Option<&str>,
+) -> String {
+    let line = format!(
+        "{body_sha256}\n{seal}\n{}\n{}",
+        employee.unwrap_or(""),
+        query.unwrap_or("")
+    );
+    spool::sha256(line.as_bytes())
+}
+
 /// The refusals of a limit (caps, windows, quota).
 fn is_limit(code: seald_policy::DenyCode) -> bool {
     use seald_policy::DenyCode::*;
@@ -590,9 +606,11 @@ pub async fn sign(
         Err(e) => return attempt.refuse(Decision::Failed, e).await,
     };
     attempt.input_sha256 = Some(received.sha256.clone());
+    // A key names one request: this body, for this seal, employee and parameters.
+    let identity = request_identity(&received.sha256, &seal_id, employee.as_deref(), uri.query());
     if let Some(k) = &key {
         match state.store.idempotency(&app.row.id, k).await {
-            Ok(Some(row)) if row.body_sha256 == received.sha256 => {
+            Ok(Some(row)) if row.body_sha256 == identity => {
                 return replay(&state, &attempt.caller, &row);
             }
             Ok(Some(_)) => {
@@ -600,7 +618,7 @@ pub async fn sign(
                     StatusCode::CONFLICT,
                     "idempotency_key_reused",
                     "Idempotency-Key reused",
-                    "this Idempotency-Key was used with another document; use a new key for a new request",
+                    "this Idempotency-Key was used with another request (another document, seal, employee or parameters); use a new key for a new request",
                 );
                 return attempt.refuse(Decision::Failed, e).await;
             }
@@ -709,7 +727,7 @@ pub async fn sign(
             Change::Idempotency(IdempotencyRow {
                 application: app.row.id.clone(),
                 key: k.clone(),
-                body_sha256: attempt.input_sha256.clone().unwrap_or_default(),
+                body_sha256: identity.clone(),
                 audit_seq: 0,
                 audit_hash: String::new(),
                 output_path: name,
