@@ -1419,6 +1419,33 @@ fn signing_passwords_lock_after_wrong_tries_and_never_leave_seald() {
         );
         assert_eq!(probe.code(), "cannot_act_for_employees", "{}", text(&probe));
     }
+    // Nor when a rule decided later (the document's contract approval) comes first.
+    let switch = |on: bool| {
+        w.call(
+            &w.admin,
+            "PUT",
+            "/v1/org/features",
+            Some("boss"),
+            Some(json!({"forced_contract_approval": on})),
+        )
+    };
+    assert_eq!(switch(true).status, 200);
+    for _ in 0..4 {
+        let probe = send(
+            w.d.client("app")
+                .post(format!(
+                    "{}/v1/seals/contract/sign?document_id=P-0",
+                    w.d.api
+                ))
+                .header("Content-Type", "application/pdf")
+                .header("Seald-Employee", "alice")
+                .header("Seald-Signing-Password", "000000")
+                .body(pdf.clone()),
+        );
+        assert_eq!(probe.status, 403, "{}", text(&probe));
+        assert_ne!(probe.code(), "signing_password_wrong", "{}", text(&probe));
+    }
+    assert_eq!(switch(false).status, 200);
     let none = w.sign_with("contract", "alice", "P-1", &pdf, None);
     assert_eq!(
         code(&none),

@@ -135,10 +135,6 @@ impl SignFacts<'_> {
         )
     }
 
-    fn decide(&self, document: Option<seald_policy::DocumentRef<'_>>) -> seald_policy::Decision {
-        self.explain(&[], &[], document).decision
-    }
-
     /// The explanation with what the store knows of the acting employee: their grants for the
     /// seal and, if they must still apply, their pending requests. Both `POST /v1/policy/explain`
     /// and the sign path use it, so the two cannot disagree.
@@ -533,13 +529,17 @@ pub async fn sign(
     // once its hash is known).
     let mut allowed_by = None;
     let keyed = headers.contains_key("idempotency-key");
-    match facts.decide(None) {
+    // Refusals decided again later: the document's (its hash is not known yet), and a
+    // limit's for a keyed retry (which gets its saved answer after the replay check).
+    let has_document = plan.query.document_id.is_some();
+    let deferred = |code| {
+        (code == seald_policy::DenyCode::DocumentRequired && has_document)
+            || (keyed && is_limit(code))
+    };
+    let early = facts.explain(&[], &[], None);
+    match early.decision {
         seald_policy::Decision::Allow(p) => allowed_by = Some(p),
-        seald_policy::Decision::Deny(seald_policy::DenyCode::DocumentRequired)
-            if plan.query.document_id.is_some() => {}
-        // A retry of a signature that used the last of a limit gets its saved answer: limits
-        // are decided again after the replay check.
-        seald_policy::Decision::Deny(code) if keyed && is_limit(code) => {}
+        seald_policy::Decision::Deny(code) if deferred(code) => {}
         refused => {
             let code = refused
                 .code()
@@ -549,9 +549,18 @@ pub async fn sign(
                 .await;
         }
     }
+    // The password is tried only if nothing but a deferred rule stands against the request;
+    // otherwise the later decision refuses it with its first failed rule.
+    let try_password = early.rules.iter().all(|r| match r.outcome {
+        seald_policy::Outcome::Failed(code) => deferred(code),
+        _ => true,
+    });
+    if !try_password {
+        facts.request.password_confirmed = false;
+    }
     // Sealing by hand is confirmed with the employee's signing password; a wrong or locked
     // one is refused (and recorded) by `confirm`.
-    if let Some(id) = employee.as_deref() {
+    if let (Some(id), true) = (employee.as_deref(), try_password) {
         let refused = |code| ApiError::denied(code);
         match password {
             None => {
