@@ -227,22 +227,6 @@ fn done(v: &Value, json_out: bool, what: &str) {
     show(v, json_out, |_| what.to_owned());
 }
 
-/// `+08:00` / `-05:30` → minutes east of UTC.
-fn offset_minutes(text: &str) -> Result<i32, Failure> {
-    let bad = || Failure::usage(format!("--utc-offset '{text}': give ±HH:MM, e.g. +08:00"));
-    let (sign, rest) = match text.as_bytes().first() {
-        Some(b'+') => (1, &text[1..]),
-        Some(b'-') => (-1, &text[1..]),
-        _ => return Err(bad()),
-    };
-    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
-    let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    if !(0..60).contains(&m) {
-        return Err(bad());
-    }
-    Ok(sign * (h * 60 + m))
-}
-
 /// `MODE:role=ID,member=ID` → a flow node.
 fn node(text: &str) -> Result<Value, Failure> {
     let bad = || {
@@ -342,7 +326,7 @@ pub fn run_org(args: OrgArgs) -> Result<(), Failure> {
             if contracts.is_none() && !unlimited {
                 return Err(Failure::usage("give --contracts N or --unlimited"));
             }
-            let body = json!({"contract_quota": contracts, "utc_offset_minutes": offset_minutes(&utc_offset)?});
+            let body = json!({"contract_quota": contracts, "utc_offset_minutes": crate::sign::parse_offset(&utc_offset)?});
             let v = remote.put_json("/v1/org/quota", &body)?;
             done(&v, j, "contract quota and time zone set");
         }
@@ -651,15 +635,6 @@ pub fn run_password(args: PasswordArgs) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_offsets() {
-        assert_eq!(offset_minutes("+08:00").expect("parsed"), 480);
-        assert_eq!(offset_minutes("-05:30").expect("parsed"), -330);
-        for bad in ["08:00", "+8", "+08:60", ""] {
-            assert!(offset_minutes(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn flow_nodes_are_parsed_or_refused_with_the_syntax() {

@@ -110,7 +110,8 @@ impl Signer for ChainedKey {
     }
 }
 
-fn parse_offset(text: &str) -> Result<i32, Failure> {
+/// `+08:00` / `-05:30` → minutes east of UTC.
+pub(crate) fn parse_offset(text: &str) -> Result<i32, Failure> {
     let bad = || Failure::usage(format!("--utc-offset must look like +08:00, not '{text}'"));
     let (sign, rest) = match text.as_bytes().first() {
         Some(b'+') => (1, &text[1..]),
