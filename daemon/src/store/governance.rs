@@ -427,31 +427,21 @@ pub(super) async fn contract_approvals(
 }
 
 /// The caps are checked and the counts raised in the record's transaction (BEGIN IMMEDIATE:
-/// one writer at a time), so concurrent signatures cannot pass a cap together.
+/// one writer at a time), so concurrent signatures cannot pass a cap together. The checks are
+/// seald-policy's, on the usage read inside the transaction.
 pub(super) async fn consume_limits(
     conn: &mut SqliteConnection,
     c: &Consumption,
 ) -> Result<(), StoreError> {
-    if c.per_day.is_some() || c.per_month.is_some() {
-        let (today, month): (i64, i64) = sqlx::query_as(
-            "SELECT coalesce(sum(CASE WHEN day = ? THEN count END), 0), coalesce(sum(count), 0) FROM seal_usage WHERE seal = ? AND day BETWEEN ? AND ?",
-        )
-        .bind(c.day)
-        .bind(&c.seal)
-        .bind(c.month.0)
-        .bind(c.month.1)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(unavailable)?;
-        if c.per_day.is_some_and(|cap| today >= i64::from(cap))
-            || c.per_month.is_some_and(|cap| month >= i64::from(cap))
-        {
-            return Err(StoreError::Conflict(format!(
-                "seal '{}' reached its cap",
-                c.seal
-            )));
-        }
-    }
+    let usage = usage_on(conn, &c.seal, c.day, c.month, c.document_id.as_deref()).await?;
+    let caps = seald_policy::limits::SealLimits {
+        per_day: c.per_day,
+        per_month: c.per_month,
+        windows: Vec::new(),
+    };
+    seald_policy::limits::check_caps(&caps, &usage)
+        .and_then(|()| seald_policy::limits::check_quota(c.quota, &usage))
+        .map_err(|code| StoreError::Conflict(format!("seal '{}': {}", c.seal, code.explain())))?;
     sqlx::query(
         "INSERT INTO seal_usage (seal, day, count) VALUES (?, ?, 1) ON CONFLICT(seal, day) DO UPDATE SET count = count + 1",
     )
@@ -460,28 +450,8 @@ pub(super) async fn consume_limits(
     .execute(&mut *conn)
     .await
     .map_err(unavailable)?;
-    let Some(quota) = c.quota else {
+    if c.quota.is_none() || usage.document_counted {
         return Ok(());
-    };
-    if let Some(doc) = &c.document_id {
-        let counted: Option<i64> =
-            sqlx::query_scalar("SELECT day FROM quota_documents WHERE document_id = ?")
-                .bind(doc)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(unavailable)?;
-        if counted.is_some() {
-            return Ok(());
-        }
-    }
-    let used: i64 = sqlx::query_scalar("SELECT coalesce(sum(count), 0) FROM quota_usage")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(unavailable)?;
-    if used >= i64::try_from(quota).unwrap_or(i64::MAX) {
-        return Err(StoreError::Conflict(
-            "the contract quota is used up".to_owned(),
-        ));
     }
     sqlx::query(
         "INSERT INTO quota_usage (day, count) VALUES (?, 1) ON CONFLICT(day) DO UPDATE SET count = count + 1",
@@ -501,31 +471,34 @@ pub(super) async fn consume_limits(
     Ok(())
 }
 
-pub(super) async fn usage(
-    pool: &SqlitePool,
+/// The seal's signatures on `day` and in `month`, the contracts counted, and whether
+/// `document_id` is one of them.
+async fn usage_on(
+    conn: &mut SqliteConnection,
     seal: &str,
-    at: LocalTime,
+    day: i64,
+    month: (i64, i64),
     document_id: Option<&str>,
 ) -> Result<Usage, StoreError> {
-    let (today, month): (i64, i64) = sqlx::query_as(
+    let (today, this_month): (i64, i64) = sqlx::query_as(
         "SELECT coalesce(sum(CASE WHEN day = ? THEN count END), 0), coalesce(sum(count), 0) FROM seal_usage WHERE seal = ? AND day BETWEEN ? AND ?",
     )
-    .bind(at.day)
+    .bind(day)
     .bind(seal)
-    .bind(at.month.0)
-    .bind(at.month.1)
-    .fetch_one(pool)
+    .bind(month.0)
+    .bind(month.1)
+    .fetch_one(&mut *conn)
     .await
     .map_err(unavailable)?;
     let used: i64 = sqlx::query_scalar("SELECT coalesce(sum(count), 0) FROM quota_usage")
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await
         .map_err(unavailable)?;
     let counted = match document_id {
         Some(doc) => {
             sqlx::query_scalar::<_, i64>("SELECT day FROM quota_documents WHERE document_id = ?")
                 .bind(doc)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await
                 .map_err(unavailable)?
                 .is_some()
@@ -535,10 +508,20 @@ pub(super) async fn usage(
     let n = |v: i64| u32::try_from(v.max(0)).unwrap_or(u32::MAX);
     Ok(Usage {
         seal_today: n(today),
-        seal_this_month: n(month),
+        seal_this_month: n(this_month),
         contracts_used: used.max(0) as u64,
         document_counted: counted,
     })
+}
+
+pub(super) async fn usage(
+    pool: &SqlitePool,
+    seal: &str,
+    at: LocalTime,
+    document_id: Option<&str>,
+) -> Result<Usage, StoreError> {
+    let mut conn = pool.acquire().await.map_err(unavailable)?;
+    usage_on(&mut conn, seal, at.day, at.month, document_id).await
 }
 
 pub(super) async fn quota_usage(pool: &SqlitePool) -> Result<Vec<(i64, u64)>, StoreError> {
