@@ -16,6 +16,8 @@ pub struct ApiError {
     pub detail: String,
     /// Seconds, for 503s worth retrying.
     pub retry_after: Option<u32>,
+    /// seald-policy refused it (audited as `denied`, not `failed`).
+    pub by_policy: bool,
 }
 
 #[derive(Serialize)]
@@ -43,6 +45,20 @@ impl ApiError {
             title,
             detail: detail.into(),
             retry_after: None,
+            by_policy: false,
+        }
+    }
+
+    /// A refusal by seald-policy.
+    fn policy(
+        status: StatusCode,
+        code: DenyCode,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            by_policy: true,
+            ..Self::new(status, code.code(), title, detail)
         }
     }
 
@@ -83,7 +99,7 @@ impl ApiError {
             DenyCode::SealNotFound => StatusCode::NOT_FOUND,
             _ => StatusCode::FORBIDDEN,
         };
-        Self::new(status, code.code(), "Refused by policy", code.explain())
+        Self::policy(status, code, "Refused by policy", code.explain())
     }
 
     /// A governance action refused by policy: 404 for what does not exist, 409 for what
@@ -128,7 +144,7 @@ impl ApiError {
             | InvalidLimits => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid content"),
             _ => (StatusCode::FORBIDDEN, "Refused by policy"),
         };
-        Self::new(status, code.code(), title, code.explain())
+        Self::policy(status, code, title, code.explain())
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {

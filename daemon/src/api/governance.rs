@@ -92,7 +92,7 @@ pub async fn refuse(
     employee: Option<&str>,
     e: ApiError,
 ) -> Response {
-    let decision = if DenyCode::ALL.iter().any(|c| c.code() == e.code) {
+    let decision = if e.by_policy {
         state.metrics.denied(e.code);
         Decision::Denied
     } else {

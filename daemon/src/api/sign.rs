@@ -644,10 +644,7 @@ pub async fn sign(
         {
             Ok(p) => p,
             Err(e) => {
-                let denied = seald_policy::DenyCode::ALL
-                    .iter()
-                    .any(|c| c.code() == e.code);
-                let decision = if denied {
+                let decision = if e.by_policy {
                     Decision::Denied
                 } else {
                     Decision::Failed
