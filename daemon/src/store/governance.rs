@@ -56,8 +56,8 @@ pub(super) async fn put_org(
     }
     for e in &change.employees {
         sqlx::query(
-            "INSERT INTO employees (id, name, phone, department, roles, status, has_signing_password) VALUES (?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT(id) DO UPDATE SET name = excluded.name, phone = excluded.phone, department = excluded.department, roles = excluded.roles, status = excluded.status, has_signing_password = excluded.has_signing_password",
+            "INSERT INTO employees (id, name, phone, department, roles, status) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name, phone = excluded.phone, department = excluded.department, roles = excluded.roles, status = excluded.status",
         )
         .bind(&e.id)
         .bind(&e.name)
@@ -65,7 +65,6 @@ pub(super) async fn put_org(
         .bind(&e.department)
         .bind(to_json(&e.roles))
         .bind(enum_text(&e.status))
-        .bind(i64::from(e.has_signing_password))
         .execute(&mut *conn)
         .await
         .map_err(unavailable)?;
@@ -207,7 +206,7 @@ fn employee(row: &SqliteRow) -> Result<Employee, StoreError> {
         department: col(row, "department")?,
         roles: json_list(&col::<String>(row, "roles")?, "employee roles")?,
         status: enum_from::<EmployeeStatus>(&col::<String>(row, "status")?, "employee status")?,
-        has_signing_password: col::<i64>(row, "has_signing_password")? != 0,
+        has_signing_password: col::<Option<String>>(row, "password_hash")?.is_some(),
     })
 }
 
@@ -354,10 +353,9 @@ pub(super) async fn set_signing_password(
     hash: Option<&str>,
 ) -> Result<(), StoreError> {
     let done = sqlx::query(
-        "UPDATE employees SET password_hash = ?, has_signing_password = ?, password_failures = 0, password_locked_until = NULL WHERE id = ?",
+        "UPDATE employees SET password_hash = ?, password_failures = 0, password_locked_until = NULL WHERE id = ?",
     )
     .bind(hash)
-    .bind(i64::from(hash.is_some()))
     .bind(employee)
     .execute(&mut *conn)
     .await

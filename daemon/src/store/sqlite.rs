@@ -27,6 +27,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/0003_signing_password.sql"),
     ),
     (4, include_str!("../../migrations/0004_limits.sql")),
+    (
+        5,
+        include_str!("../../migrations/0005_derived_password_flag.sql"),
+    ),
 ];
 
 /// The store. It assumes it is the only writer of its database (one seald per data dir):
