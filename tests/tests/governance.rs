@@ -161,16 +161,30 @@ impl World {
         pdf: &[u8],
         password: Option<&str>,
     ) -> Answer {
-        let mut request = self
-            .oa
-            .post(format!(
-                "{}/v1/seals/{seal}/sign?document_id={document_id}",
-                self.d.api
-            ))
-            .header("Content-Type", "application/pdf")
-            .header("Seald-Employee", employee);
+        let mut headers = vec![("Seald-Employee", employee)];
         if let Some(p) = password {
-            request = request.header("Seald-Signing-Password", p);
+            headers.push(("Seald-Signing-Password", p));
+        }
+        self.sign_request(&self.oa, seal, Some(document_id), &headers, pdf)
+    }
+
+    /// A sign request through `client` with these extra headers.
+    fn sign_request(
+        &self,
+        client: &Client,
+        seal: &str,
+        document_id: Option<&str>,
+        headers: &[(&str, &str)],
+        pdf: &[u8],
+    ) -> Answer {
+        let query = document_id
+            .map(|d| format!("?document_id={d}"))
+            .unwrap_or_default();
+        let mut request = client
+            .post(format!("{}/v1/seals/{seal}/sign{query}", self.d.api))
+            .header("Content-Type", "application/pdf");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         send(request.body(pdf.to_vec()))
     }
@@ -310,15 +324,12 @@ fn a_seal_administrators_seal_is_approved_by_another_then_used_by_its_holder() {
         "id": "erp", "name": "ERP", "certificate_pem": cert, "roles": ["signer"], "seals": ["contract"],
     })));
     assert_eq!(erp.status, 200, "{}", text(&erp));
-    let for_alice = send(
-        w.d.client("app")
-            .post(format!(
-                "{}/v1/seals/contract/sign?document_id=C-2",
-                w.d.api
-            ))
-            .header("Content-Type", "application/pdf")
-            .header("Seald-Employee", "alice")
-            .body(pdf.clone()),
+    let for_alice = w.sign_request(
+        &w.d.client("app"),
+        "contract",
+        Some("C-2"),
+        &[("Seald-Employee", "alice")],
+        &pdf,
     );
     assert_eq!(
         for_alice.code(),
@@ -344,12 +355,15 @@ fn a_non_holder_applies_is_approved_signs_once_and_is_refused_the_second_time() 
         "{}",
         text(&refused)
     );
-    let no_document = send(
-        w.oa.post(format!("{}/v1/seals/contract/sign", w.d.api))
-            .header("Content-Type", "application/pdf")
-            .header("Seald-Employee", "bob")
-            .header("Seald-Signing-Password", PASSWORD)
-            .body(pdf.clone()),
+    let no_document = w.sign_request(
+        &w.oa,
+        "contract",
+        None,
+        &[
+            ("Seald-Employee", "bob"),
+            ("Seald-Signing-Password", PASSWORD),
+        ],
+        &pdf,
     );
     assert_eq!(
         no_document.code(),
@@ -438,16 +452,16 @@ fn a_non_holder_applies_is_approved_signs_once_and_is_refused_the_second_time() 
     let id3 = third.json()["id"].as_str().expect("id").to_owned();
     assert_eq!(w.approval(&id3, "approve", "appr").status, 200);
     let keyed = || {
-        send(
-            w.oa.post(format!(
-                "{}/v1/seals/contract/sign?document_id=C-7",
-                w.d.api
-            ))
-            .header("Content-Type", "application/pdf")
-            .header("Seald-Employee", "bob")
-            .header("Seald-Signing-Password", PASSWORD)
-            .header("Idempotency-Key", "oa-C-7-1")
-            .body(pdf.clone()),
+        w.sign_request(
+            &w.oa,
+            "contract",
+            Some("C-7"),
+            &[
+                ("Seald-Employee", "bob"),
+                ("Seald-Signing-Password", PASSWORD),
+                ("Idempotency-Key", "oa-C-7-1"),
+            ],
+            &pdf,
         )
     };
     let first = keyed();
@@ -461,16 +475,16 @@ fn a_non_holder_applies_is_approved_signs_once_and_is_refused_the_second_time() 
     assert_eq!(replayed.body, first.body);
     // The key names that request: the same body for another document, or by another
     // employee, is another request.
-    let other = send(
-        w.oa.post(format!(
-            "{}/v1/seals/contract/sign?document_id=C-8",
-            w.d.api
-        ))
-        .header("Content-Type", "application/pdf")
-        .header("Seald-Employee", "bob")
-        .header("Seald-Signing-Password", PASSWORD)
-        .header("Idempotency-Key", "oa-C-7-1")
-        .body(pdf.clone()),
+    let other = w.sign_request(
+        &w.oa,
+        "contract",
+        Some("C-8"),
+        &[
+            ("Seald-Employee", "bob"),
+            ("Seald-Signing-Password", PASSWORD),
+            ("Idempotency-Key", "oa-C-7-1"),
+        ],
+        &pdf,
     );
     assert_eq!(
         (other.status, other.code()),
@@ -1406,16 +1420,15 @@ fn signing_passwords_lock_after_wrong_tries_and_never_leave_seald() {
     })));
     assert_eq!(erp.status, 200, "{}", text(&erp));
     for _ in 0..4 {
-        let probe = send(
-            w.d.client("app")
-                .post(format!(
-                    "{}/v1/seals/contract/sign?document_id=P-0",
-                    w.d.api
-                ))
-                .header("Content-Type", "application/pdf")
-                .header("Seald-Employee", "alice")
-                .header("Seald-Signing-Password", "000000")
-                .body(pdf.clone()),
+        let probe = w.sign_request(
+            &w.d.client("app"),
+            "contract",
+            Some("P-0"),
+            &[
+                ("Seald-Employee", "alice"),
+                ("Seald-Signing-Password", "000000"),
+            ],
+            &pdf,
         );
         assert_eq!(probe.code(), "cannot_act_for_employees", "{}", text(&probe));
     }
@@ -1431,16 +1444,15 @@ fn signing_passwords_lock_after_wrong_tries_and_never_leave_seald() {
     };
     assert_eq!(switch(true).status, 200);
     for _ in 0..4 {
-        let probe = send(
-            w.d.client("app")
-                .post(format!(
-                    "{}/v1/seals/contract/sign?document_id=P-0",
-                    w.d.api
-                ))
-                .header("Content-Type", "application/pdf")
-                .header("Seald-Employee", "alice")
-                .header("Seald-Signing-Password", "000000")
-                .body(pdf.clone()),
+        let probe = w.sign_request(
+            &w.d.client("app"),
+            "contract",
+            Some("P-0"),
+            &[
+                ("Seald-Employee", "alice"),
+                ("Seald-Signing-Password", "000000"),
+            ],
+            &pdf,
         );
         assert_eq!(probe.status, 403, "{}", text(&probe));
         assert_ne!(probe.code(), "signing_password_wrong", "{}", text(&probe));
@@ -1695,16 +1707,16 @@ fn time_windows_daily_caps_and_the_contract_quota_hold_under_concurrent_requests
     let all_day = json!({"per_day": 4, "windows": [{"weekdays": [1, 2, 3, 4, 5, 6, 7], "from": "00:00", "to": "24:00"}]});
     assert_eq!(limits("sa1", all_day).status, 200);
     let keyed = || {
-        send(
-            w.oa.post(format!(
-                "{}/v1/seals/contract/sign?document_id=T-K",
-                w.d.api
-            ))
-            .header("Content-Type", "application/pdf")
-            .header("Seald-Employee", "alice")
-            .header("Seald-Signing-Password", PASSWORD)
-            .header("Idempotency-Key", "t-k")
-            .body(pdf.clone()),
+        w.sign_request(
+            &w.oa,
+            "contract",
+            Some("T-K"),
+            &[
+                ("Seald-Employee", "alice"),
+                ("Seald-Signing-Password", PASSWORD),
+                ("Idempotency-Key", "t-k"),
+            ],
+            &pdf,
         )
     };
     let first = keyed();
