@@ -42,6 +42,8 @@ pub struct Config {
     pub bootstrap: Bootstrap,
     #[serde(default)]
     pub signing_password: SigningPasswordConfig,
+    #[serde(default)]
+    pub batch_sign: BatchSignConfig,
 }
 
 /// The lockout of employees' signing passwords.
@@ -60,6 +62,35 @@ impl Default for SigningPasswordConfig {
         SigningPasswordConfig {
             max_failures: rules.max_failures,
             lockout_seconds: rules.lockout_seconds,
+        }
+    }
+}
+
+/// The bounds of a batch-sign confirmation (one signing password for many signatures).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchSignConfig {
+    /// The most signatures one confirmation allows.
+    pub max_count: u32,
+    /// The longest a confirmation lives.
+    pub max_lifetime_seconds: i64,
+}
+
+impl Default for BatchSignConfig {
+    fn default() -> Self {
+        let b = seald_policy::batch::BatchBounds::default();
+        BatchSignConfig {
+            max_count: b.max_count,
+            max_lifetime_seconds: b.max_lifetime_seconds,
+        }
+    }
+}
+
+impl BatchSignConfig {
+    pub fn bounds(&self) -> seald_policy::batch::BatchBounds {
+        seald_policy::batch::BatchBounds {
+            max_count: self.max_count,
+            max_lifetime_seconds: self.max_lifetime_seconds,
         }
     }
 }
@@ -421,6 +452,19 @@ impl Config {
         if !(1..=7 * 24 * 3600).contains(&p.lockout_seconds) {
             return Err(ConfigError::new(
                 "signing_password.lockout_seconds",
+                "must be 1 second to 7 days",
+            ));
+        }
+        let b = &self.batch_sign;
+        if !(1..=100_000).contains(&b.max_count) {
+            return Err(ConfigError::new(
+                "batch_sign.max_count",
+                "must be 1 to 100000",
+            ));
+        }
+        if !(1..=7 * 24 * 3600).contains(&b.max_lifetime_seconds) {
+            return Err(ConfigError::new(
+                "batch_sign.max_lifetime_seconds",
                 "must be 1 second to 7 days",
             ));
         }

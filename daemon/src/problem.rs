@@ -107,9 +107,12 @@ impl ApiError {
     pub fn governance(code: DenyCode) -> Self {
         use DenyCode::*;
         let (status, title) = match code {
-            SealNotFound | EmployeeNotFound | DepartmentNotFound | RoleNotFound => {
-                (StatusCode::NOT_FOUND, "Not found")
-            }
+            SealNotFound
+            | EmployeeNotFound
+            | DepartmentNotFound
+            | RoleNotFound
+            | TemplateNotFound
+            | BatchConfirmationNotFound => (StatusCode::NOT_FOUND, "Not found"),
             SealExists
             | RoleExists
             | OfficialSealExists
@@ -128,6 +131,7 @@ impl ApiError {
             | SealDeleted
             | SealDisabled
             | NoEligibleApprover
+            | AutoSignDisabled
             | PracticeSealUnauthorized => {
                 (StatusCode::CONFLICT, "Conflicts with the current state")
             }
@@ -141,6 +145,9 @@ impl ApiError {
             | HandoverInvalid
             | TemplateSealUnavailable
             | InvalidSigningPassword
+            | InvalidTemplate
+            | InvalidBatchConfirmation
+            | SealTypeMismatch
             | InvalidLimits => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid content"),
             _ => (StatusCode::FORBIDDEN, "Refused by policy"),
         };

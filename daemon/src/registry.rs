@@ -34,6 +34,8 @@ pub struct Snapshot {
     pub org: Option<Arc<seald_policy::Org>>,
     /// Configured approval flows by scenario.
     pub flows: HashMap<seald_policy::Scenario, seald_policy::Flow>,
+    /// Registered templates by id.
+    pub templates: BTreeMap<String, Arc<seald_policy::Template>>,
 }
 
 impl Snapshot {
@@ -74,6 +76,12 @@ impl Registry {
                 .await?
                 .into_iter()
                 .map(|f| (f.scenario, f))
+                .collect(),
+            templates: store
+                .templates()
+                .await?
+                .into_iter()
+                .map(|t| (t.id.clone(), Arc::new(t)))
                 .collect(),
             ..Snapshot::default()
         };

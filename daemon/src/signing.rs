@@ -27,6 +27,39 @@ pub struct SignQuery {
     pub location: Option<String>,
     pub document_id: Option<String>,
     pub template_id: Option<String>,
+    /// The template's signing area the seal goes into (it gives the position).
+    pub area: Option<String>,
+}
+
+/// Places the seal where the template's signing `area` says. Positions given in the query
+/// too would contradict it; a page seal across pages is not drawn yet.
+pub fn place_in_area(q: &mut SignQuery, area: &seald_policy::SigningArea) -> Result<(), ApiError> {
+    if q.page.is_some() || q.x.is_some() || q.y.is_some() || q.width.is_some() || q.field.is_some()
+    {
+        return Err(ApiError::bad_parameter(
+            "the signing area places the seal: leave out page, x, y, width and field",
+        ));
+    }
+    let seald_policy::template::AreaPage::Page(page) = area.page else {
+        return Err(page_seal_unavailable());
+    };
+    if area.page_seal {
+        return Err(page_seal_unavailable());
+    }
+    q.page = Some(page);
+    q.x = Some(area.x);
+    q.y = Some(area.y);
+    q.width = Some(area.width);
+    Ok(())
+}
+
+fn page_seal_unavailable() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "page_seal_unavailable",
+        "Page seals are not drawn yet",
+        "this signing area is a page seal (across the pages' edges), which seald does not draw yet",
+    )
 }
 
 fn check_text(name: &str, value: &Option<String>) -> Result<(), ApiError> {
@@ -87,6 +120,7 @@ pub fn plan(state: &AppState, uri: &Uri) -> Result<Plan, ApiError> {
         ("location", &query.location),
         ("document_id", &query.document_id),
         ("template_id", &query.template_id),
+        ("area", &query.area),
     ] {
         check_text(name, v)?;
     }

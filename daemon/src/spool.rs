@@ -71,6 +71,46 @@ impl Received {
     }
 }
 
+impl Received {
+    /// Whether the body begins with `len` bytes whose SHA-256 is `sha256` (a template PDF the
+    /// document was made from by appending revisions).
+    pub async fn begins_with(&self, len: u64, sha256: &str) -> Result<bool, ApiError> {
+        let prefix = match &self.content {
+            Content::Memory { bytes, .. } => {
+                let Some(prefix) = usize::try_from(len).ok().and_then(|n| bytes.get(..n)) else {
+                    return Ok(false);
+                };
+                Sha256::digest(prefix)
+            }
+            Content::File(f) => {
+                use tokio::io::AsyncReadExt;
+                let file = tokio::fs::File::open(f.path()).await.map_err(|e| {
+                    ApiError::internal(format!("cannot read the spooled body: {e}"))
+                })?;
+                let mut reader = file.take(len);
+                let mut hash = Sha256::new();
+                let mut buf = vec![0u8; 64 << 10];
+                let mut read = 0u64;
+                loop {
+                    let n = reader.read(&mut buf).await.map_err(|e| {
+                        ApiError::internal(format!("cannot read the spooled body: {e}"))
+                    })?;
+                    if n == 0 {
+                        break;
+                    }
+                    read += n as u64;
+                    hash.update(&buf[..n]);
+                }
+                if read != len {
+                    return Ok(false);
+                }
+                hash.finalize()
+            }
+        };
+        Ok(hex::encode(prefix) == sha256)
+    }
+}
+
 pub fn random_id() -> String {
     let mut bytes = [0u8; 16];
     // getrandom fails only without an OS entropy source; a timestamp still makes names unique

@@ -236,6 +236,8 @@ pub fn put_employee(org: &Org, actor: &str, employee: &Employee) -> Result<Org, 
             roles: Vec::new(),
             status: EmployeeStatus::Active,
             has_signing_password: false,
+            auto_sign_authorized: false,
+            batch_sign_authorized: false,
             ..employee.clone()
         }),
     }

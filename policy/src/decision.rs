@@ -2,11 +2,13 @@
 //! consumed with the audit record), needs approval, or deny with a stable code.
 
 use crate::application::{AppRole, Application};
+use crate::batch::BatchConfirmation;
 use crate::flow::{ApprovalRequest, ApprovalState, Scenario, Subject};
 use crate::grant::Grant;
 use crate::limits::Usage;
 use crate::org::Org;
 use crate::seal::{Seal, SealType};
+use crate::template::Template;
 use crate::DenyCode;
 use serde::Serialize;
 
@@ -36,8 +38,14 @@ pub struct SignRequest<'a> {
     pub template: Option<&'a str>,
     /// The template's signing area the signature goes into, if any.
     pub area: Option<&'a str>,
-    /// A page seal (骑缝章) across the pages' edges.
+    /// A page seal (骑缝章) across the pages' edges (a page-seal signing area is one too).
     pub page_seal: bool,
+    /// The document is the named template's PDF or a later revision of it (it begins with
+    /// the template PDF's bytes).
+    pub from_template: bool,
+    /// The request is confirmed by a batch-sign confirmation (the snapshot's `batch`)
+    /// rather than by a signing password.
+    pub batch_confirmed: bool,
     /// The employee the application acts for; None for the application's own request.
     pub employee: Option<&'a str>,
     pub document: Option<DocumentRef<'a>>,
@@ -60,6 +68,10 @@ pub struct Snapshot<'a> {
     pub approvals: &'a [ApprovalRequest],
     /// What the seal and the enterprise's quota have been used for so far.
     pub usage: Usage,
+    /// The template the request names, if it is registered.
+    pub template: Option<&'a Template>,
+    /// The batch-sign confirmation the request presents, if it exists.
+    pub batch: Option<&'a BatchConfirmation>,
 }
 
 impl<'a> Snapshot<'a> {
@@ -72,6 +84,8 @@ impl<'a> Snapshot<'a> {
             grants: &[],
             approvals: &[],
             usage: Usage::default(),
+            template: None,
+            batch: None,
         }
     }
 }
@@ -85,6 +99,8 @@ pub enum Permit {
     Holder,
     /// The acting employee's seal-use grant: one of its uses is consumed with the record.
     Grant { id: String },
+    /// An auto-sign template bound to this seal (no employee acts).
+    AutoSign { template: String },
 }
 
 /// The outcome of a decision.
@@ -126,6 +142,12 @@ pub enum Rule {
     /// Status, and a practice seal's authorization.
     SealSigns,
     TemplateAllowed,
+    /// Once the enterprise is set up: the named template is registered and enabled.
+    TemplateUsable,
+    /// The signing area is the template's and fits the seal's type.
+    SigningArea,
+    /// The document is the template's PDF (or a later revision of it).
+    TemplateDocument,
     PageSealEnabled,
     /// With forced contract approval on, the document's approved contract approval.
     ContractApproved,
@@ -135,8 +157,16 @@ pub enum Rule {
     SealCaps,
     /// The enterprise's contract quota.
     ContractQuota,
+    /// The enterprise's auto-sign switch (a request no employee acts for).
+    AutoSignEnabled,
+    /// An auto-sign template bound to this seal.
+    AutoSignTemplate,
+    /// The template's authorizer still holds the auto-sign authorization.
+    AutoSignAuthorization,
     ActsForEmployees,
     EmployeeActive,
+    /// A batch-sign confirmation presented instead of the signing password.
+    BatchConfirmation,
     SigningPassword,
     Holder,
     LegalRepresentativeSeal,
@@ -267,9 +297,16 @@ pub fn explain(snapshot: &Snapshot<'_>, request: &Request<'_>, now: i64) -> Expl
     }
 }
 
+const AUTO_SIGN_RULES: &[Rule] = &[
+    Rule::AutoSignEnabled,
+    Rule::AutoSignTemplate,
+    Rule::AutoSignAuthorization,
+];
+
 const EMPLOYEE_RULES: &[Rule] = &[
     Rule::ActsForEmployees,
     Rule::EmployeeActive,
+    Rule::BatchConfirmation,
     Rule::SigningPassword,
     Rule::Holder,
     Rule::LegalRepresentativeSeal,
@@ -308,9 +345,15 @@ fn explain_sign(mut t: Trace, s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) -
             (Some(_), Some(_)) => Failed(DenyCode::TemplateNotGranted),
         },
     );
+    let template = templates(&mut t, s, r, seal);
+    let page_seal = r.page_seal
+        || template
+            .zip(r.area)
+            .and_then(|(t, a)| t.area(a))
+            .is_some_and(|a| a.page_seal);
     t.record(
         Rule::PageSealEnabled,
-        if !r.page_seal {
+        if !page_seal {
             NotApplicable
         } else if s.org.is_some_and(|o| o.enterprise.features.page_seal) {
             Passed
@@ -318,13 +361,12 @@ fn explain_sign(mut t: Trace, s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) -
             Failed(DenyCode::PageSealDisabled)
         },
     );
-    contract_approval(&mut t, s, r, now);
+    contract_approval(&mut t, s, r, template, now);
     limits(&mut t, s, seal, now);
     let Some(employee) = r.employee else {
-        // The application's own request.
-        t.rest(EMPLOYEE_RULES, NotApplicable);
-        return t.finish(Permit::Application);
+        return auto_sign(t, s, r, template);
     };
+    t.rest(AUTO_SIGN_RULES, NotApplicable);
     t.check(
         Rule::ActsForEmployees,
         app.acts_for_employees,
@@ -335,23 +377,39 @@ fn explain_sign(mut t: Trace, s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) -
         None => Err(DenyCode::EmployeeNotFound),
     };
     t.record(Rule::EmployeeActive, active.map_or_else(Failed, |_| Passed));
-    // Sealing by hand is confirmed with the employee's own signing password.
+    // Many documents sealed with one confirmation: while the employee holds the batch-sign
+    // authorization, for their own confirmation, within its count and lifetime.
+    let batch = match (r.batch_confirmed, active) {
+        (false, _) => NotApplicable,
+        (true, Err(_)) => NotEvaluated,
+        (true, Ok(e)) if !e.batch_sign_authorized => Failed(DenyCode::BatchSignNotAuthorized),
+        (true, Ok(_)) => match s.batch {
+            None => Failed(DenyCode::BatchConfirmationNotFound),
+            Some(b) => b.refusal(employee, r.seal, now).map_or(Passed, Failed),
+        },
+    };
+    let batch_confirmed = batch == Passed;
+    t.record(Rule::BatchConfirmation, batch);
+    // Sealing by hand is confirmed with the employee's own signing password (or was, for a
+    // whole batch).
     t.record(
         Rule::SigningPassword,
         match active {
             Err(_) => NotEvaluated,
+            Ok(_) if r.batch_confirmed && !batch_confirmed => NotEvaluated,
+            Ok(_) if batch_confirmed => Passed,
             Ok(e) if !e.has_signing_password => Failed(DenyCode::SigningPasswordNotSet),
             Ok(_) if r.password_confirmed => Passed,
             Ok(_) => Failed(DenyCode::SigningPasswordRequired),
         },
     );
     let Some(seal) = seal else {
-        t.rest(&EMPLOYEE_RULES[3..], NotEvaluated);
+        t.rest(&EMPLOYEE_RULES[4..], NotEvaluated);
         return t.finish(Permit::Holder);
     };
     if seal.is_holder(employee) {
         t.record(Rule::Holder, Passed);
-        t.rest(&EMPLOYEE_RULES[4..], NotApplicable);
+        t.rest(&EMPLOYEE_RULES[5..], NotApplicable);
         return t.finish(Permit::Holder);
     }
     // Not a holder: a seal-use grant for this document is what could allow it.
@@ -440,13 +498,118 @@ fn limits(t: &mut Trace, s: &Snapshot<'_>, seal: Option<&Seal>, now: i64) {
     );
 }
 
-/// With forced contract approval on, no seal of the enterprise goes on a document (this
-/// version of it) without an approved contract approval.
-fn contract_approval(t: &mut Trace, s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) {
-    if !s
+/// Once the enterprise is set up, a named template must be registered and enabled, the
+/// signing area its own and fit for the seal, and the document the template's. (Before, a
+/// template id is only a label an application's restriction matches.) Returns the template.
+fn templates<'s>(
+    t: &mut Trace,
+    s: &Snapshot<'s>,
+    r: &SignRequest<'_>,
+    seal: Option<&Seal>,
+) -> Option<&'s Template> {
+    use Outcome::*;
+    let Some(id) = r.template.filter(|_| s.org.is_some()) else {
+        // An auto-sign request must name its template (its own rule says so).
+        let auto = s.org.is_some() && r.employee.is_none();
+        t.rest(
+            &[
+                Rule::TemplateUsable,
+                Rule::SigningArea,
+                Rule::TemplateDocument,
+            ],
+            if auto { NotEvaluated } else { NotApplicable },
+        );
+        return None;
+    };
+    let template = s.template.filter(|tpl| tpl.id == id);
+    t.record(
+        Rule::TemplateUsable,
+        match template {
+            None => Failed(DenyCode::TemplateNotFound),
+            Some(tpl) if !tpl.enabled => Failed(DenyCode::TemplateDisabled),
+            Some(_) => Passed,
+        },
+    );
+    let Some(template) = template else {
+        t.rest(&[Rule::SigningArea, Rule::TemplateDocument], NotEvaluated);
+        return None;
+    };
+    t.record(
+        Rule::SigningArea,
+        match (r.area, seal) {
+            (None, _) if r.employee.is_none() => Failed(DenyCode::SigningAreaRequired),
+            (None, _) => NotApplicable,
+            (Some(area), None) if template.area(area).is_some() => NotEvaluated,
+            (Some(_), None) => Failed(DenyCode::SigningAreaNotFound),
+            (Some(area), Some(seal)) => template.area_refusal(area, seal).map_or(Passed, Failed),
+        },
+    );
+    t.check(
+        Rule::TemplateDocument,
+        r.from_template,
+        DenyCode::DocumentNotFromTemplate,
+    );
+    Some(template)
+}
+
+/// A request no employee acts for. Before the enterprise is set up it is the application's
+/// own (its seal and template restrictions decided it); after, it is an auto-sign request:
+/// auto-sign switched on, an auto-sign template bound to this seal, whose authorizer still
+/// holds the auto-sign authorization.
+fn auto_sign(
+    mut t: Trace,
+    s: &Snapshot<'_>,
+    r: &SignRequest<'_>,
+    template: Option<&Template>,
+) -> Explanation {
+    use Outcome::*;
+    let Some(org) = s.org else {
+        t.rest(AUTO_SIGN_RULES, NotApplicable);
+        t.rest(EMPLOYEE_RULES, NotApplicable);
+        return t.finish(Permit::Application);
+    };
+    t.check(
+        Rule::AutoSignEnabled,
+        org.enterprise.features.auto_sign,
+        DenyCode::AutoSignDisabled,
+    );
+    let (bound, authorizer) = match (r.template, template) {
+        (None, _) => (Failed(DenyCode::AutoSignTemplateRequired), NotEvaluated),
+        (Some(_), None) => (NotEvaluated, NotEvaluated),
+        (Some(_), Some(tpl)) => match &tpl.auto_sign {
+            None => (Failed(DenyCode::AutoSignTemplateRequired), NotEvaluated),
+            Some(a) if a.seal != r.seal => (Failed(DenyCode::AutoSignSealMismatch), NotEvaluated),
+            Some(a) => (
+                Passed,
+                match org.active_employee(&a.authorized_by) {
+                    Ok(e) if e.auto_sign_authorized => Passed,
+                    _ => Failed(DenyCode::AutoSignNotAuthorized),
+                },
+            ),
+        },
+    };
+    t.record(Rule::AutoSignTemplate, bound);
+    t.record(Rule::AutoSignAuthorization, authorizer);
+    t.rest(EMPLOYEE_RULES, NotApplicable);
+    let permit = Permit::AutoSign {
+        template: r.template.unwrap_or_default().to_owned(),
+    };
+    t.finish(permit)
+}
+
+/// With forced contract approval on (or for a template that requires it), no seal of the
+/// enterprise goes on a document (this version of it) without an approved contract approval.
+fn contract_approval(
+    t: &mut Trace,
+    s: &Snapshot<'_>,
+    r: &SignRequest<'_>,
+    template: Option<&Template>,
+    now: i64,
+) {
+    let forced = s
         .org
-        .is_some_and(|o| o.enterprise.features.forced_contract_approval)
-    {
+        .is_some_and(|o| o.enterprise.features.forced_contract_approval);
+    if !forced && !template.is_some_and(|t| t.requires_contract_approval) {
         t.record(Rule::ContractApproved, Outcome::NotApplicable);
         return;
     }

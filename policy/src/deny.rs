@@ -56,6 +56,25 @@ deny_codes! {
     NotPracticeSealHolder => "not_practice_seal_holder", "only the practice seal's holder can authorize it";
     InvalidSealTransition => "invalid_seal_transition", "the seal cannot go from its status to the one asked";
     PageSealDisabled => "page_seal_disabled", "page seals (across pages) are switched off for this enterprise";
+    // Templates and auto-sign.
+    TemplateNotFound => "template_not_found", "there is no such template";
+    TemplateDisabled => "template_disabled", "the template is disabled and signs nothing";
+    InvalidTemplate => "invalid_template", "a template has an id (1 to 64 of A-Z a-z 0-9 . - _), a name, a PDF, 1 to 50 signing areas with distinct ids and positions in millimetres (x, y 0 to 5000, width 1 to 1000, pages from 1, or \"all\" for a page seal and only for one), and at most 200 distinct fill-in fields";
+    SigningAreaNotFound => "signing_area_not_found", "the template has no signing area with this id";
+    SigningAreaRequired => "signing_area_required", "an auto-sign request names the template's signing area (area) its seal goes into";
+    SealTypeMismatch => "seal_type_mismatch", "the signing area requires a seal of another type";
+    DocumentNotFromTemplate => "document_not_from_template", "the document is not the template's PDF (nor a later revision of it: it must begin with the template PDF's bytes)";
+    AutoSignDisabled => "auto_sign_disabled", "auto-sign is switched off for this enterprise (only the super administrator or the legal representative switches it on)";
+    AutoSignTemplateRequired => "auto_sign_template_required", "a request no employee acts for is an auto-sign request: it names an auto-sign template (template_id) bound to this seal";
+    AutoSignSealMismatch => "auto_sign_seal_mismatch", "the auto-sign template is bound to another seal";
+    AutoSignNotAuthorized => "auto_sign_not_authorized", "the employee does not hold the auto-sign authorization (for a template: the one who made it auto-sign no longer does)";
+    AuthorizationReserved => "authorization_reserved", "only the super administrator or the legal representative grants and revokes the auto-sign and batch-sign authorizations";
+    // Batch signing.
+    BatchSignNotAuthorized => "batch_sign_not_authorized", "the employee does not hold the batch-sign authorization";
+    InvalidBatchConfirmation => "invalid_batch_confirmation", "a batch confirmation asks for 1 to the configured maximum of signatures within a positive lifetime up to the configured maximum";
+    BatchConfirmationNotFound => "batch_confirmation_not_found", "there is no such batch confirmation for this employee (and seal)";
+    BatchConfirmationExpired => "batch_confirmation_expired", "the batch confirmation has passed its lifetime: confirm again with the signing password";
+    BatchConfirmationUsedUp => "batch_confirmation_used_up", "the batch confirmation has been used for as many signatures as it was confirmed for";
     // The organization.
     EmployeeNotFound => "employee_not_found", "there is no such employee";
     EmployeeResigned => "employee_resigned", "the employee has resigned and can no longer act";

@@ -141,6 +141,21 @@ fn china_standard_time() -> i32 {
     8 * 60
 }
 
+/// An id systems use (templates, signing areas, partners): 1 to 64 of A-Z, a-z, 0-9, '.',
+/// '-' and '_'.
+pub fn check_id(id: &str) -> Result<(), DenyCode> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(DenyCode::InvalidName)
+    }
+}
+
 /// A name people type: 1 to 100 characters, no control characters, not only spaces.
 pub fn check_name(name: &str) -> Result<(), DenyCode> {
     let n = name.chars().count();

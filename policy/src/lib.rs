@@ -9,6 +9,9 @@
 //! - [`seal`]: seal types, lifecycle and holders, and who may change them;
 //! - [`flow`]: approval flows and the requests going through them, the pending center;
 //! - [`grant`]: seal-use applications and the grants their approval yields;
+//! - [`template`]: templates, signing areas, fill-in fields, auto-sign templates and the
+//!   auto-sign and batch-sign authorizations;
+//! - [`batch`]: batch-sign confirmations (one signing password for many documents);
 //! - [`limits`]: caps per seal per day and month, time windows, the contract quota;
 //! - [`password`]: the signing password's rules and lockout;
 //! - [`admin`]: administering roles, departments, employees, flows, resignations;
@@ -17,6 +20,7 @@
 
 pub mod admin;
 pub mod application;
+pub mod batch;
 pub mod decision;
 pub mod deny;
 pub mod enterprise;
@@ -27,6 +31,7 @@ pub mod org;
 pub mod password;
 pub mod role;
 pub mod seal;
+pub mod template;
 
 pub use application::{AppRole, Application};
 pub use decision::{
@@ -40,3 +45,4 @@ pub use grant::Grant;
 pub use org::{Department, Employee, EmployeeStatus, Org};
 pub use role::{DataScope, Permission, RoleDef, SystemRole};
 pub use seal::{Seal, SealSource, SealStatus, SealType};
+pub use template::{Authorization, SigningArea, Template};

@@ -38,6 +38,14 @@ pub struct Employee {
     /// confirm it (governance II stores the password itself).
     #[serde(default)]
     pub has_signing_password: bool,
+    /// Holds the auto-sign authorization: may create auto-sign templates and start auto-sign
+    /// jobs (granted by the super administrator or the legal representative).
+    #[serde(default)]
+    pub auto_sign_authorized: bool,
+    /// Holds the batch-sign authorization: may seal many documents with one signing-password
+    /// confirmation.
+    #[serde(default)]
+    pub batch_sign_authorized: bool,
 }
 
 impl Employee {

@@ -18,9 +18,15 @@ struct Case {
     seal: String,
     employee: Option<String>,
     template: Option<String>,
+    /// The registered templates.
+    templates: Vec<Template>,
+    area: Option<String>,
+    from_template: bool,
     page_seal: bool,
     document: Option<(String, String)>,
     password_confirmed: bool,
+    batch: Option<batch::BatchConfirmation>,
+    batch_confirmed: bool,
     usage: limits::Usage,
     now: i64,
 }
@@ -36,9 +42,14 @@ impl Case {
             seal: "contract".to_owned(),
             employee: Some("alice".to_owned()),
             template: None,
+            templates: templates(),
+            area: None,
+            from_template: true,
             page_seal: false,
             document: Some((DOC.to_owned(), SHA.to_owned())),
             password_confirmed: true,
+            batch: None,
+            batch_confirmed: false,
             usage: limits::Usage::default(),
             now: NOW,
         }
@@ -56,11 +67,18 @@ impl Case {
             grants: &self.grants,
             approvals: &self.approvals,
             usage: self.usage,
+            template: self
+                .templates
+                .iter()
+                .find(|t| Some(&t.id) == self.template.as_ref()),
+            batch: self.batch.as_ref(),
         };
         let request = Request::Sign(SignRequest {
             seal: &self.seal,
             template: self.template.as_deref(),
-            area: None,
+            area: self.area.as_deref(),
+            from_template: self.from_template,
+            batch_confirmed: self.batch_confirmed,
             page_seal: self.page_seal,
             employee: self.employee.as_deref(),
             document: self
@@ -84,13 +102,20 @@ fn check_explanation(rule: &str, e: &Explanation) {
         SealGranted,
         SealSigns,
         TemplateAllowed,
+        TemplateUsable,
+        SigningArea,
+        TemplateDocument,
         PageSealEnabled,
         ContractApproved,
         TimeWindow,
         SealCaps,
         ContractQuota,
+        AutoSignEnabled,
+        AutoSignTemplate,
+        AutoSignAuthorization,
         ActsForEmployees,
         EmployeeActive,
+        BatchConfirmation,
         SigningPassword,
         Holder,
         LegalRepresentativeSeal,
@@ -276,12 +301,13 @@ fn sign_decisions() {
             deny(DenyCode::PageSealDisabled),
         ),
         (
-            "the application's own request",
+            "the application's own request is an auto-sign request: it needs a template",
             |c| {
                 c.app.acts_for_employees = false;
-                c.employee = None
+                c.employee = None;
+                c.org.enterprise.features.auto_sign = true
             },
-            Decision::Allow(Permit::Application),
+            deny(DenyCode::AutoSignTemplateRequired),
         ),
         (
             "an application not registered to act for employees names one",
@@ -328,12 +354,12 @@ fn sign_decisions() {
             deny(DenyCode::SigningPasswordNotSet),
         ),
         (
-            "the application's own request needs no password",
+            "an auto-sign request needs no password",
             |c| {
-                c.employee = None;
+                auto_sign_case(c);
                 c.password_confirmed = false
             },
-            Decision::Allow(Permit::Application),
+            auto_sign_permit(),
         ),
         (
             "a non-holder must apply",
@@ -569,6 +595,11 @@ fn sign_decisions() {
             HOLDER,
         ),
     ];
+    run(rows);
+}
+
+/// Each row edits the base case, and its decision and explanation are checked.
+fn run(rows: Vec<(&str, Edit, Decision)>) {
     for (rule, edit, expected) in rows {
         let mut case = Case::base();
         edit(&mut case);
@@ -576,6 +607,436 @@ fn sign_decisions() {
         assert_eq!(explained.decision, expected, "{rule}");
         check_explanation(rule, &explained);
     }
+}
+
+/// boss's auto-sign request on the labour template's employer area.
+fn auto_sign_case(c: &mut Case) {
+    c.app.acts_for_employees = false;
+    c.employee = None;
+    c.org.enterprise.features.auto_sign = true;
+    c.template = Some("labour".to_owned());
+    c.area = Some("employer".to_owned());
+}
+
+/// bob (who holds the batch-sign authorization) seals his own seal under a batch
+/// confirmation, without a signing password.
+fn batch_case(c: &mut Case) {
+    c.employee = Some("bob".to_owned());
+    c.seals[1].holders.push("bob".to_owned());
+    c.password_confirmed = false;
+    c.batch_confirmed = true;
+    let ask = batch::BatchAsk {
+        seal: None,
+        count: 3,
+        lifetime_seconds: 600,
+    };
+    c.batch = Some(
+        batch::confirm(&c.org, "bob", &ask, Default::default(), "b1", NOW - 60).expect("confirmed"),
+    );
+}
+
+fn auto_sign_permit() -> Decision {
+    Decision::Allow(Permit::AutoSign {
+        template: "labour".to_owned(),
+    })
+}
+
+#[test]
+fn template_auto_sign_and_batch_decisions() {
+    let rows: Vec<(&str, Edit, Decision)> = vec![
+        (
+            "a registered template, its area for the contract seal",
+            |c| {
+                c.template = Some("nda".to_owned());
+                c.area = Some("party-a".to_owned())
+            },
+            HOLDER,
+        ),
+        (
+            "a template that is not registered",
+            |c| c.template = Some("loan".to_owned()),
+            deny(DenyCode::TemplateNotFound),
+        ),
+        (
+            "a disabled template signs nothing",
+            |c| c.template = Some("off".to_owned()),
+            deny(DenyCode::TemplateDisabled),
+        ),
+        (
+            "an area the template does not have",
+            |c| {
+                c.template = Some("nda".to_owned());
+                c.area = Some("party-b".to_owned())
+            },
+            deny(DenyCode::SigningAreaNotFound),
+        ),
+        (
+            "an area requiring the official seal refuses the contract seal",
+            |c| {
+                c.template = Some("nda".to_owned());
+                c.area = Some("official".to_owned())
+            },
+            deny(DenyCode::SealTypeMismatch),
+        ),
+        (
+            "an area requiring the official seal takes it",
+            |c| {
+                c.template = Some("nda".to_owned());
+                c.area = Some("official".to_owned());
+                c.seal = "official".to_owned()
+            },
+            HOLDER,
+        ),
+        (
+            "a document that is not the template's",
+            |c| {
+                c.template = Some("nda".to_owned());
+                c.from_template = false
+            },
+            deny(DenyCode::DocumentNotFromTemplate),
+        ),
+        (
+            "a page-seal area when page seals are off",
+            |c| {
+                c.template = Some("nda".to_owned());
+                c.area = Some("seam".to_owned())
+            },
+            deny(DenyCode::PageSealDisabled),
+        ),
+        (
+            "a template requiring contract approval, without one",
+            |c| {
+                c.template = Some("nda".to_owned());
+                c.templates[0].requires_contract_approval = true
+            },
+            deny(DenyCode::ContractApprovalRequired),
+        ),
+        (
+            "a template requiring contract approval, with it approved",
+            |c| {
+                c.template = Some("nda".to_owned());
+                c.templates[0].requires_contract_approval = true;
+                c.approvals = vec![contract(&c.org, "ca-1", SHA, true)]
+            },
+            HOLDER,
+        ),
+        (
+            "an auto-sign request: template, seal and area",
+            auto_sign_case,
+            auto_sign_permit(),
+        ),
+        (
+            "an auto-sign request with auto-sign switched off",
+            |c| {
+                auto_sign_case(c);
+                c.org.enterprise.features.auto_sign = false
+            },
+            deny(DenyCode::AutoSignDisabled),
+        ),
+        (
+            "an auto-sign request on a template that is not auto-sign",
+            |c| {
+                auto_sign_case(c);
+                c.template = Some("nda".to_owned());
+                c.area = Some("party-a".to_owned())
+            },
+            deny(DenyCode::AutoSignTemplateRequired),
+        ),
+        (
+            "an auto-sign request with another seal than the template's",
+            |c| {
+                auto_sign_case(c);
+                c.seal = "official".to_owned();
+                c.templates[1].areas[0].seal_type = None
+            },
+            deny(DenyCode::AutoSignSealMismatch),
+        ),
+        (
+            "an auto-sign request without its signing area",
+            |c| {
+                auto_sign_case(c);
+                c.area = None
+            },
+            deny(DenyCode::SigningAreaRequired),
+        ),
+        (
+            "an auto-sign request once the authorizer's authorization is revoked",
+            |c| {
+                auto_sign_case(c);
+                c.org = template::set_authorization(
+                    &c.org,
+                    "boss",
+                    "boss",
+                    Authorization::AutoSign,
+                    false,
+                )
+                .expect("revoked")
+            },
+            deny(DenyCode::AutoSignNotAuthorized),
+        ),
+        (
+            "an auto-sign request once the authorizer has resigned",
+            |c| {
+                auto_sign_case(c);
+                c.templates[1].auto_sign = Some(template::AutoSign {
+                    seal: "contract".to_owned(),
+                    authorized_by: "gone".to_owned(),
+                })
+            },
+            deny(DenyCode::AutoSignNotAuthorized),
+        ),
+        (
+            "an auto-sign request on a disabled auto-sign template",
+            |c| {
+                auto_sign_case(c);
+                c.templates[1].enabled = false
+            },
+            deny(DenyCode::TemplateDisabled),
+        ),
+        (
+            "an auto-sign request on a document not from the template",
+            |c| {
+                auto_sign_case(c);
+                c.from_template = false
+            },
+            deny(DenyCode::DocumentNotFromTemplate),
+        ),
+        (
+            "a batch confirmation instead of the password",
+            batch_case,
+            HOLDER,
+        ),
+        (
+            "a batch confirmation past its lifetime",
+            |c| {
+                batch_case(c);
+                c.now = NOW + 600
+            },
+            deny(DenyCode::BatchConfirmationExpired),
+        ),
+        (
+            "a batch confirmation used for its whole count",
+            |c| {
+                batch_case(c);
+                if let Some(b) = &mut c.batch {
+                    b.used = 3
+                }
+            },
+            deny(DenyCode::BatchConfirmationUsedUp),
+        ),
+        (
+            "another employee's batch confirmation",
+            |c| {
+                batch_case(c);
+                c.employee = Some("alice".to_owned());
+                c.org = template::set_authorization(
+                    &c.org,
+                    "boss",
+                    "alice",
+                    Authorization::BatchSign,
+                    true,
+                )
+                .expect("granted")
+            },
+            deny(DenyCode::BatchConfirmationNotFound),
+        ),
+        (
+            "a batch confirmation for another seal",
+            |c| {
+                batch_case(c);
+                if let Some(b) = &mut c.batch {
+                    b.seal = Some("official".to_owned())
+                }
+            },
+            deny(DenyCode::BatchConfirmationNotFound),
+        ),
+        (
+            "a batch confirmation that does not exist",
+            |c| {
+                batch_case(c);
+                c.batch = None
+            },
+            deny(DenyCode::BatchConfirmationNotFound),
+        ),
+        (
+            "a batch confirmation once the batch-sign authorization is revoked",
+            |c| {
+                batch_case(c);
+                c.org = template::set_authorization(
+                    &c.org,
+                    "legal",
+                    "bob",
+                    Authorization::BatchSign,
+                    false,
+                )
+                .expect("revoked")
+            },
+            deny(DenyCode::BatchSignNotAuthorized),
+        ),
+    ];
+    run(rows);
+}
+
+#[test]
+fn templates_and_authorizations_are_managed_by_whom_they_should_be() {
+    use template::{put, set_authorization, AutoSign};
+    let org = org();
+    let s = seals();
+    let t = templates();
+    let (nda, labour) = (&t[0], &t[1]);
+    // Template management: boss (super administrator) yes, alice no.
+    assert_eq!(
+        put(&org, "alice", None, &s, nda),
+        Err(DenyCode::PermissionDenied)
+    );
+    let stored = put(&org, "boss", None, &s, nda).expect("created");
+    assert_eq!(stored.created_by, "boss");
+    // Auto-sign needs the switch, then the actor's authorization.
+    assert_eq!(
+        put(&org, "boss", None, &s, labour),
+        Err(DenyCode::AutoSignDisabled)
+    );
+    let mut on = org.clone();
+    on.enterprise.features.auto_sign = true;
+    let made = put(&on, "boss", None, &s, labour).expect("auto-sign template");
+    assert_eq!(
+        made.auto_sign.as_ref().map(|a| a.authorized_by.as_str()),
+        Some("boss")
+    );
+    // Whoever asks, the authorizer is who made it auto-sign (not what the request claims).
+    let claimed = Template {
+        auto_sign: Some(AutoSign {
+            seal: "contract".to_owned(),
+            authorized_by: "alice".to_owned(),
+        }),
+        ..labour.clone()
+    };
+    assert_eq!(
+        put(&on, "boss", None, &s, &claimed)
+            .expect("made")
+            .auto_sign
+            .map(|a| a.authorized_by),
+        Some("boss".to_owned())
+    );
+    // A template administrator without the authorization cannot make one auto-sign, but
+    // edits an existing auto-sign template (its authorizer stays).
+    let mut with_ta = on.clone();
+    with_ta.employees.push(employee(
+        "tadmin",
+        "hq",
+        &[SystemRole::TemplateAdministrator],
+    ));
+    assert_eq!(
+        put(&with_ta, "tadmin", None, &s, labour),
+        Err(DenyCode::AutoSignNotAuthorized)
+    );
+    let edited = Template {
+        name: "劳动合同 2027".to_owned(),
+        ..made.clone()
+    };
+    let kept = put(&with_ta, "tadmin", Some(&made), &s, &edited).expect("edited");
+    assert_eq!(kept.auto_sign, made.auto_sign);
+    // Rebinding it to another seal needs the authorization again.
+    let rebound = Template {
+        auto_sign: Some(AutoSign {
+            seal: "official".to_owned(),
+            authorized_by: String::new(),
+        }),
+        areas: vec![SigningArea {
+            seal_type: None,
+            ..made.areas[0].clone()
+        }],
+        ..made.clone()
+    };
+    assert_eq!(
+        put(&with_ta, "tadmin", Some(&made), &s, &rebound),
+        Err(DenyCode::AutoSignNotAuthorized)
+    );
+    // The bound seal: active, not the legal representative's, fitting every area.
+    let bind = |seal: &str| Template {
+        auto_sign: Some(AutoSign {
+            seal: seal.to_owned(),
+            authorized_by: String::new(),
+        }),
+        ..labour.clone()
+    };
+    assert_eq!(
+        put(&on, "boss", None, &s, &bind("finance")),
+        Err(DenyCode::SealDisabled)
+    );
+    assert_eq!(
+        put(&on, "boss", None, &s, &bind("nope")),
+        Err(DenyCode::SealNotFound)
+    );
+    assert_eq!(
+        put(&on, "boss", None, &s, &bind("official")),
+        Err(DenyCode::SealTypeMismatch)
+    );
+    let mut legal = bind("legal-seal");
+    legal.areas[0].seal_type = None;
+    assert_eq!(
+        put(&on, "boss", None, &s, &legal),
+        Err(DenyCode::LegalRepresentativeOnly)
+    );
+    // Shapes: no area, a duplicate area id, a position off the page, page 0, a bad hash.
+    let shapes: Vec<fn(&mut Template)> = vec![
+        |t| t.areas.clear(),
+        |t| {
+            let a = t.areas[0].clone();
+            t.areas.push(a)
+        },
+        |t| t.areas[0].x = -1.0,
+        |t| t.areas[0].width = f64::NAN,
+        |t| t.areas[0].page = template::AreaPage::Page(0),
+        |t| t.pdf_sha256 = "xyz".to_owned(),
+        |t| t.id = "has space".to_owned(),
+        |t| t.fields.push(t.fields[0].clone()),
+    ];
+    for edit in shapes {
+        let mut bad = nda.clone();
+        edit(&mut bad);
+        assert_eq!(
+            put(&org, "boss", None, &s, &bad),
+            Err(DenyCode::InvalidTemplate)
+        );
+    }
+    // Authorizations: only the super administrator or the legal representative.
+    assert_eq!(
+        set_authorization(&org, "sa1", "alice", Authorization::AutoSign, true),
+        Err(DenyCode::AuthorizationReserved)
+    );
+    let granted =
+        set_authorization(&org, "legal", "alice", Authorization::BatchSign, true).expect("granted");
+    assert!(granted
+        .employee("alice")
+        .is_some_and(|e| e.batch_sign_authorized));
+    assert_eq!(
+        set_authorization(&org, "boss", "gone", Authorization::AutoSign, true),
+        Err(DenyCode::EmployeeResigned)
+    );
+    // A batch confirmation: authorized employees, within the bounds.
+    let bounds = batch::BatchBounds {
+        max_count: 100,
+        max_lifetime_seconds: 900,
+    };
+    let ask = |count, lifetime_seconds| batch::BatchAsk {
+        seal: None,
+        count,
+        lifetime_seconds,
+    };
+    assert_eq!(
+        batch::confirm(&org, "alice", &ask(10, 60), bounds, "b", NOW),
+        Err(DenyCode::BatchSignNotAuthorized)
+    );
+    for (count, lifetime) in [(0, 60), (101, 60), (10, 0), (10, 901)] {
+        assert_eq!(
+            batch::confirm(&org, "bob", &ask(count, lifetime), bounds, "b", NOW),
+            Err(DenyCode::InvalidBatchConfirmation),
+            "{count} in {lifetime}s"
+        );
+    }
+    let b = batch::confirm(&org, "bob", &ask(100, 900), bounds, "b", NOW).expect("confirmed");
+    assert_eq!((b.uses_left(), b.expires_at), (100, NOW + 900));
 }
 
 #[test]

@@ -263,6 +263,8 @@ impl World {
                 grants: &self.grants,
                 approvals: &self.requests,
                 usage: Default::default(),
+                template: None,
+                batch: None,
             };
             let request = Request::Sign(SignRequest {
                 seal: seal_id,
@@ -328,7 +330,7 @@ impl World {
                     "grant {id} used more often than approved"
                 );
             }
-            Permit::Application => {
+            Permit::Application | Permit::AutoSign { .. } => {
                 panic!("an employee's request was allowed as the application's own")
             }
         }
@@ -418,6 +420,8 @@ proptest! {
                     grants: &snapshot_grants,
                     approvals: &[],
                     usage: Default::default(),
+                    template: None,
+                    batch: None,
                 };
                 let request = Request::Sign(SignRequest {
                     seal: "contract",

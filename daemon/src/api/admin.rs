@@ -66,7 +66,7 @@ fn yes() -> bool {
     true
 }
 
-fn unprocessable(code: &'static str, detail: impl Into<String>) -> ApiError {
+pub(super) fn unprocessable(code: &'static str, detail: impl Into<String>) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         code,

@@ -184,7 +184,7 @@ impl Acting {
     }
 
     /// Commits the organization `new` (what differs from the current one).
-    async fn commit_org(
+    pub(super) async fn commit_org(
         &self,
         state: &AppState,
         action: &str,
@@ -220,6 +220,7 @@ macro_rules! governed {
         $act.finish(&$state, $action, result).await
     }};
 }
+pub(crate) use governed;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -296,6 +297,8 @@ pub async fn setup(
             roles: Vec::new(),
             status: EmployeeStatus::Active,
             has_signing_password: false,
+            auto_sign_authorized: false,
+            batch_sign_authorized: false,
         };
         let org = Org::new(enterprise, top, admin).map_err(ApiError::governance)?;
         let change = OrgChange::diff(None, &org);
@@ -473,6 +476,8 @@ pub async fn put_employee(
             roles: Vec::new(),
             status: EmployeeStatus::Active,
             has_signing_password: false,
+            auto_sign_authorized: false,
+            batch_sign_authorized: false,
         };
         let new = act.policy(admin::put_employee(&act.org, &act.employee, &employee))?;
         act.commit_org(&state, "org.employee.put", &new, json!({"target": id}))

@@ -26,6 +26,7 @@ mod audit;
 mod governance;
 mod seals;
 mod sign;
+mod templates;
 
 pub type St = State<Arc<AppState>>;
 
@@ -44,6 +45,57 @@ pub fn routes() -> Vec<(&'static str, Method, MethodRouter<Arc<AppState>>)> {
         ("/v1/seals/{seal_id}/sign", Method::POST, post(sign::sign)),
         ("/v1/verify", Method::POST, post(sign::verify)),
         ("/v1/policy/explain", Method::POST, post(sign::explain)),
+        ("/v1/templates", Method::GET, get(templates::list_templates)),
+        (
+            "/v1/templates/{template_id}",
+            Method::GET,
+            get(templates::show_template),
+        ),
+        (
+            "/v1/templates/{template_id}",
+            Method::PUT,
+            put(templates::put_template),
+        ),
+        (
+            "/v1/templates/{template_id}",
+            Method::DELETE,
+            delete(templates::delete_template),
+        ),
+        (
+            "/v1/templates/{template_id}/pdf",
+            Method::GET,
+            get(templates::template_pdf_of),
+        ),
+        (
+            "/v1/templates/{template_id}/enable",
+            Method::POST,
+            post(templates::enable_template),
+        ),
+        (
+            "/v1/templates/{template_id}/disable",
+            Method::POST,
+            post(templates::disable_template),
+        ),
+        (
+            "/v1/org/employees/{employee_id}/authorizations/{authorization}",
+            Method::PUT,
+            put(templates::set_authorization),
+        ),
+        (
+            "/v1/batch-confirmations",
+            Method::POST,
+            post(templates::open_batch),
+        ),
+        (
+            "/v1/batch-confirmations/{batch_id}",
+            Method::GET,
+            get(templates::show_batch),
+        ),
+        (
+            "/v1/batch-confirmations/{batch_id}",
+            Method::DELETE,
+            delete(templates::close_batch),
+        ),
         ("/v1/admin/seals", Method::POST, post(admin::register_seal)),
         (
             "/v1/admin/seals/{seal_id}/enable",

@@ -68,6 +68,10 @@ struct SignFacts<'a> {
     request: seald_policy::SignRequest<'a>,
     /// The seal's and the quota's use so far (when there are limits).
     usage: seald_policy::limits::Usage,
+    /// The template the request names, if registered.
+    template: Option<&'a seald_policy::Template>,
+    /// The batch-sign confirmation the request presents, if it exists.
+    batch: Option<seald_policy::batch::BatchConfirmation>,
 }
 
 impl SignFacts<'_> {
@@ -89,6 +93,22 @@ impl SignFacts<'_> {
             quota,
             document_id: document_id.map(str::to_owned),
         })
+    }
+
+    /// Reads the batch-sign confirmation a request presents (by its token's hash).
+    async fn load_batch(&mut self, state: &AppState, token: Option<&str>) -> Result<(), ApiError> {
+        let Some(token) = token else { return Ok(()) };
+        if self.request.employee.is_none() {
+            return Err(ApiError::bad_parameter(
+                "a batch confirmation is an employee's: name them in Seald-Employee",
+            ));
+        }
+        self.request.batch_confirmed = true;
+        self.batch = state
+            .store
+            .batch_confirmation(&spool::sha256(token.as_bytes()))
+            .await?;
+        Ok(())
     }
 
     /// Reads the use so far of what a signature would count against.
@@ -123,6 +143,8 @@ impl SignFacts<'_> {
             grants,
             approvals,
             usage: self.usage,
+            template: self.template,
+            batch: self.batch.as_ref(),
         };
         let request = seald_policy::SignRequest {
             document,
@@ -233,6 +255,16 @@ async fn limit_reached(state: &AppState, c: &Consumption) -> Option<seald_policy
         .err()
 }
 
+/// Why batch confirmation `id` allows no more signatures now, if it does not.
+async fn batch_refusal(state: &AppState, id: &str) -> Option<seald_policy::DenyCode> {
+    let b = state.store.batch_confirmation_by_id(id).await.ok()??;
+    b.refusal(
+        &b.employee,
+        b.seal.as_deref().unwrap_or_default(),
+        crate::clock::now_unix(),
+    )
+}
+
 /// The permit of an allowed decision, or the error a refused one is answered with.
 fn refusal(decision: seald_policy::Decision) -> Result<seald_policy::Permit, ApiError> {
     use seald_policy::{Decision as D, DenyCode};
@@ -263,6 +295,7 @@ fn permit_text(permit: &seald_policy::Permit) -> String {
         seald_policy::Permit::Application => "application".to_owned(),
         seald_policy::Permit::Holder => "holder".to_owned(),
         seald_policy::Permit::Grant { id } => format!("grant:{id}"),
+        seald_policy::Permit::AutoSign { template } => format!("auto_sign:{template}"),
     }
 }
 
@@ -272,6 +305,12 @@ fn permit_text(permit: &seald_policy::Permit) -> String {
 pub struct ExplainBody {
     seal: String,
     template_id: Option<String>,
+    /// The template's signing area.
+    area: Option<String>,
+    /// Whether the document would be the template's PDF (or a later revision of it); assumed
+    /// so unless told otherwise.
+    #[serde(default = "yes")]
+    from_template: bool,
     document_id: Option<String>,
     /// SHA-256 of the PDF that would be sent (a grant is for one version of a document).
     document_sha256: Option<String>,
@@ -280,6 +319,10 @@ pub struct ExplainBody {
     /// Explain as if the employee confirmed with their signing password (it is not sent here).
     #[serde(default)]
     signing_password_confirmed: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `POST /v1/policy/explain`: the decision a sign request would get, and every rule
@@ -303,22 +346,36 @@ pub async fn explain(
         Ok(e) => e,
         Err(e) => return caller.fail(e),
     };
+    let batch_token = match super::templates::batch_token(&headers) {
+        Ok(t) => t,
+        Err(e) => return caller.fail(e),
+    };
     let sha256 = b.document_sha256.as_deref().map(str::to_ascii_lowercase);
-    let facts = SignFacts {
+    let mut facts = SignFacts {
         application: &app.policy,
         org: caller.registry.org.as_deref(),
         seal: caller.registry.seals.get(&b.seal).map(|s| &s.policy),
         request: seald_policy::SignRequest {
             seal: &b.seal,
             template: b.template_id.as_deref(),
+            area: b.area.as_deref(),
+            from_template: b.from_template,
             page_seal: b.page_seal,
             employee: employee.as_deref(),
             password_confirmed: b.signing_password_confirmed,
             ..Default::default()
         },
         usage: Default::default(),
+        template: b
+            .template_id
+            .as_ref()
+            .and_then(|t| caller.registry.templates.get(t))
+            .map(|t| &**t),
+        batch: None,
     };
-    let mut facts = facts;
+    if let Err(e) = facts.load_batch(&state, batch_token.as_deref()).await {
+        return caller.fail(e);
+    }
     if let Err(e) = facts.load_usage(&state, b.document_id.as_deref()).await {
         return caller.fail(e);
     }
@@ -483,7 +540,7 @@ pub async fn sign(
             return attempt.caller.fail(e);
         }
     };
-    let plan = match plan(&state, &uri) {
+    let mut plan = match plan(&state, &uri) {
         Ok(p) => p,
         Err(e) => return attempt.refuse(Decision::Failed, e).await,
     };
@@ -500,27 +557,49 @@ pub async fn sign(
         Ok(p) => p,
         Err(e) => return attempt.refuse(Decision::Failed, e).await,
     };
+    let batch_token = match super::templates::batch_token(&headers) {
+        Ok(t) => t,
+        Err(e) => return attempt.refuse(Decision::Failed, e).await,
+    };
+    if password.is_some() && batch_token.is_some() {
+        let e = ApiError::bad_parameter(
+            "confirm with the signing password or a batch confirmation, not both",
+        );
+        return attempt.refuse(Decision::Failed, e).await;
+    }
     let seal = attempt.caller.registry.seals.get(&seal_id).cloned();
     let org = attempt.caller.registry.org.clone();
-    let facts = SignFacts {
+    let (template_id, area_id) = (plan.query.template_id.clone(), plan.query.area.clone());
+    let template = template_id
+        .as_ref()
+        .and_then(|t| attempt.caller.registry.templates.get(t))
+        .cloned();
+    let mut facts = SignFacts {
         application: &app.policy,
         org: org.as_deref(),
         seal: seal.as_ref().map(|s| &s.policy),
         request: seald_policy::SignRequest {
             seal: &seal_id,
-            template: plan.query.template_id.as_deref(),
+            template: template_id.as_deref(),
+            area: area_id.as_deref(),
             employee: employee.as_deref(),
             // Decided as if confirmed: the password is tried only once everything else allows
             // the request (below), so nobody can lock or probe an employee's password through
             // a request that would be refused anyway.
             password_confirmed: true,
+            // Known once the body is in: decided again then.
+            from_template: true,
             ..Default::default()
         },
         usage: Default::default(),
+        template: template.as_deref(),
+        batch: None,
     };
-    let mut facts = facts;
+    if let Err(e) = facts.load_batch(&state, batch_token.as_deref()).await {
+        return attempt.refuse(Decision::Failed, e).await;
+    }
     if let Err(e) = facts
-        .load_usage(&state, plan.query.document_id.as_deref())
+        .load_usage(&state, attempt.document_id.as_deref())
         .await
     {
         return attempt.refuse(Decision::Failed, e).await;
@@ -531,14 +610,17 @@ pub async fn sign(
     let keyed = headers.contains_key("idempotency-key");
     // Refusals decided again later: the document's (its hash is not known yet), and a
     // limit's for a keyed retry (which gets its saved answer after the replay check).
-    let has_document = plan.query.document_id.is_some();
+    let has_document = attempt.document_id.is_some();
     let deferred = |code| {
         (code == seald_policy::DenyCode::DocumentRequired && has_document)
             || (keyed && is_limit(code))
     };
     let early = facts.explain(&[], &[], None);
+    // Whether the document is the template's is known only from the body.
+    let from_body = facts.org.is_some() && template.is_some();
     match early.decision {
-        seald_policy::Decision::Allow(p) => allowed_by = Some(p),
+        seald_policy::Decision::Allow(p) if !from_body => allowed_by = Some(p),
+        seald_policy::Decision::Allow(_) => {}
         seald_policy::Decision::Deny(code) if deferred(code) => {}
         refused => {
             let code = refused
@@ -560,7 +642,8 @@ pub async fn sign(
     }
     // Sealing by hand is confirmed with the employee's signing password; a wrong or locked
     // one is refused (and recorded) by `confirm`.
-    if let (Some(id), true) = (employee.as_deref(), try_password) {
+    let by_batch = facts.request.batch_confirmed;
+    if let (Some(id), true, false) = (employee.as_deref(), try_password, by_batch) {
         let refused = |code| ApiError::denied(code);
         match password {
             None => {
@@ -589,6 +672,16 @@ pub async fn sign(
         let e = ApiError::denied(seald_policy::DenyCode::SealNotFound);
         return attempt.refuse(Decision::Denied, e).await;
     };
+    // A template's signing area places the seal.
+    if let Some(area) = template
+        .as_deref()
+        .zip(facts.request.area)
+        .and_then(|(t, a)| t.area(a))
+    {
+        if let Err(e) = crate::signing::place_in_area(&mut plan.query, area) {
+            return attempt.refuse(Decision::Failed, e).await;
+        }
+    }
     let key = match idempotency_key(&headers) {
         Ok(k) => k,
         Err(e) => return attempt.refuse(Decision::Failed, e).await,
@@ -635,6 +728,12 @@ pub async fn sign(
             Err(e) => return attempt.refuse(Decision::Failed, e.into()).await,
         }
     }
+    if let (true, Some(t)) = (from_body, template.as_deref()) {
+        facts.request.from_template = match received.begins_with(t.pdf_len, &t.pdf_sha256).await {
+            Ok(yes) => yes,
+            Err(e) => return attempt.refuse(Decision::Failed, e).await,
+        };
+    }
     // After the replay check: a replayed signature consumed its grant use the first time.
     let allowed_by = match allowed_by {
         Some(p) => p,
@@ -668,7 +767,6 @@ pub async fn sign(
         .retry_after(1);
         return attempt.refuse(Decision::Failed, e).await;
     };
-    let template_id = plan.query.template_id.clone();
     let output = state.spool.file(".out.pdf");
     let work = {
         let state = state.clone();
@@ -705,69 +803,69 @@ pub async fn sign(
             "level": if signed.timestamped { "b-t" } else { "b-b" },
             "field": signed.field,
             "template_id": template_id,
+            "area": area_id,
             "employee": attempt.employee,
             "permit": permit_text(&allowed_by),
+            "batch": facts.batch.as_ref().filter(|_| by_batch).map(|b| &b.id),
         })
         .to_string(),
     );
     // Kept responses are stored before the record that points at them commits.
     let mut kept: Option<PathBuf> = None;
-    let change = match &key {
-        Some(k) => {
-            let name = format!("{}.pdf", spool::random_id());
-            let path = state.responses_dir.join(&name);
-            let stored = match &signed.data {
-                Signed::Memory(bytes) => tokio::fs::write(&path, bytes).await,
-                Signed::File(f) => std::fs::rename(f.path(), &path),
-            };
-            if let Err(e) = stored {
-                let _ = std::fs::remove_file(&path);
-                return attempt
-                    .refuse(
-                        Decision::Failed,
-                        ApiError::internal(format!("cannot keep the response: {e}")),
-                    )
-                    .await;
-            }
-            kept = Some(path);
-            Change::Idempotency(IdempotencyRow {
-                application: app.row.id.clone(),
-                key: k.clone(),
-                body_sha256: identity.clone(),
-                audit_seq: 0,
-                audit_hash: String::new(),
-                output_path: name,
-                output_sha256: signed.sha256.clone(),
-                created_at: crate::clock::now_unix(),
-            })
+    let mut changes = Vec::new();
+    if let Some(k) = &key {
+        let name = format!("{}.pdf", spool::random_id());
+        let path = state.responses_dir.join(&name);
+        let stored = match &signed.data {
+            Signed::Memory(bytes) => tokio::fs::write(&path, bytes).await,
+            Signed::File(f) => std::fs::rename(f.path(), &path),
+        };
+        if let Err(e) = stored {
+            let _ = std::fs::remove_file(&path);
+            return attempt
+                .refuse(
+                    Decision::Failed,
+                    ApiError::internal(format!("cannot keep the response: {e}")),
+                )
+                .await;
         }
-        None => Change::None,
-    };
-    // A seal-use grant gives one of its uses in the same transaction; if a concurrent
+        kept = Some(path);
+        changes.push(Change::Idempotency(IdempotencyRow {
+            application: app.row.id.clone(),
+            key: k.clone(),
+            body_sha256: identity.clone(),
+            audit_seq: 0,
+            audit_hash: String::new(),
+            output_path: name,
+            output_sha256: signed.sha256.clone(),
+            created_at: crate::clock::now_unix(),
+        }));
+    }
+    // A seal-use grant gives one of its uses, a batch confirmation one of its signatures, and
+    // the caps and quota count one more, all in the record's transaction: if a concurrent
     // request took the last one, this signature is refused and never returned.
-    let consumes = matches!(allowed_by, seald_policy::Permit::Grant { .. });
-    let change = match (&allowed_by, change) {
-        (seald_policy::Permit::Grant { id }, kept_change) => {
-            let consume = Change::ConsumeGrant {
-                id: id.clone(),
-                sha256: attempt.input_sha256.clone().unwrap_or_default(),
-                now: crate::clock::now_unix(),
-            };
-            match kept_change {
-                Change::None => consume,
-                other => Change::Many(vec![consume, other]),
-            }
-        }
-        (_, change) => change,
-    };
-    let change = match (consumption.clone(), change) {
-        (None, change) => change,
-        (Some(c), Change::None) => Change::ConsumeLimits(Box::new(c)),
-        (Some(c), Change::Many(mut all)) => {
-            all.push(Change::ConsumeLimits(Box::new(c)));
-            Change::Many(all)
-        }
-        (Some(c), other) => Change::Many(vec![other, Change::ConsumeLimits(Box::new(c))]),
+    let now = crate::clock::now_unix();
+    if let seald_policy::Permit::Grant { id } = &allowed_by {
+        changes.push(Change::ConsumeGrant {
+            id: id.clone(),
+            sha256: attempt.input_sha256.clone().unwrap_or_default(),
+            now,
+        });
+    }
+    if let (true, Some(b)) = (by_batch, &facts.batch) {
+        changes.push(Change::ConsumeBatch {
+            id: b.id.clone(),
+            now,
+        });
+    }
+    if let Some(c) = consumption.clone() {
+        changes.push(Change::ConsumeLimits(Box::new(c)));
+    }
+    let consumes = changes.iter().any(|c| !matches!(c, Change::Idempotency(_)));
+    let change = match changes.len() {
+        0 => Change::None,
+        1 => changes.remove(0),
+        _ => Change::Many(changes),
     };
     // A file output is opened before the record commits, so a committed record always has
     // its output.
@@ -797,16 +895,22 @@ pub async fn sign(
     };
     let record: Record = match state.audit.append(entry, change).await {
         Ok(r) => r,
-        Err(crate::store::StoreError::Conflict(_)) if consumes || consumption.is_some() => {
+        Err(crate::store::StoreError::Conflict(_)) if consumes => {
             if let Some(k) = &kept {
                 let _ = std::fs::remove_file(k);
             }
             // A concurrent request took the last use: say which.
-            let code = match &consumption {
+            let limit = match &consumption {
                 Some(c) => limit_reached(&state, c).await,
                 None => None,
-            }
-            .unwrap_or(seald_policy::DenyCode::GrantUsedUp);
+            };
+            let batch = match (by_batch, &facts.batch) {
+                (true, Some(b)) => batch_refusal(&state, &b.id).await,
+                _ => None,
+            };
+            let code = limit
+                .or(batch)
+                .unwrap_or(seald_policy::DenyCode::GrantUsedUp);
             return attempt
                 .refuse(Decision::Denied, ApiError::denied(code))
                 .await;

@@ -56,8 +56,8 @@ pub(super) async fn put_org(
     }
     for e in &change.employees {
         sqlx::query(
-            "INSERT INTO employees (id, name, phone, department, roles, status) VALUES (?, ?, ?, ?, ?, ?) \
-             ON CONFLICT(id) DO UPDATE SET name = excluded.name, phone = excluded.phone, department = excluded.department, roles = excluded.roles, status = excluded.status",
+            "INSERT INTO employees (id, name, phone, department, roles, status, auto_sign_authorized, batch_sign_authorized) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name, phone = excluded.phone, department = excluded.department, roles = excluded.roles, status = excluded.status, auto_sign_authorized = excluded.auto_sign_authorized, batch_sign_authorized = excluded.batch_sign_authorized",
         )
         .bind(&e.id)
         .bind(&e.name)
@@ -65,6 +65,8 @@ pub(super) async fn put_org(
         .bind(&e.department)
         .bind(to_json(&e.roles))
         .bind(enum_text(&e.status))
+        .bind(e.auto_sign_authorized)
+        .bind(e.batch_sign_authorized)
         .execute(&mut *conn)
         .await
         .map_err(unavailable)?;
@@ -207,6 +209,8 @@ fn employee(row: &SqliteRow) -> Result<Employee, StoreError> {
         roles: json_list(&col::<String>(row, "roles")?, "employee roles")?,
         status: enum_from::<EmployeeStatus>(&col::<String>(row, "status")?, "employee status")?,
         has_signing_password: col::<Option<String>>(row, "password_hash")?.is_some(),
+        auto_sign_authorized: col(row, "auto_sign_authorized")?,
+        batch_sign_authorized: col(row, "batch_sign_authorized")?,
     })
 }
 

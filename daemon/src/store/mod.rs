@@ -11,15 +11,17 @@ use std::future::Future;
 use std::pin::Pin;
 
 use seald_audit::{Checkpoint, Entry, Record};
+use seald_policy::batch::BatchConfirmation;
 use seald_policy::limits::{LocalTime, SealLimits, Usage};
 use seald_policy::password::PasswordState;
 use seald_policy::{
     AppRole as Role, ApprovalRequest, Department, Employee, Enterprise, Flow, Grant, Org, RoleDef,
-    Seal, SealSource, SealStatus, SealType,
+    Seal, SealSource, SealStatus, SealType, Template,
 };
 
 mod governance;
 pub mod sqlite;
+mod templates;
 
 pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
@@ -222,6 +224,29 @@ pub enum Change {
     /// One more signature against the seal's caps and the enterprise's quota; a conflict if
     /// a concurrent request took the last one.
     ConsumeLimits(Box<Consumption>),
+    /// Inserts or replaces a template; its PDF is stored (once per SHA-256) when given, else
+    /// the one it names must be stored already.
+    PutTemplate {
+        template: Box<Template>,
+        pdf: Option<Vec<u8>>,
+    },
+    DeleteTemplate(String),
+    /// A new batch-sign confirmation; the token it is presented with is kept as its SHA-256.
+    OpenBatch {
+        confirmation: Box<BatchConfirmation>,
+        token_sha256: String,
+    },
+    /// Takes one signature of batch confirmation `id` at `now`; a conflict if it has none
+    /// left or has expired (a concurrent request took the last one).
+    ConsumeBatch {
+        id: String,
+        now: i64,
+    },
+    /// Ends batch confirmation `id` at `now`.
+    CloseBatch {
+        id: String,
+        now: i64,
+    },
     /// Several changes in one record (a resignation, an approval that activates a seal).
     Many(Vec<Change>),
 }
@@ -294,6 +319,16 @@ pub trait Store: Send + Sync + 'static {
     fn contract_approvals<'a>(&'a self, document_id: &'a str) -> Fut<'a, Vec<ApprovalRequest>>;
     /// `employee`'s grants for `seal`, oldest first.
     fn grants_for<'a>(&'a self, employee: &'a str, seal: &'a str) -> Fut<'a, Vec<Grant>>;
+    /// Registered templates, by id.
+    fn templates(&self) -> Fut<'_, Vec<Template>>;
+    /// A template PDF by its SHA-256.
+    fn template_pdf<'a>(&'a self, sha256: &'a str) -> Fut<'a, Option<Vec<u8>>>;
+    /// The batch confirmation presented with the token of this SHA-256.
+    fn batch_confirmation<'a>(
+        &'a self,
+        token_sha256: &'a str,
+    ) -> Fut<'a, Option<BatchConfirmation>>;
+    fn batch_confirmation_by_id<'a>(&'a self, id: &'a str) -> Fut<'a, Option<BatchConfirmation>>;
     /// `employee`'s signing password hash (None if not set) and its lockout state.
     fn signing_password<'a>(
         &'a self,

@@ -15,7 +15,8 @@ use sqlx::sqlite::{
 use sqlx::{Acquire, ConnectOptions, Row, Sqlite, SqliteConnection, Transaction};
 
 use super::{
-    governance, Append, ApplicationRow, Change, Fut, IdempotencyRow, SealRow, Store, StoreError,
+    governance, templates, Append, ApplicationRow, Change, Fut, IdempotencyRow, SealRow, Store,
+    StoreError,
 };
 
 /// Schema versions, applied in order, each once.
@@ -31,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/0005_derived_password_flag.sql"),
     ),
+    (6, include_str!("../../migrations/0006_templates_batch.sql")),
 ];
 
 /// The store. It assumes it is the only writer of its database (one seald per data dir):
@@ -352,6 +354,16 @@ async fn apply_one(
             governance::password_attempt(tx, employee, state).await?
         }
         Change::ConsumeLimits(c) => governance::consume_limits(tx, c).await?,
+        Change::PutTemplate { template, pdf } => {
+            templates::put_template(tx, template, pdf.as_deref()).await?
+        }
+        Change::DeleteTemplate(id) => templates::delete_template(tx, id).await?,
+        Change::OpenBatch {
+            confirmation,
+            token_sha256,
+        } => templates::open_batch(tx, confirmation, token_sha256).await?,
+        Change::ConsumeBatch { id, now } => templates::consume_batch(tx, id, *now).await?,
+        Change::CloseBatch { id, now } => templates::close_batch(tx, id, *now).await?,
         Change::Many(_) => {
             return Err(StoreError::Corrupt(
                 "a change of changes inside another".to_owned(),
@@ -488,6 +500,28 @@ impl Store for SqliteStore {
         seal: &'a str,
     ) -> Fut<'a, Vec<seald_policy::Grant>> {
         Box::pin(governance::grants_for(&self.pool, employee, seal))
+    }
+
+    fn templates(&self) -> Fut<'_, Vec<seald_policy::Template>> {
+        Box::pin(templates::templates(&self.pool))
+    }
+
+    fn template_pdf<'a>(&'a self, sha256: &'a str) -> Fut<'a, Option<Vec<u8>>> {
+        Box::pin(templates::template_pdf(&self.pool, sha256))
+    }
+
+    fn batch_confirmation<'a>(
+        &'a self,
+        token_sha256: &'a str,
+    ) -> Fut<'a, Option<seald_policy::batch::BatchConfirmation>> {
+        Box::pin(templates::batch_confirmation(&self.pool, token_sha256))
+    }
+
+    fn batch_confirmation_by_id<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> Fut<'a, Option<seald_policy::batch::BatchConfirmation>> {
+        Box::pin(templates::batch_confirmation_by_id(&self.pool, id))
     }
 
     fn signing_password<'a>(

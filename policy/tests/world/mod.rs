@@ -19,6 +19,8 @@ pub fn employee(id: &str, department: &str, roles: &[SystemRole]) -> Employee {
         status: EmployeeStatus::Active,
         // Everyone has set theirs; sealing by hand needs it.
         has_signing_password: true,
+        auto_sign_authorized: false,
+        batch_sign_authorized: false,
     }
 }
 
@@ -64,6 +66,12 @@ pub fn org() -> Org {
             ..employee("gone", "sales", &[BusinessStaff])
         },
     ]);
+    if let Some(boss) = org.employee_mut("boss") {
+        boss.auto_sign_authorized = true;
+    }
+    if let Some(bob) = org.employee_mut("bob") {
+        bob.batch_sign_authorized = true;
+    }
     org.validate().expect("allowed");
     org
 }
@@ -99,6 +107,65 @@ pub fn seals() -> Vec<Seal> {
             ..seal("practice-ok", Practice, Active, &["carol"])
         },
     ]
+}
+
+/// "nda": a template for hand sealing, with a contract-seal area, a free area and a page-seal
+/// area; "labour": an auto-sign template bound to the contract seal, authorized by boss (who
+/// holds the auto-sign authorization); "off": a disabled one.
+pub fn templates() -> Vec<Template> {
+    use seald_policy::template::{AreaPage, AutoSign, FieldKind, FillField};
+    let area = |id: &str, seal_type: Option<SealType>, page_seal: bool| SigningArea {
+        id: id.to_owned(),
+        party: "我方".to_owned(),
+        seal_type,
+        page: if page_seal {
+            AreaPage::All(template::AllPages::All)
+        } else {
+            AreaPage::Page(1)
+        },
+        x: 120.0,
+        y: 40.0,
+        width: 40.0,
+        page_seal,
+    };
+    let nda = Template {
+        id: "nda".to_owned(),
+        name: "保密协议".to_owned(),
+        enabled: true,
+        allow_batch: false,
+        requires_contract_approval: false,
+        areas: vec![
+            area("party-a", Some(SealType::Contract), false),
+            area("official", Some(SealType::Official), false),
+            area("seam", None, true),
+        ],
+        fields: vec![FillField {
+            name: "姓名".to_owned(),
+            kind: FieldKind::Text,
+            required: true,
+        }],
+        pdf_sha256: SHA.to_owned(),
+        pdf_len: 1000,
+        auto_sign: None,
+        created_by: "boss".to_owned(),
+    };
+    let labour = Template {
+        id: "labour".to_owned(),
+        name: "劳动合同".to_owned(),
+        allow_batch: true,
+        areas: vec![area("employer", Some(SealType::Contract), false)],
+        auto_sign: Some(AutoSign {
+            seal: "contract".to_owned(),
+            authorized_by: "boss".to_owned(),
+        }),
+        ..nda.clone()
+    };
+    let off = Template {
+        id: "off".to_owned(),
+        enabled: false,
+        ..nda.clone()
+    };
+    vec![nda, labour, off]
 }
 
 pub fn find<'a>(seals: &'a [Seal], id: &str) -> &'a Seal {

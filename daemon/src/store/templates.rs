@@ -1,0 +1,184 @@
+//! SQLite rows of templates and batch-sign confirmations (migration 0006).
+
+use seald_policy::batch::BatchConfirmation;
+use seald_policy::Template;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{SqliteConnection, SqlitePool};
+
+use super::sqlite::{col, json_list, to_json, unavailable};
+use super::StoreError;
+
+pub(super) async fn templates(pool: &SqlitePool) -> Result<Vec<Template>, StoreError> {
+    let rows = sqlx::query("SELECT template FROM templates ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?;
+    rows.iter()
+        .map(|r| json_list(&col::<String>(r, "template")?, "template"))
+        .collect()
+}
+
+pub(super) async fn template_pdf(
+    pool: &SqlitePool,
+    sha256: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    sqlx::query_scalar("SELECT pdf FROM template_pdfs WHERE sha256 = ?")
+        .bind(sha256)
+        .fetch_optional(pool)
+        .await
+        .map_err(unavailable)
+}
+
+/// Stores the template; its PDF (by SHA-256) only once.
+pub(super) async fn put_template(
+    conn: &mut SqliteConnection,
+    template: &Template,
+    pdf: Option<&[u8]>,
+) -> Result<(), StoreError> {
+    if let Some(pdf) = pdf {
+        sqlx::query("INSERT OR IGNORE INTO template_pdfs (sha256, pdf) VALUES (?, ?)")
+            .bind(&template.pdf_sha256)
+            .bind(pdf)
+            .execute(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+    }
+    let known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM template_pdfs WHERE sha256 = ?")
+        .bind(&template.pdf_sha256)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    if known.is_none() {
+        return Err(StoreError::Conflict(format!(
+            "template '{}' names a PDF that is not stored",
+            template.id
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO templates (id, template) VALUES (?, ?) \
+         ON CONFLICT(id) DO UPDATE SET template = excluded.template",
+    )
+    .bind(&template.id)
+    .bind(to_json(template))
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+pub(super) async fn delete_template(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM templates WHERE id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+fn confirmation(row: &SqliteRow) -> Result<BatchConfirmation, StoreError> {
+    let count: i64 = col(row, "count")?;
+    let used: i64 = col(row, "used")?;
+    let number = |v: i64| {
+        u32::try_from(v).map_err(|_| StoreError::Corrupt("batch confirmation count".to_owned()))
+    };
+    Ok(BatchConfirmation {
+        id: col(row, "id")?,
+        employee: col(row, "employee")?,
+        seal: col(row, "seal")?,
+        count: number(count)?,
+        used: number(used)?,
+        created_at: col(row, "created_at")?,
+        expires_at: col(row, "expires_at")?,
+    })
+}
+
+pub(super) async fn batch_confirmation(
+    pool: &SqlitePool,
+    token_sha256: &str,
+) -> Result<Option<BatchConfirmation>, StoreError> {
+    sqlx::query("SELECT * FROM batch_confirmations WHERE token_sha256 = ?")
+        .bind(token_sha256)
+        .fetch_optional(pool)
+        .await
+        .map_err(unavailable)?
+        .as_ref()
+        .map(confirmation)
+        .transpose()
+}
+
+pub(super) async fn batch_confirmation_by_id(
+    pool: &SqlitePool,
+    id: &str,
+) -> Result<Option<BatchConfirmation>, StoreError> {
+    sqlx::query("SELECT * FROM batch_confirmations WHERE id = ?")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(unavailable)?
+        .as_ref()
+        .map(confirmation)
+        .transpose()
+}
+
+pub(super) async fn open_batch(
+    conn: &mut SqliteConnection,
+    c: &BatchConfirmation,
+    token_sha256: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO batch_confirmations (id, token_sha256, employee, seal, count, used, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&c.id)
+    .bind(token_sha256)
+    .bind(&c.employee)
+    .bind(&c.seal)
+    .bind(i64::from(c.count))
+    .bind(i64::from(c.used))
+    .bind(c.created_at)
+    .bind(c.expires_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| super::sqlite::conflict_or_unavailable(e, "this batch confirmation"))?;
+    Ok(())
+}
+
+/// One use, only if one is left and the confirmation is alive at `now`: check and increment
+/// are one statement in the record's transaction, so concurrent signatures cannot stretch it.
+pub(super) async fn consume_batch(
+    conn: &mut SqliteConnection,
+    id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE batch_confirmations SET used = used + 1 WHERE id = ? AND used < count AND expires_at > ?",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict(format!(
+            "batch confirmation '{id}' has no signature left"
+        )));
+    }
+    Ok(())
+}
+
+/// Ends a confirmation before its lifetime: it allows nothing more.
+pub(super) async fn close_batch(
+    conn: &mut SqliteConnection,
+    id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE batch_confirmations SET expires_at = MIN(expires_at, ?) WHERE id = ?")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
