@@ -96,7 +96,9 @@ impl ApiError {
 
     pub fn denied(code: DenyCode) -> Self {
         let status = match code {
-            DenyCode::SealNotFound => StatusCode::NOT_FOUND,
+            DenyCode::SealNotFound
+            | DenyCode::TemplateNotFound
+            | DenyCode::BatchConfirmationNotFound => StatusCode::NOT_FOUND,
             _ => StatusCode::FORBIDDEN,
         };
         Self::policy(status, code, "Refused by policy", code.explain())

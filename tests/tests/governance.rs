@@ -1793,3 +1793,525 @@ fn time_windows_daily_caps_and_the_contract_quota_hold_under_concurrent_requests
     }))).json();
     assert_eq!(e["code"], "contract_quota_exhausted", "{e}");
 }
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+impl World {
+    /// PUT /v1/templates/{id} as `employee`.
+    fn put_template(&self, id: &str, employee: &str, body: Value) -> Answer {
+        self.call(
+            &self.admin,
+            "PUT",
+            &format!("/v1/templates/{id}"),
+            Some(employee),
+            Some(body),
+        )
+    }
+
+    /// `employee` grants (or revokes) `what` to `to`.
+    fn authorize(&self, employee: &str, to: &str, what: &str, granted: bool) -> Answer {
+        self.call(
+            &self.admin,
+            "PUT",
+            &format!("/v1/org/employees/{to}/authorizations/{what}"),
+            Some(employee),
+            Some(json!({ "granted": granted })),
+        )
+    }
+
+    /// An HR system that seals on its own (auto-sign, no employee), registered for `seals`.
+    fn hr(&self, seals: &[&str]) -> Client {
+        client_cert(&self.setup.tls, "hr", false);
+        let cert = fs::read_to_string(self.setup.tls.join("hr.crt")).expect("hr cert");
+        let r = self.call(
+            &self.admin,
+            "POST",
+            "/v1/admin/applications",
+            None,
+            Some(json!({
+                "id": "hr", "name": "HR", "certificate_pem": cert, "roles": ["signer"],
+                "seals": seals,
+            })),
+        );
+        assert_eq!(r.status, 200, "{}", text(&r));
+        self.d.client("hr")
+    }
+
+    fn audit_actions(&self, action: &str) -> String {
+        self.setup.sql(&format!(
+            "SELECT group_concat(detail, ' | ') FROM audit_records WHERE action = '{action}'"
+        ))
+    }
+}
+
+/// A POST of `pdf` to `/v1/seals/{seal}/sign?{query}` through `client`, with `headers`.
+fn sign_query(
+    w: &World,
+    client: &Client,
+    seal: &str,
+    query: &str,
+    headers: &[(&str, &str)],
+    pdf: &[u8],
+) -> Answer {
+    let mut request = client
+        .post(format!("{}/v1/seals/{seal}/sign?{query}", w.d.api))
+        .header("Content-Type", "application/pdf");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    send(request.body(pdf.to_vec()))
+}
+
+#[test]
+fn an_hr_auto_sign_template_seals_labour_contracts_with_no_employee_until_revoked() {
+    let w = World::new();
+    assert_eq!(w.create_seal("hr", "hr", "boss", &["alice"]).status, 200);
+    assert_eq!(
+        w.create_seal("contract", "contract", "boss", &["alice"])
+            .status,
+        200
+    );
+    let hr = w.hr(&["hr", "contract"]);
+    let template_pdf = w.setup.sample();
+    let labour = json!({
+        "name": "劳动合同", "allow_batch": true,
+        "areas": [{"id": "employer", "party": "用人单位", "seal_type": "hr", "page": 1, "x": 120, "y": 30, "width": 40}],
+        "fields": [{"name": "姓名", "kind": "text", "required": true}, {"name": "身份证号", "kind": "id_number", "required": true}],
+        "pdf_base64": b64(&template_pdf), "auto_sign_seal": "hr",
+    });
+    // Auto-sign is off: no auto-sign template can be made, so the HR system has none.
+    let off = w.put_template("labour", "boss", labour.clone());
+    assert_eq!(
+        (off.status, off.code()),
+        (409, "auto_sign_disabled".to_owned()),
+        "{}",
+        text(&off)
+    );
+    let q = "template_id=labour&area=employer";
+    let r = sign_query(&w, &hr, "hr", q, &[], &template_pdf);
+    assert_eq!(
+        (r.status, r.code()),
+        (404, "template_not_found".to_owned()),
+        "{}",
+        text(&r)
+    );
+    let features =
+        json!({"auto_sign": true, "page_seal": false, "forced_contract_approval": false});
+    let on = w.call(
+        &w.admin,
+        "PUT",
+        "/v1/org/features",
+        Some("boss"),
+        Some(features),
+    );
+    assert_eq!(on.status, 200, "{}", text(&on));
+    // Only holders of the auto-sign authorization make auto-sign templates, and only the super
+    // administrator or the legal representative grants it.
+    let unauthorized = w.put_template("labour", "boss", labour.clone());
+    assert_eq!(
+        (unauthorized.status, unauthorized.code()),
+        (403, "auto_sign_not_authorized".to_owned()),
+        "{}",
+        text(&unauthorized)
+    );
+    let reserved = w.authorize("sa1", "sa1", "auto_sign", true);
+    assert_eq!(
+        (reserved.status, reserved.code()),
+        (403, "authorization_reserved".to_owned())
+    );
+    assert_eq!(w.authorize("legal", "boss", "auto_sign", true).status, 200);
+    let created = w.put_template("labour", "boss", labour.clone());
+    assert_eq!(created.status, 200, "{}", text(&created));
+    assert_eq!(
+        created.json()["auto_sign"],
+        json!({"seal": "hr", "authorized_by": "boss"})
+    );
+    let listed = send(hr.get(format!("{}/v1/templates", w.d.api))).json();
+    assert_eq!(listed["templates"][0]["id"], "labour", "{listed}");
+    let stored = send(hr.get(format!("{}/v1/templates/labour/pdf", w.d.api)));
+    assert_eq!(
+        stored.body, template_pdf,
+        "the template PDF comes back as uploaded"
+    );
+
+    // The HR system seals the template's document in its area, with no employee.
+    let signed = sign_query(&w, &hr, "hr", q, &[], &template_pdf);
+    assert_eq!(signed.status, 200, "{}", text(&signed));
+    w.validated(&signed.body);
+    let detail = w.audit_detail(&signed.header("seald-audit-record").expect("record"));
+    assert_eq!(
+        (
+            detail["permit"].clone(),
+            detail["area"].clone(),
+            detail["employee"].clone()
+        ),
+        (json!("auto_sign:labour"), json!("employer"), Value::Null),
+        "{detail}"
+    );
+    // A later revision of the template's PDF is the template's document too.
+    let again = sign_query(&w, &hr, "hr", q, &[], &signed.body);
+    assert_eq!(again.status, 200, "{}", text(&again));
+    // What the rules refuse, each with its code; explain says the same before anything is sent.
+    let mut foreign = b"%not the template\n".to_vec();
+    foreign.extend_from_slice(&template_pdf);
+    let cases: Vec<(&str, &str, &str, &[u8], u16, &str)> = vec![
+        (
+            "no template",
+            "hr",
+            "",
+            &template_pdf,
+            403,
+            "auto_sign_template_required",
+        ),
+        (
+            "no area",
+            "hr",
+            "template_id=labour",
+            &template_pdf,
+            403,
+            "signing_area_required",
+        ),
+        (
+            "another area",
+            "hr",
+            "template_id=labour&area=employee",
+            &template_pdf,
+            403,
+            "signing_area_not_found",
+        ),
+        (
+            "another seal",
+            "contract",
+            q,
+            &template_pdf,
+            403,
+            "seal_type_mismatch",
+        ),
+        (
+            "not the template's PDF",
+            "hr",
+            q,
+            &foreign,
+            403,
+            "document_not_from_template",
+        ),
+        (
+            "an unknown template",
+            "hr",
+            "template_id=nda&area=employer",
+            &template_pdf,
+            404,
+            "template_not_found",
+        ),
+    ];
+    for (label, seal, query, pdf, status, code) in cases {
+        let r = sign_query(&w, &hr, seal, query, &[], pdf);
+        assert_eq!(
+            (r.status, r.code()),
+            (status, code.to_owned()),
+            "{label}: {}",
+            text(&r)
+        );
+        let mut ask = json!({"seal": seal, "from_template": pdf == template_pdf.as_slice()});
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').expect("k=v");
+            ask[k] = json!(v);
+        }
+        let e = w
+            .call(&hr, "POST", "/v1/policy/explain", None, Some(ask))
+            .json();
+        assert_eq!(
+            (e["decision"].as_str(), e["code"].as_str()),
+            (Some("deny"), Some(code)),
+            "{label}: {e}"
+        );
+    }
+    // The area places the seal; a position in the query too is a contradiction.
+    let placed = sign_query(&w, &hr, "hr", &format!("{q}&page=2"), &[], &template_pdf);
+    assert_eq!(placed.status, 400, "{}", text(&placed));
+
+    // Revoking the authorizer's authorization stops the template at the very next request…
+    assert_eq!(w.authorize("legal", "boss", "auto_sign", false).status, 200);
+    let revoked = sign_query(&w, &hr, "hr", q, &[], &template_pdf);
+    assert_eq!(
+        (revoked.status, revoked.code()),
+        (403, "auto_sign_not_authorized".to_owned()),
+        "{}",
+        text(&revoked)
+    );
+    // …and granting it again restarts it; disabling or deleting the template stops it too.
+    assert_eq!(w.authorize("legal", "boss", "auto_sign", true).status, 200);
+    assert_eq!(sign_query(&w, &hr, "hr", q, &[], &template_pdf).status, 200);
+    let disabled = w.call(
+        &w.admin,
+        "POST",
+        "/v1/templates/labour/disable",
+        Some("boss"),
+        None,
+    );
+    assert_eq!(disabled.status, 200, "{}", text(&disabled));
+    let r = sign_query(&w, &hr, "hr", q, &[], &template_pdf);
+    assert_eq!((r.status, r.code()), (403, "template_disabled".to_owned()));
+    assert_eq!(
+        w.call(
+            &w.admin,
+            "POST",
+            "/v1/templates/labour/enable",
+            Some("boss"),
+            None
+        )
+        .status,
+        200
+    );
+    assert_eq!(sign_query(&w, &hr, "hr", q, &[], &template_pdf).status, 200);
+    // Switching auto-sign off stops every auto-sign template.
+    let features =
+        |on: bool| json!({"auto_sign": on, "page_seal": false, "forced_contract_approval": false});
+    let switch = |on: bool| {
+        w.call(
+            &w.admin,
+            "PUT",
+            "/v1/org/features",
+            Some("legal"),
+            Some(features(on)),
+        )
+        .status
+    };
+    assert_eq!(switch(false), 200);
+    let r = sign_query(&w, &hr, "hr", q, &[], &template_pdf);
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "auto_sign_disabled".to_owned()),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(switch(true), 200);
+    assert_eq!(sign_query(&w, &hr, "hr", q, &[], &template_pdf).status, 200);
+    assert_eq!(
+        w.call(
+            &w.admin,
+            "DELETE",
+            "/v1/templates/labour",
+            Some("boss"),
+            None
+        )
+        .status,
+        200
+    );
+    let r = sign_query(&w, &hr, "hr", q, &[], &template_pdf);
+    assert_eq!((r.status, r.code()), (404, "template_not_found".to_owned()));
+    // Every grant and revocation is in the audit log.
+    let grants = w.audit_actions("org.authorization");
+    assert_eq!(grants.matches("\"granted\":true").count(), 2, "{grants}");
+    assert_eq!(grants.matches("\"granted\":false").count(), 1, "{grants}");
+}
+
+#[test]
+fn a_batch_confirmation_seals_up_to_its_count_within_its_lifetime_and_no_further() {
+    let w = World::with_config("[batch_sign]\nmax_count = 5\nmax_lifetime_seconds = 600\n");
+    assert_eq!(
+        w.create_seal("contract", "contract", "boss", &["alice", "bob"])
+            .status,
+        200
+    );
+    w.register_oa(&["contract"]);
+    let confirm = |employee: &str, password: &str, body: Value| {
+        let r =
+            w.oa.post(format!("{}/v1/batch-confirmations", w.d.api))
+                .header("Seald-Employee", employee)
+                .header("Seald-Signing-Password", password)
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
+        send(r)
+    };
+    let ask = json!({"count": 3, "lifetime_seconds": 600});
+    let r = confirm("alice", PASSWORD, ask.clone());
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "batch_sign_not_authorized".to_owned()),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(w.authorize("boss", "alice", "batch_sign", true).status, 200);
+    for bad in [
+        json!({"count": 6, "lifetime_seconds": 60}),
+        json!({"count": 3, "lifetime_seconds": 601}),
+        json!({"count": 0, "lifetime_seconds": 60}),
+    ] {
+        let r = confirm("alice", PASSWORD, bad.clone());
+        assert_eq!(
+            (r.status, r.code()),
+            (422, "invalid_batch_confirmation".to_owned()),
+            "{bad}: {}",
+            text(&r)
+        );
+    }
+    let wrong = confirm("alice", "135790", ask.clone());
+    assert_eq!(
+        (wrong.status, wrong.code()),
+        (403, "signing_password_wrong".to_owned()),
+        "{}",
+        text(&wrong)
+    );
+    let opened = confirm("alice", PASSWORD, ask.clone());
+    assert_eq!(opened.status, 201, "{}", text(&opened));
+    let token = opened.json()["token"].as_str().expect("token").to_owned();
+    let id = opened.json()["id"].as_str().expect("id").to_owned();
+    assert!(
+        !w.d.log_text().contains(&token),
+        "the token is never logged"
+    );
+    assert!(
+        !w.setup
+            .sql("SELECT group_concat(detail) FROM audit_records")
+            .contains(&token),
+        "nor recorded"
+    );
+
+    let pdf = w.setup.sample();
+    let by_batch = |employee: &str, token: &str| {
+        let headers = [
+            ("Seald-Employee", employee),
+            ("Seald-Batch-Confirmation", token),
+        ];
+        w.sign_request(&w.oa, "contract", None, &headers, &pdf)
+    };
+    // Another employee (who may batch-sign too) cannot use alice's confirmation.
+    assert_eq!(w.authorize("boss", "bob", "batch_sign", true).status, 200);
+    let r = by_batch("bob", &token);
+    assert_eq!(
+        (r.status, r.code()),
+        (404, "batch_confirmation_not_found".to_owned()),
+        "{}",
+        text(&r)
+    );
+    for i in 0..3 {
+        let r = by_batch("alice", &token);
+        assert_eq!(r.status, 200, "signature {i}: {}", text(&r));
+        if i == 0 {
+            w.validated(&r.body);
+            let detail = w.audit_detail(&r.header("seald-audit-record").expect("record"));
+            assert_eq!(detail["batch"], json!(id), "{detail}");
+        }
+    }
+    let r = by_batch("alice", &token);
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "batch_confirmation_used_up".to_owned()),
+        "{}",
+        text(&r)
+    );
+    let shown = w
+        .call(
+            &w.oa,
+            "GET",
+            &format!("/v1/batch-confirmations/{id}"),
+            Some("alice"),
+            None,
+        )
+        .json();
+    assert_eq!(
+        (shown["used"].clone(), shown["left"].clone()),
+        (json!(3), json!(0)),
+        "{shown}"
+    );
+
+    // Requests racing for the last signatures: exactly as many sign as are left.
+    let opened = confirm(
+        "alice",
+        PASSWORD,
+        json!({"count": 2, "lifetime_seconds": 600}),
+    );
+    let token = opened.json()["token"].as_str().expect("token").to_owned();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let all: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| by_batch("alice", &token).status))
+            .collect();
+        all.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 403),
+        "{statuses:?}"
+    );
+
+    // Ended early, or past its lifetime: refused.
+    let opened = confirm(
+        "alice",
+        PASSWORD,
+        json!({"count": 5, "lifetime_seconds": 600}),
+    )
+    .json();
+    let (token, id) = (
+        opened["token"].as_str().expect("t").to_owned(),
+        opened["id"].as_str().expect("i").to_owned(),
+    );
+    assert_eq!(by_batch("alice", &token).status, 200);
+    let closed = w.call(
+        &w.oa,
+        "DELETE",
+        &format!("/v1/batch-confirmations/{id}"),
+        Some("alice"),
+        None,
+    );
+    assert_eq!(closed.status, 200, "{}", text(&closed));
+    let r = by_batch("alice", &token);
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "batch_confirmation_expired".to_owned()),
+        "{}",
+        text(&r)
+    );
+    let short = confirm(
+        "alice",
+        PASSWORD,
+        json!({"count": 5, "lifetime_seconds": 1}),
+    )
+    .json();
+    let expires_at = short["expires_at"].as_i64().expect("expires_at");
+    // Wait for the clock to pass the lifetime (a condition on time, not a guess).
+    while now() < expires_at {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let r = by_batch("alice", short["token"].as_str().expect("t"));
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "batch_confirmation_expired".to_owned()),
+        "{}",
+        text(&r)
+    );
+    // Revoking the batch-sign authorization stops the rest at the very next request.
+    let opened = confirm("alice", PASSWORD, ask).json();
+    let token = opened["token"].as_str().expect("t").to_owned();
+    assert_eq!(
+        w.authorize("legal", "alice", "batch_sign", false).status,
+        200
+    );
+    let r = by_batch("alice", &token);
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "batch_sign_not_authorized".to_owned()),
+        "{}",
+        text(&r)
+    );
+    // A password and a confirmation together are one too many.
+    let both = w.sign_request(
+        &w.oa,
+        "contract",
+        None,
+        &[
+            ("Seald-Employee", "alice"),
+            ("Seald-Batch-Confirmation", &token),
+            ("Seald-Signing-Password", PASSWORD),
+        ],
+        &pdf,
+    );
+    assert_eq!(both.status, 400, "{}", text(&both));
+}
