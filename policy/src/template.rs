@@ -41,7 +41,8 @@ pub struct SigningArea {
     #[serde(default)]
     pub seal_type: Option<SealType>,
     pub page: AreaPage,
-    /// Lower-left corner and width, in millimetres from the page's lower-left corner.
+    /// The seal's position and width in millimetres: x from the left edge and y from the top
+    /// edge of the page as displayed (as in a sign request's query).
     pub x: f64,
     pub y: f64,
     pub width: f64,

@@ -15,12 +15,12 @@ use crate::Failure;
 #[derive(Args, Debug)]
 pub struct GovernanceArgs<C: Subcommand> {
     #[command(flatten)]
-    remote: RemoteArgs,
+    pub remote: RemoteArgs,
     /// Print seald's JSON answers.
     #[arg(long, global = true)]
-    json: bool,
+    pub json: bool,
     #[command(subcommand)]
-    command: C,
+    pub command: C,
 }
 
 #[derive(Subcommand, Debug)]
@@ -223,7 +223,7 @@ pub type PasswordArgs = GovernanceArgs<PasswordCommand>;
 pub type RoleArgs = GovernanceArgs<RoleCommand>;
 pub type ApprovalArgs = GovernanceArgs<ApprovalCommand>;
 
-fn done(v: &Value, json_out: bool, what: &str) {
+pub fn done(v: &Value, json_out: bool, what: &str) {
     show(v, json_out, |_| what.to_owned());
 }
 
@@ -581,7 +581,7 @@ pub fn run_approval(args: ApprovalArgs) -> Result<(), Failure> {
 }
 
 /// A secret from `env`, else a no-echo prompt (twice when `confirm`).
-fn secret(what: &str, env: &str, confirm: bool) -> Result<zeroize::Zeroizing<String>, Failure> {
+pub fn secret(what: &str, env: &str, confirm: bool) -> Result<zeroize::Zeroizing<String>, Failure> {
     if let Ok(v) = std::env::var(env) {
         return Ok(zeroize::Zeroizing::new(v));
     }

@@ -14,6 +14,7 @@ mod governance;
 mod remote;
 mod secrets;
 mod sign;
+mod templates;
 mod token;
 mod verify;
 
@@ -54,6 +55,13 @@ enum Command {
     Approval(governance::ApprovalArgs),
     /// Employees' signing passwords: set, change, reset.
     Password(governance::PasswordArgs),
+    /// Templates: signing areas, fill-in fields, the PDF, an auto-sign seal.
+    Template(templates::TemplateArgs),
+    /// The auto-sign authorization: who may make auto-sign templates and start auto-sign jobs.
+    Autosign(templates::AutoSignArgs),
+    /// Batch signing: the authorization, and confirmations of many signatures with one
+    /// signing password.
+    Batchsign(templates::BatchSignArgs),
 }
 
 /// A failure to report: the message, and whether it was the caller's usage (exit 2) or an
@@ -132,6 +140,9 @@ fn main() -> ExitCode {
         Command::Seal(args) => admin::run_seal(args).map(|()| ExitCode::SUCCESS),
         Command::Approval(args) => governance::run_approval(args).map(|()| ExitCode::SUCCESS),
         Command::Password(args) => governance::run_password(args).map(|()| ExitCode::SUCCESS),
+        Command::Template(args) => templates::run_template(args).map(|()| ExitCode::SUCCESS),
+        Command::Autosign(args) => templates::run_autosign(args).map(|()| ExitCode::SUCCESS),
+        Command::Batchsign(args) => templates::run_batchsign(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

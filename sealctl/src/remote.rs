@@ -151,6 +151,23 @@ impl Remote {
         .and_then(json)
     }
 
+    /// POSTs `body` as JSON with extra `headers` (a signing password: never in argv or logs).
+    pub fn post_json_with(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Result<Value, Failure> {
+        let mut request = self
+            .request(reqwest::Method::POST, path)
+            .header("Content-Type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.check(request.body(body.to_string()).send())
+            .and_then(json)
+    }
+
     pub fn delete(&self, path: &str) -> Result<Value, Failure> {
         self.check(self.request(reqwest::Method::DELETE, path).send())
             .and_then(json)

@@ -2315,3 +2315,94 @@ fn a_batch_confirmation_seals_up_to_its_count_within_its_lifetime_and_no_further
     );
     assert_eq!(both.status, 400, "{}", text(&both));
 }
+
+#[test]
+fn sealctl_manages_templates_and_the_auto_sign_and_batch_sign_authorizations() {
+    use seald_tests::{run, run_ok};
+    let w = World::new();
+    assert_eq!(w.create_seal("hr", "hr", "boss", &["alice"]).status, 200);
+    let ctl = |who: &str, args: &[&str]| {
+        let mut cmd = w.setup.sealctl(&w.d, "admin");
+        cmd.env("SEALD_EMPLOYEE", who).args(args);
+        cmd
+    };
+    let json_of = |out: String| -> Value {
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    run_ok(&mut ctl("boss", &["org", "features", "--auto-sign"]));
+    // A refusal is a clear message and exit status 1.
+    let refused = run(&mut ctl("sa1", &["autosign", "grant", "boss"]));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("authorization_reserved"));
+    run_ok(&mut ctl("legal", &["autosign", "grant", "boss"]));
+    let dir = w.setup.dir();
+    let file = dir.join("labour.json");
+    fs::write(&file, json!({
+        "name": "劳动合同",
+        "areas": [{"id": "employer", "party": "用人单位", "seal_type": "hr", "page": 1, "x": 120, "y": 30, "width": 40}],
+        "fields": [{"name": "姓名", "kind": "text", "required": true}],
+        "auto_sign_seal": "hr",
+    }).to_string()).expect("write");
+    let pdf = dir.join("labour.pdf");
+    fs::write(&pdf, w.setup.sample()).expect("write");
+    let (file, pdf) = (file.to_str().expect("utf-8"), pdf.to_str().expect("utf-8"));
+    let put = json_of(run_ok(&mut ctl(
+        "boss",
+        &[
+            "template", "--json", "put", "labour", "--file", file, "--pdf", pdf,
+        ],
+    )));
+    assert_eq!(put["auto_sign"]["authorized_by"], "boss", "{put}");
+    let listed = run_ok(&mut ctl("boss", &["template", "list"]));
+    assert!(listed.contains("labour\tenabled\tauto-sign:hr"), "{listed}");
+    let back = dir.join("back.pdf");
+    run_ok(&mut ctl(
+        "boss",
+        &[
+            "template",
+            "pdf",
+            "labour",
+            "--out",
+            back.to_str().expect("utf-8"),
+        ],
+    ));
+    assert_eq!(fs::read(&back).expect("read"), w.setup.sample());
+    run_ok(&mut ctl("boss", &["template", "disable", "labour"]));
+    let shown = json_of(run_ok(&mut ctl("boss", &["template", "show", "labour"])));
+    assert_eq!(shown["enabled"], false, "{shown}");
+    // Batch signing: granted, confirmed with the password from the environment.
+    run_ok(&mut ctl("boss", &["batchsign", "grant", "alice"]));
+    let mut confirm = ctl(
+        "alice",
+        &[
+            "batchsign",
+            "--json",
+            "confirm",
+            "--count",
+            "2",
+            "--lifetime",
+            "60",
+        ],
+    );
+    confirm.env("SEALD_SIGNING_PASSWORD", PASSWORD);
+    let opened = json_of(run_ok(&mut confirm));
+    let id = opened["id"].as_str().expect("id").to_owned();
+    assert_eq!(opened["token"].as_str().map(str::len), Some(64), "{opened}");
+    let left = json_of(run_ok(&mut ctl(
+        "alice",
+        &["batchsign", "--json", "show", &id],
+    )));
+    assert_eq!(left["left"], 2, "{left}");
+    run_ok(&mut ctl("alice", &["batchsign", "end", &id]));
+    run_ok(&mut ctl("legal", &["autosign", "revoke", "boss"]));
+    let org = json_of(run_ok(&mut ctl("boss", &["org", "--json", "show"])));
+    let boss = org["employees"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["id"] == "boss"))
+        .cloned();
+    assert_eq!(
+        boss.map(|b| b["auto_sign_authorized"].clone()),
+        Some(json!(false)),
+        "{org}"
+    );
+}

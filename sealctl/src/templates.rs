@@ -1,0 +1,245 @@
+//! `sealctl template|autosign|batchsign …`: templates (with their signing areas and an
+//! auto-sign seal), the auto-sign and batch-sign authorizations, and batch-sign
+//! confirmations, in a running seald, acting as the employee given with `--as`.
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use crate::admin::show;
+use crate::governance::{done, secret, GovernanceArgs};
+use crate::Failure;
+
+#[derive(Subcommand, Debug)]
+pub enum TemplateCommand {
+    /// Create or change a template from a JSON file (name, areas, fields, allow_batch,
+    /// requires_contract_approval, enabled, auto_sign_seal — see docs/policy.md); --pdf gives
+    /// its PDF (needed for a new template).
+    Put {
+        id: String,
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        pdf: Option<PathBuf>,
+    },
+    List,
+    Show {
+        id: String,
+    },
+    /// Write the template PDF to --out.
+    Pdf {
+        id: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    Enable {
+        id: String,
+    },
+    Disable {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthorizationCommand {
+    /// Grant the authorization (as the super administrator or the legal representative).
+    Grant { employee: String },
+    /// Revoke it: it stops working at the very next request.
+    Revoke { employee: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BatchSignCommand {
+    /// Grant the batch-sign authorization (super administrator or legal representative).
+    Grant { employee: String },
+    /// Revoke it: open confirmations stop working at the very next request.
+    Revoke { employee: String },
+    /// Confirm up to --count signatures within --lifetime seconds with your signing password
+    /// ($SEALD_SIGNING_PASSWORD or a no-echo prompt); prints the token sign requests carry in
+    /// Seald-Batch-Confirmation.
+    Confirm {
+        #[arg(long)]
+        count: u32,
+        #[arg(long)]
+        lifetime: i64,
+        /// Only for this seal.
+        #[arg(long)]
+        seal: Option<String>,
+    },
+    /// What is left of one of your confirmations.
+    Show { id: String },
+    /// End one of your confirmations now.
+    End { id: String },
+}
+
+pub type TemplateArgs = GovernanceArgs<TemplateCommand>;
+pub type AutoSignArgs = GovernanceArgs<AuthorizationCommand>;
+pub type BatchSignArgs = GovernanceArgs<BatchSignCommand>;
+
+fn authorize(
+    remote: &crate::remote::Remote,
+    j: bool,
+    employee: &str,
+    what: &str,
+    granted: bool,
+) -> Result<(), Failure> {
+    let v = remote.put_json(
+        &format!("/v1/org/employees/{employee}/authorizations/{what}"),
+        &json!({ "granted": granted }),
+    )?;
+    let verb = if granted {
+        "granted to"
+    } else {
+        "revoked from"
+    };
+    done(&v, j, &format!("{what} authorization {verb} '{employee}'"));
+    Ok(())
+}
+
+pub fn run_template(args: TemplateArgs) -> Result<(), Failure> {
+    let remote = args.remote.connect()?;
+    let j = args.json;
+    match args.command {
+        TemplateCommand::Put { id, file, pdf } => {
+            let mut body: Value = serde_json::from_slice(&crate::read_file(&file)?)
+                .map_err(|e| Failure::usage(format!("{}: not JSON: {e}", file.display())))?;
+            if let Some(pdf) = pdf {
+                let bytes = crate::read_file(&pdf)?;
+                body["pdf_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
+            }
+            let v = remote.put_json(&format!("/v1/templates/{id}"), &body)?;
+            show(&v, j, |v| match v["auto_sign"]["seal"].as_str() {
+                Some(seal) => format!("template '{id}' stored: auto-sign with seal '{seal}'"),
+                None => format!("template '{id}' stored"),
+            });
+        }
+        TemplateCommand::List => {
+            let v: Value = remote.get_json("/v1/templates")?;
+            show(&v, j, |v| {
+                v["templates"]
+                    .as_array()
+                    .map(|all| {
+                        all.iter()
+                            .map(|t| {
+                                format!(
+                                    "{}\t{}\t{}\t{}",
+                                    t["id"].as_str().unwrap_or(""),
+                                    if t["enabled"] == json!(true) {
+                                        "enabled"
+                                    } else {
+                                        "disabled"
+                                    },
+                                    t["auto_sign"]["seal"]
+                                        .as_str()
+                                        .map_or("-".to_owned(), |s| format!("auto-sign:{s}")),
+                                    t["name"].as_str().unwrap_or(""),
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    })
+                    .unwrap_or_default()
+            });
+        }
+        TemplateCommand::Show { id } => {
+            let v: Value = remote.get_json(&format!("/v1/templates/{id}"))?;
+            show(&v, true, |_| String::new());
+        }
+        TemplateCommand::Pdf { id, out } => {
+            let response = remote.get(&format!("/v1/templates/{id}/pdf"))?;
+            let bytes = response
+                .bytes()
+                .map_err(|e| Failure::failed(format!("cannot read the template PDF: {e}")))?;
+            std::fs::write(&out, &bytes)
+                .map_err(|e| Failure::failed(format!("cannot write {}: {e}", out.display())))?;
+            done(
+                &json!({ "template": id, "bytes": bytes.len() }),
+                j,
+                &format!("wrote {}", out.display()),
+            );
+        }
+        TemplateCommand::Enable { id } => {
+            let v = remote.post_json(&format!("/v1/templates/{id}/enable"), &json!({}))?;
+            done(&v, j, &format!("template '{id}' enabled"));
+        }
+        TemplateCommand::Disable { id } => {
+            let v = remote.post_json(&format!("/v1/templates/{id}/disable"), &json!({}))?;
+            done(
+                &v,
+                j,
+                &format!("template '{id}' disabled: it signs nothing"),
+            );
+        }
+        TemplateCommand::Delete { id } => {
+            let v = remote.delete(&format!("/v1/templates/{id}"))?;
+            done(&v, j, &format!("template '{id}' deleted"));
+        }
+    }
+    Ok(())
+}
+
+pub fn run_autosign(args: AutoSignArgs) -> Result<(), Failure> {
+    let remote = args.remote.connect()?;
+    match args.command {
+        AuthorizationCommand::Grant { employee } => {
+            authorize(&remote, args.json, &employee, "auto_sign", true)
+        }
+        AuthorizationCommand::Revoke { employee } => {
+            authorize(&remote, args.json, &employee, "auto_sign", false)
+        }
+    }
+}
+
+pub fn run_batchsign(args: BatchSignArgs) -> Result<(), Failure> {
+    let remote = args.remote.connect()?;
+    let j = args.json;
+    match args.command {
+        BatchSignCommand::Grant { employee } => {
+            authorize(&remote, j, &employee, "batch_sign", true)?
+        }
+        BatchSignCommand::Revoke { employee } => {
+            authorize(&remote, j, &employee, "batch_sign", false)?
+        }
+        BatchSignCommand::Confirm {
+            count,
+            lifetime,
+            seal,
+        } => {
+            let password = secret("signing password", "SEALD_SIGNING_PASSWORD", false)?;
+            let body = json!({ "count": count, "lifetime_seconds": lifetime, "seal": seal });
+            let v = remote.post_json_with(
+                "/v1/batch-confirmations",
+                &body,
+                &[("Seald-Signing-Password", password.as_str())],
+            )?;
+            show(&v, j, |v| {
+                format!(
+                    "batch confirmation {} for {} signatures until {}\ntoken (send it as Seald-Batch-Confirmation; it is shown once): {}",
+                    v["id"].as_str().unwrap_or(""),
+                    v["count"],
+                    v["expires_at"],
+                    v["token"].as_str().unwrap_or("")
+                )
+            });
+        }
+        BatchSignCommand::Show { id } => {
+            let v: Value = remote.get_json(&format!("/v1/batch-confirmations/{id}"))?;
+            show(&v, j, |v| {
+                format!(
+                    "{id}: {} of {} used, {} left, until {}",
+                    v["used"], v["count"], v["left"], v["expires_at"]
+                )
+            });
+        }
+        BatchSignCommand::End { id } => {
+            let v = remote.delete(&format!("/v1/batch-confirmations/{id}"))?;
+            done(&v, j, &format!("batch confirmation {id} ended"));
+        }
+    }
+    Ok(())
+}
