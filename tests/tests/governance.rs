@@ -1957,7 +1957,9 @@ fn an_hr_auto_sign_template_seals_labour_contracts_with_no_employee_until_revoke
     // What the rules refuse, each with its code; explain says the same before anything is sent.
     let mut foreign = b"%not the template\n".to_vec();
     foreign.extend_from_slice(&template_pdf);
-    let cases: Vec<(&str, &str, &str, &[u8], u16, &str)> = vec![
+    // (what, seal, query, body, status, code)
+    type Refusal<'a> = (&'a str, &'a str, &'a str, &'a [u8], u16, &'a str);
+    let cases: Vec<Refusal> = vec![
         (
             "no template",
             "hr",
