@@ -134,6 +134,9 @@ impl ApiError {
             | SealDisabled
             | NoEligibleApprover
             | AutoSignDisabled
+            | InvitationUsed
+            | InvitationExpired
+            | PartnerAuthorizationRevoked
             | PracticeSealUnauthorized => {
                 (StatusCode::CONFLICT, "Conflicts with the current state")
             }
@@ -149,6 +152,7 @@ impl ApiError {
             | InvalidSigningPassword
             | InvalidTemplate
             | InvalidBatchConfirmation
+            | InvalidPartnerAuthorization
             | SealTypeMismatch
             | InvalidLimits => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid content"),
             _ => (StatusCode::FORBIDDEN, "Refused by policy"),

@@ -94,6 +94,11 @@ impl Registry {
                     seals: row.seals.clone(),
                     templates: row.templates.clone(),
                     acts_for_employees: row.acts_for_employees,
+                    // Validated at registration; an unreadable stored one matches no partner.
+                    partner: row
+                        .partner
+                        .as_deref()
+                        .and_then(|c| seald_policy::CreditCode::parse(c).ok()),
                 },
                 row,
             });

@@ -285,6 +285,7 @@ async fn bootstrap_admins(
             certificate_pem: pem,
             roles: vec![seald_policy::AppRole::Admin],
             acts_for_employees: false,
+            partner: None,
             seals: vec![],
             templates: None,
             enabled: true,

@@ -27,6 +27,10 @@ pub struct Application {
     /// logged in to it). Without it, every request is the application's own.
     #[serde(default)]
     pub acts_for_employees: bool,
+    /// A partner enterprise's system: its requests are decided by that enterprise's partner
+    /// authorizations.
+    #[serde(default)]
+    pub partner: Option<crate::CreditCode>,
 }
 
 impl Application {

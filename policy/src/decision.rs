@@ -7,6 +7,7 @@ use crate::flow::{ApprovalRequest, ApprovalState, Scenario, Subject};
 use crate::grant::Grant;
 use crate::limits::Usage;
 use crate::org::Org;
+use crate::partner::PartnerAuthorization;
 use crate::seal::{Seal, SealType};
 use crate::template::Template;
 use crate::DenyCode;
@@ -72,6 +73,8 @@ pub struct Snapshot<'a> {
     pub template: Option<&'a Template>,
     /// The batch-sign confirmation the request presents, if it exists.
     pub batch: Option<&'a BatchConfirmation>,
+    /// The partner authorizations of the application's partner enterprise, if it is one's.
+    pub partners: &'a [PartnerAuthorization],
 }
 
 impl<'a> Snapshot<'a> {
@@ -86,6 +89,7 @@ impl<'a> Snapshot<'a> {
             usage: Usage::default(),
             template: None,
             batch: None,
+            partners: &[],
         }
     }
 }
@@ -101,6 +105,8 @@ pub enum Permit {
     Grant { id: String },
     /// An auto-sign template bound to this seal (no employee acts).
     AutoSign { template: String },
+    /// A partner enterprise's authorization (its application's request).
+    Partner { authorization: String },
 }
 
 /// The outcome of a decision.
@@ -163,6 +169,9 @@ pub enum Rule {
     AutoSignTemplate,
     /// The template's authorizer still holds the auto-sign authorization.
     AutoSignAuthorization,
+    /// A partner's application: an authorization of its enterprise covering this seal (and
+    /// template), unexpired and unrevoked.
+    PartnerAuthorization,
     ActsForEmployees,
     EmployeeActive,
     /// A batch-sign confirmation presented instead of the signing password.
@@ -301,6 +310,7 @@ const AUTO_SIGN_RULES: &[Rule] = &[
     Rule::AutoSignEnabled,
     Rule::AutoSignTemplate,
     Rule::AutoSignAuthorization,
+    Rule::PartnerAuthorization,
 ];
 
 const EMPLOYEE_RULES: &[Rule] = &[
@@ -364,7 +374,7 @@ fn explain_sign(mut t: Trace, s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) -
     contract_approval(&mut t, s, r, template, now);
     limits(&mut t, s, seal, now);
     let Some(employee) = r.employee else {
-        return auto_sign(t, s, r, template);
+        return auto_sign(t, s, r, template, now);
     };
     t.rest(AUTO_SIGN_RULES, NotApplicable);
     t.check(
@@ -510,7 +520,7 @@ fn templates<'s>(
     use Outcome::*;
     let Some(id) = r.template.filter(|_| s.org.is_some()) else {
         // An auto-sign request must name its template (its own rule says so).
-        let auto = s.org.is_some() && r.employee.is_none();
+        let auto = s.org.is_some() && r.employee.is_none() && s.application.partner.is_none();
         t.rest(
             &[
                 Rule::TemplateUsable,
@@ -561,6 +571,7 @@ fn auto_sign(
     s: &Snapshot<'_>,
     r: &SignRequest<'_>,
     template: Option<&Template>,
+    now: i64,
 ) -> Explanation {
     use Outcome::*;
     let Some(org) = s.org else {
@@ -573,6 +584,36 @@ fn auto_sign(
         org.enterprise.features.auto_sign,
         DenyCode::AutoSignDisabled,
     );
+    if let Some(partner) = &s.application.partner {
+        // A partner's request: its enterprise's authorization, not an auto-sign template.
+        t.rest(
+            &[Rule::AutoSignTemplate, Rule::AutoSignAuthorization],
+            NotApplicable,
+        );
+        let theirs: Vec<&PartnerAuthorization> = s
+            .partners
+            .iter()
+            .filter(|a| a.partner == *partner)
+            .collect();
+        let usable = theirs
+            .iter()
+            .find(|a| a.refusal(r.seal, r.template, now).is_none());
+        let Some(usable) = usable else {
+            // The newest of its authorizations says why; none at all is its own code.
+            let code = theirs
+                .last()
+                .and_then(|a| a.refusal(r.seal, r.template, now))
+                .unwrap_or(DenyCode::PartnerNotAuthorized);
+            t.record(Rule::PartnerAuthorization, Failed(code));
+            t.rest(EMPLOYEE_RULES, NotApplicable);
+            return t.finish(Permit::Application);
+        };
+        t.record(Rule::PartnerAuthorization, Passed);
+        t.rest(EMPLOYEE_RULES, NotApplicable);
+        return t.finish(Permit::Partner {
+            authorization: usable.id.clone(),
+        });
+    }
     let (bound, authorizer) = match (r.template, template) {
         (None, _) => (Failed(DenyCode::AutoSignTemplateRequired), NotEvaluated),
         (Some(_), None) => (NotEvaluated, NotEvaluated),
@@ -590,6 +631,7 @@ fn auto_sign(
     };
     t.record(Rule::AutoSignTemplate, bound);
     t.record(Rule::AutoSignAuthorization, authorizer);
+    t.record(Rule::PartnerAuthorization, NotApplicable);
     t.rest(EMPLOYEE_RULES, NotApplicable);
     let permit = Permit::AutoSign {
         template: r.template.unwrap_or_default().to_owned(),

@@ -68,7 +68,17 @@ deny_codes! {
     AutoSignTemplateRequired => "auto_sign_template_required", "a request no employee acts for is an auto-sign request: it names an auto-sign template (template_id) bound to this seal";
     AutoSignSealMismatch => "auto_sign_seal_mismatch", "the auto-sign template is bound to another seal";
     AutoSignNotAuthorized => "auto_sign_not_authorized", "the employee does not hold the auto-sign authorization (for a template: the one who made it auto-sign no longer does)";
-    AuthorizationReserved => "authorization_reserved", "only the super administrator or the legal representative grants and revokes the auto-sign and batch-sign authorizations";
+    AuthorizationReserved => "authorization_reserved", "only the super administrator or the legal representative grants and revokes the auto-sign, batch-sign and partner authorizations";
+    // Partners.
+    PartnerNotAuthorized => "partner_not_authorized", "the partner enterprise holds no authorization from this enterprise";
+    PartnerSealNotAuthorized => "partner_seal_not_authorized", "the partner's authorization does not cover this seal";
+    PartnerTemplateNotAuthorized => "partner_template_not_authorized", "the partner's authorization covers documents from other templates (name one of them in template_id)";
+    PartnerAuthorizationExpired => "partner_authorization_expired", "the partner's authorization has passed its expiry";
+    PartnerAuthorizationRevoked => "partner_authorization_revoked", "the partner's authorization has been revoked";
+    InvalidPartnerAuthorization => "invalid_partner_authorization", "a partner authorization names another enterprise, at least one seal, templates if it is per template, and an expiry within three years";
+    InvitationExpired => "invitation_expired", "the invitation link is more than 30 days old";
+    InvitationUsed => "invitation_used", "the invitation link has been used already";
+    NotPartnerApplication => "not_partner_application", "only a partner enterprise's application sends invitations";
     // Batch signing.
     BatchSignNotAuthorized => "batch_sign_not_authorized", "the employee does not hold the batch-sign authorization";
     InvalidBatchConfirmation => "invalid_batch_confirmation", "a batch confirmation asks for 1 to the configured maximum of signatures within a positive lifetime up to the configured maximum";

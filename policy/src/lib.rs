@@ -11,6 +11,7 @@
 //! - [`grant`]: seal-use applications and the grants their approval yields;
 //! - [`template`]: templates, signing areas, fill-in fields, auto-sign templates and the
 //!   auto-sign and batch-sign authorizations;
+//! - [`partner`]: partner enterprises' authorizations and invitation links;
 //! - [`batch`]: batch-sign confirmations (one signing password for many documents);
 //! - [`limits`]: caps per seal per day and month, time windows, the contract quota;
 //! - [`password`]: the signing password's rules and lockout;
@@ -28,6 +29,7 @@ pub mod flow;
 pub mod grant;
 pub mod limits;
 pub mod org;
+pub mod partner;
 pub mod password;
 pub mod role;
 pub mod seal;

@@ -38,6 +38,31 @@ fn decide_auto_sign(org: &Org, template: &Template) -> Decision {
     decide(&snapshot, &request, NOW)
 }
 
+fn decide_partner(org: &Org, partners: &[partner::PartnerAuthorization]) -> Decision {
+    let app = Application {
+        id: "partner".to_owned(),
+        acts_for_employees: false,
+        partner: Some(CreditCode::parse(PARTNER).expect("valid")),
+        ..oa()
+    };
+    let s = seals();
+    let t = templates();
+    let snapshot = Snapshot {
+        org: Some(org),
+        template: Some(&t[0]),
+        partners,
+        ..Snapshot::of(&app, Some(find(&s, "contract")))
+    };
+    let request = Request::Sign(SignRequest {
+        seal: "contract",
+        template: Some("nda"),
+        area: Some("party-a"),
+        from_template: true,
+        ..Default::default()
+    });
+    decide(&snapshot, &request, NOW)
+}
+
 fn decide_batch(org: &Org, batch: &BatchConfirmation, now: i64) -> Decision {
     let app = hr();
     let mut s = seals();
@@ -68,6 +93,8 @@ enum Change {
     BatchAuthorization(bool),
     /// boss resigns (handing over to the legal representative).
     Resign,
+    /// The partner's authorization revoked, or a new one granted.
+    Partner(bool),
 }
 
 fn change() -> impl Strategy<Value = Change> {
@@ -77,6 +104,7 @@ fn change() -> impl Strategy<Value = Change> {
         any::<bool>().prop_map(Change::Template),
         any::<bool>().prop_map(Change::BatchAuthorization),
         Just(Change::Resign),
+        any::<bool>().prop_map(Change::Partner),
     ]
 }
 
@@ -96,6 +124,8 @@ proptest! {
         // What the model says should be allowed, kept apart from the organization.
         let (mut authorized, mut switched_on, mut enabled, mut batch_ok, mut boss_active) =
             (true, true, true, true, true);
+        let mut partners = vec![partner_authorization()];
+        let mut partner_ok = true;
         for c in &changes {
             // Every change goes through the administering functions, as the daemon's do.
             match *c {
@@ -123,6 +153,28 @@ proptest! {
                         .expect("bob is active");
                     batch_ok = on;
                 }
+                Change::Partner(grant) => {
+                    let principal = if boss_active { "boss" } else { "legal" };
+                    if grant {
+                        let code = CreditCode::parse(PARTNER).expect("valid");
+                        let g = partner::PartnerGrant {
+                            seals: vec!["contract".to_owned()],
+                            scope: partner::PartnerScope::Initiated,
+                            expires_at: NOW + DAY,
+                        };
+                        let id = format!("pa-{}", partners.len() + 1);
+                        partners.push(
+                            partner::authorize(&org, principal, &seals(), &[], (&code, "合作方"), &g, &id, NOW - 1)
+                                .expect("granted"),
+                        );
+                        partner_ok = true;
+                    } else {
+                        for p in partners.iter_mut().filter(|p| p.revoked_at.is_none()) {
+                            *p = partner::revoke(&org, principal, p, NOW).expect("revoked");
+                        }
+                        partner_ok = false;
+                    }
+                }
                 Change::Resign => {
                     if boss_active {
                         // The super administrator role moves to the legal representative first.
@@ -142,6 +194,12 @@ proptest! {
                 matches!(auto, Decision::Allow(Permit::AutoSign { .. })),
                 expect_auto,
                 "after {:?}: {:?}", c, auto
+            );
+            let by_partner = decide_partner(&org, &partners);
+            prop_assert_eq!(
+                matches!(by_partner, Decision::Allow(Permit::Partner { .. })),
+                partner_ok && switched_on,
+                "after {:?}: {:?}", c, by_partner
             );
             let by_batch = decide_batch(&org, &batch, NOW);
             prop_assert_eq!(by_batch == Decision::Allow(Permit::Holder), batch_ok, "after {:?}: {:?}", c, by_batch);

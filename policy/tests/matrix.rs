@@ -27,6 +27,7 @@ struct Case {
     password_confirmed: bool,
     batch: Option<batch::BatchConfirmation>,
     batch_confirmed: bool,
+    partners: Vec<partner::PartnerAuthorization>,
     usage: limits::Usage,
     now: i64,
 }
@@ -49,6 +50,7 @@ impl Case {
             document: Some((DOC.to_owned(), SHA.to_owned())),
             password_confirmed: true,
             batch: None,
+            partners: vec![],
             batch_confirmed: false,
             usage: limits::Usage::default(),
             now: NOW,
@@ -72,6 +74,7 @@ impl Case {
                 .iter()
                 .find(|t| Some(&t.id) == self.template.as_ref()),
             batch: self.batch.as_ref(),
+            partners: &self.partners,
         };
         let request = Request::Sign(SignRequest {
             seal: &self.seal,
@@ -113,6 +116,7 @@ fn check_explanation(rule: &str, e: &Explanation) {
         AutoSignEnabled,
         AutoSignTemplate,
         AutoSignAuthorization,
+        PartnerAuthorization,
         ActsForEmployees,
         EmployeeActive,
         BatchConfirmation,
@@ -635,6 +639,17 @@ fn batch_case(c: &mut Case) {
     );
 }
 
+/// The partner's system seals with the contract seal a document from the nda template.
+fn partner_case(c: &mut Case) {
+    c.app.acts_for_employees = false;
+    c.app.partner = Some(CreditCode::parse(PARTNER).expect("valid"));
+    c.employee = None;
+    c.org.enterprise.features.auto_sign = true;
+    c.template = Some("nda".to_owned());
+    c.area = Some("party-a".to_owned());
+    c.partners = vec![partner_authorization()];
+}
+
 fn auto_sign_permit() -> Decision {
     Decision::Allow(Permit::AutoSign {
         template: "labour".to_owned(),
@@ -1037,6 +1052,113 @@ fn templates_and_authorizations_are_managed_by_whom_they_should_be() {
     }
     let b = batch::confirm(&org, "bob", &ask(100, 900), bounds, "b", NOW).expect("confirmed");
     assert_eq!((b.uses_left(), b.expires_at), (100, NOW + 900));
+}
+
+#[test]
+fn partner_authorizations_and_invitations() {
+    use partner::{accept, authorize, invite, revoke, PartnerGrant, PartnerScope};
+    let org = org();
+    let s = seals();
+    let code = CreditCode::parse(PARTNER).expect("valid");
+    let grant = |seals: &[&str], scope: PartnerScope, expires_at| PartnerGrant {
+        seals: seals.iter().map(|s| (*s).to_owned()).collect(),
+        scope,
+        expires_at,
+    };
+    let ok = grant(&["contract"], PartnerScope::Initiated, NOW + DAY);
+    let who = (&code, "合作方有限公司");
+    assert_eq!(
+        authorize(&org, "sa1", &s, &[], who, &ok, "p", NOW),
+        Err(DenyCode::AuthorizationReserved)
+    );
+    let given = authorize(&org, "legal", &s, &[], who, &ok, "p", NOW).expect("granted");
+    assert_eq!(
+        (given.granted_by.as_str(), given.revoked_at),
+        ("legal", None)
+    );
+    let own = (&org.enterprise.credit_code, "自己");
+    assert_eq!(
+        authorize(&org, "boss", &s, &[], own, &ok, "p", NOW),
+        Err(DenyCode::InvalidPartnerAuthorization)
+    );
+    for (bad, code_expected) in [
+        (
+            grant(&[], PartnerScope::Initiated, NOW + DAY),
+            DenyCode::InvalidPartnerAuthorization,
+        ),
+        (
+            grant(&["contract"], PartnerScope::Initiated, NOW),
+            DenyCode::InvalidPartnerAuthorization,
+        ),
+        (
+            grant(
+                &["contract"],
+                PartnerScope::Initiated,
+                NOW + partner::MAX_VALIDITY + 1,
+            ),
+            DenyCode::InvalidPartnerAuthorization,
+        ),
+        (
+            grant(&["finance"], PartnerScope::Initiated, NOW + DAY),
+            DenyCode::SealDisabled,
+        ),
+        (
+            grant(&["legal-seal"], PartnerScope::Initiated, NOW + DAY),
+            DenyCode::LegalRepresentativeOnly,
+        ),
+        (
+            grant(
+                &["contract"],
+                PartnerScope::Templates {
+                    templates: vec!["nope".to_owned()],
+                },
+                NOW + DAY,
+            ),
+            DenyCode::TemplateNotFound,
+        ),
+        (
+            grant(
+                &["contract"],
+                PartnerScope::Templates { templates: vec![] },
+                NOW + DAY,
+            ),
+            DenyCode::InvalidPartnerAuthorization,
+        ),
+    ] {
+        assert_eq!(
+            authorize(&org, "boss", &s, &["nda"], who, &bad, "p", NOW),
+            Err(code_expected),
+            "{bad:?}"
+        );
+    }
+    let revoked = revoke(&org, "boss", &given, NOW + 5).expect("revoked");
+    assert_eq!(revoked.revoked_at, Some(NOW + 5));
+    assert_eq!(
+        revoke(&org, "boss", &revoked, NOW + 6),
+        Err(DenyCode::PartnerAuthorizationRevoked)
+    );
+    // Invitations: single-use, 30 days.
+    let inv = invite(&code, "合作方有限公司", "请授权合同章", "inv-1", NOW).expect("invited");
+    let ok = grant(&["contract"], PartnerScope::Initiated, NOW + 90 * DAY);
+    assert_eq!(inv.expires_at, NOW + 30 * DAY);
+    let (used, auth) =
+        accept(&org, "boss", &s, &[], &inv, &ok, "pa-9", NOW + DAY).expect("accepted");
+    assert_eq!(
+        (used.accepted_as.as_deref(), auth.partner.as_str()),
+        (Some("pa-9"), PARTNER)
+    );
+    assert_eq!(
+        accept(&org, "boss", &s, &[], &used, &ok, "pa-10", NOW + DAY),
+        Err(DenyCode::InvitationUsed)
+    );
+    assert_eq!(
+        accept(&org, "boss", &s, &[], &inv, &ok, "pa-10", NOW + 30 * DAY),
+        Err(DenyCode::InvitationExpired)
+    );
+    assert_eq!(
+        accept(&org, "alice", &s, &[], &inv, &ok, "pa-10", NOW + DAY),
+        Err(DenyCode::AuthorizationReserved)
+    );
 }
 
 #[test]

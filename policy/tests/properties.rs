@@ -265,6 +265,7 @@ impl World {
                 usage: Default::default(),
                 template: None,
                 batch: None,
+                partners: &[],
             };
             let request = Request::Sign(SignRequest {
                 seal: seal_id,
@@ -330,7 +331,7 @@ impl World {
                     "grant {id} used more often than approved"
                 );
             }
-            Permit::Application | Permit::AutoSign { .. } => {
+            Permit::Application | Permit::AutoSign { .. } | Permit::Partner { .. } => {
                 panic!("an employee's request was allowed as the application's own")
             }
         }
@@ -422,6 +423,7 @@ proptest! {
                     usage: Default::default(),
                     template: None,
                     batch: None,
+                    partners: &[],
                 };
                 let request = Request::Sign(SignRequest {
                     seal: "contract",

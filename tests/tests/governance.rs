@@ -2408,3 +2408,256 @@ fn sealctl_manages_templates_and_the_auto_sign_and_batch_sign_authorizations() {
         "{org}"
     );
 }
+
+/// The partner enterprise's unified social credit code.
+const PARTNER: &str = "91310000MA1FL0001R";
+
+#[test]
+fn a_partner_invites_is_authorized_seals_within_its_scope_and_is_refused_once_revoked_or_expired() {
+    let w = World::new();
+    assert_eq!(
+        w.create_seal("contract", "contract", "boss", &["alice"])
+            .status,
+        200
+    );
+    w.register_oa(&["contract"]);
+    let features =
+        json!({"auto_sign": true, "page_seal": false, "forced_contract_approval": false});
+    assert_eq!(
+        w.call(
+            &w.admin,
+            "PUT",
+            "/v1/org/features",
+            Some("boss"),
+            Some(features)
+        )
+        .status,
+        200
+    );
+    let template_pdf = w.setup.sample();
+    let nda = json!({
+        "name": "采购订单",
+        "areas": [{"id": "party-a", "party": "甲方", "seal_type": "contract", "page": 1, "x": 120, "y": 30, "width": 40}],
+        "pdf_base64": b64(&template_pdf),
+    });
+    assert_eq!(w.put_template("order", "boss", nda).status, 200);
+    // The partner's system: signer for the contract seal, registered for the partner.
+    client_cert(&w.setup.tls, "partner", false);
+    let cert = fs::read_to_string(w.setup.tls.join("partner.crt")).expect("cert");
+    let register = |extra: Value| {
+        let mut body = json!({
+            "id": "partner", "name": "合作方", "certificate_pem": cert, "roles": ["signer"],
+            "seals": ["contract"], "partner": PARTNER,
+        });
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        w.call(&w.admin, "POST", "/v1/admin/applications", None, Some(body))
+    };
+    let bad = register(json!({"acts_for_employees": true}));
+    assert_eq!(
+        (bad.status, bad.code()),
+        (422, "invalid_roles".to_owned()),
+        "{}",
+        text(&bad)
+    );
+    let bad = register(json!({"partner": "91310000MA1FL0001X"}));
+    assert_eq!(
+        (bad.status, bad.code()),
+        (422, "invalid_credit_code".to_owned()),
+        "{}",
+        text(&bad)
+    );
+    assert_eq!(register(json!({})).status, 200);
+    let partner = w.d.client("partner");
+    let q = "template_id=order&area=party-a";
+    let r = sign_query(&w, &partner, "contract", q, &[], &template_pdf);
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "partner_not_authorized".to_owned()),
+        "{}",
+        text(&r)
+    );
+
+    // The partner sends an invitation link; only its own kind of application may.
+    let invite = |client: &Client| {
+        w.call(
+            client,
+            "POST",
+            "/v1/partners/invitations",
+            None,
+            Some(json!({"name": "合作方有限公司", "message": "请授权合同章用于采购订单"})),
+        )
+    };
+    let r = invite(&w.oa);
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "not_partner_application".to_owned()),
+        "{}",
+        text(&r)
+    );
+    let invitation = invite(&partner);
+    assert_eq!(invitation.status, 201, "{}", text(&invitation));
+    let token = invitation.json()["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let expires_at = invitation.json()["expires_at"]
+        .as_i64()
+        .expect("expires_at");
+    assert!(
+        (30 * 86_400 - 5..=30 * 86_400).contains(&(expires_at - now())),
+        "30 days"
+    );
+    let link = format!("/v1/partners/invitations/{token}");
+    let shown = w.call(&w.admin, "GET", &link, Some("boss"), None).json();
+    assert_eq!(
+        (shown["partner"].clone(), shown["usable"].clone()),
+        (json!(PARTNER), json!(true)),
+        "{shown}"
+    );
+    let grant = json!({"seals": ["contract"], "scope": {"kind": "templates", "templates": ["order"]}, "expires_at": now() + 86_400});
+    let accept = |employee: &str| {
+        w.call(
+            &w.admin,
+            "POST",
+            &format!("{link}/accept"),
+            Some(employee),
+            Some(grant.clone()),
+        )
+    };
+    let r = accept("sa1");
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "authorization_reserved".to_owned()),
+        "{}",
+        text(&r)
+    );
+    let accepted = accept("boss");
+    assert_eq!(accepted.status, 201, "{}", text(&accepted));
+    let authorization = accepted.json()["id"].as_str().expect("id").to_owned();
+    let r = accept("legal");
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "invitation_used".to_owned()),
+        "single use: {}",
+        text(&r)
+    );
+
+    // Within its scope the partner's documents are sealed; outside it, refused.
+    let signed = sign_query(&w, &partner, "contract", q, &[], &template_pdf);
+    assert_eq!(signed.status, 200, "{}", text(&signed));
+    w.validated(&signed.body);
+    let detail = w.audit_detail(&signed.header("seald-audit-record").expect("record"));
+    assert_eq!(
+        detail["permit"],
+        json!(format!("partner:{authorization}")),
+        "{detail}"
+    );
+    let r = sign_query(&w, &partner, "contract", "", &[], &template_pdf);
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "partner_template_not_authorized".to_owned()),
+        "{}",
+        text(&r)
+    );
+    let e = w
+        .call(
+            &partner,
+            "POST",
+            "/v1/policy/explain",
+            None,
+            Some(json!({"seal": "contract"})),
+        )
+        .json();
+    assert_eq!(e["code"], "partner_template_not_authorized", "{e}");
+    let r = sign_query(
+        &w,
+        &partner,
+        "contract",
+        q,
+        &[("Seald-Employee", "alice")],
+        &template_pdf,
+    );
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "cannot_act_for_employees".to_owned()),
+        "{}",
+        text(&r)
+    );
+    // Revoked: the very next request is refused.
+    let revoked = w.call(
+        &w.admin,
+        "POST",
+        &format!("/v1/partners/{authorization}/revoke"),
+        Some("legal"),
+        None,
+    );
+    assert_eq!(revoked.status, 200, "{}", text(&revoked));
+    let r = sign_query(&w, &partner, "contract", q, &[], &template_pdf);
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "partner_authorization_revoked".to_owned()),
+        "{}",
+        text(&r)
+    );
+    // A direct grant for documents the partner initiates, which expires in two seconds.
+    let expires = now() + 2;
+    let direct = w.call(
+        &w.admin,
+        "POST",
+        "/v1/partners",
+        Some("boss"),
+        Some(json!({
+            "partner": PARTNER, "name": "合作方有限公司", "seals": ["contract"],
+            "scope": {"kind": "initiated"}, "expires_at": expires,
+        })),
+    );
+    assert_eq!(direct.status, 201, "{}", text(&direct));
+    let r = sign_query(
+        &w,
+        &partner,
+        "contract",
+        "document_id=PO-1",
+        &[],
+        &template_pdf,
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    while now() < expires {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let r = sign_query(
+        &w,
+        &partner,
+        "contract",
+        "document_id=PO-2",
+        &[],
+        &template_pdf,
+    );
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "partner_authorization_expired".to_owned()),
+        "{}",
+        text(&r)
+    );
+    let listed = w
+        .call(&w.admin, "GET", "/v1/partners", Some("boss"), None)
+        .json();
+    assert_eq!(
+        listed["authorizations"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+    for action in [
+        "partner.invite",
+        "partner.accept",
+        "partner.revoke",
+        "partner.authorize",
+    ] {
+        assert!(!w.audit_actions(action).is_empty(), "{action} is audited");
+    }
+    assert!(
+        !w.d.log_text().contains(&token),
+        "the link's token is never logged"
+    );
+}

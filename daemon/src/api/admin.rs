@@ -60,6 +60,8 @@ pub struct ApplicationRegistration {
     /// Its requests may name the employee they act for (Seald-Employee).
     #[serde(default)]
     acts_for_employees: bool,
+    /// A partner enterprise's system: its unified social credit code.
+    partner: Option<String>,
 }
 
 fn yes() -> bool {
@@ -530,6 +532,17 @@ pub async fn register_application(
                 "give at least one role (signer, admin)",
             ));
         }
+        if let Some(code) = &reg.partner {
+            seald_policy::CreditCode::parse(code).map_err(|e| {
+                unprocessable("invalid_credit_code", format!("partner: {e}"))
+            })?;
+            if reg.acts_for_employees || reg.roles.contains(&Role::Admin) {
+                return Err(unprocessable(
+                    "invalid_roles",
+                    "a partner's application only signs: no admin role, and it acts for none of this enterprise's employees",
+                ));
+            }
+        }
         let fingerprint = crate::tls::fingerprint_pem(&reg.certificate_pem)
             .map_err(|e| unprocessable("invalid_certificate", format!("certificate_pem: {e}")))?;
         let snapshot = state.registry.snapshot();
@@ -567,6 +580,7 @@ pub async fn register_application(
             templates: reg.templates.clone(),
             enabled: reg.enabled,
             acts_for_employees: reg.acts_for_employees,
+            partner: reg.partner.clone(),
             created_at: snapshot
                 .applications
                 .get(&reg.id)
@@ -577,7 +591,7 @@ pub async fn register_application(
         let detail = json!({
             "application": row.id, "fingerprint": fingerprint, "roles": row.roles,
             "seals": row.seals, "templates": row.templates, "enabled": row.enabled,
-            "acts_for_employees": row.acts_for_employees,
+            "acts_for_employees": row.acts_for_employees, "partner": row.partner,
         });
         let record = commit(
             &state,
@@ -614,7 +628,7 @@ pub async fn list_applications(State(state): St, axum::Extension(peer): PeerExt)
             json!({
                 "id": a.row.id, "name": a.row.name, "fingerprint": a.row.fingerprint,
                 "roles": a.row.roles, "seals": a.row.seals, "templates": a.row.templates,
-                "enabled": a.row.enabled, "acts_for_employees": a.row.acts_for_employees, "created_at": a.row.created_at, "updated_at": a.row.updated_at,
+                "enabled": a.row.enabled, "acts_for_employees": a.row.acts_for_employees, "partner": a.row.partner, "created_at": a.row.created_at, "updated_at": a.row.updated_at,
             })
         })
         .collect();

@@ -24,6 +24,7 @@ use crate::tls::Peer;
 mod admin;
 mod audit;
 mod governance;
+mod partners;
 mod seals;
 mod sign;
 mod templates;
@@ -80,6 +81,28 @@ pub fn routes() -> Vec<(&'static str, Method, MethodRouter<Arc<AppState>>)> {
             "/v1/org/employees/{employee_id}/authorizations/{authorization}",
             Method::PUT,
             put(templates::set_authorization),
+        ),
+        ("/v1/partners", Method::GET, get(partners::list)),
+        ("/v1/partners", Method::POST, post(partners::authorize)),
+        (
+            "/v1/partners/{authorization_id}/revoke",
+            Method::POST,
+            post(partners::revoke),
+        ),
+        (
+            "/v1/partners/invitations",
+            Method::POST,
+            post(partners::invite),
+        ),
+        (
+            "/v1/partners/invitations/{token}",
+            Method::GET,
+            get(partners::show_invitation),
+        ),
+        (
+            "/v1/partners/invitations/{token}/accept",
+            Method::POST,
+            post(partners::accept),
         ),
         (
             "/v1/batch-confirmations",

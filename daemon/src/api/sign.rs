@@ -72,6 +72,8 @@ struct SignFacts<'a> {
     template: Option<&'a seald_policy::Template>,
     /// The batch-sign confirmation the request presents, if it exists.
     batch: Option<seald_policy::batch::BatchConfirmation>,
+    /// A partner application's enterprise's partner authorizations.
+    partners: Vec<seald_policy::partner::PartnerAuthorization>,
 }
 
 impl SignFacts<'_> {
@@ -93,6 +95,18 @@ impl SignFacts<'_> {
             quota,
             document_id: document_id.map(str::to_owned),
         })
+    }
+
+    /// Reads what a partner application's requests are decided by: its enterprise's partner
+    /// authorizations.
+    async fn load_partners(&mut self, state: &AppState) -> Result<(), ApiError> {
+        if let Some(code) = &self.application.partner {
+            self.partners = state
+                .store
+                .partner_authorizations(Some(code.as_str()))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Reads the batch-sign confirmation a request presents (by its token's hash).
@@ -145,6 +159,7 @@ impl SignFacts<'_> {
             usage: self.usage,
             template: self.template,
             batch: self.batch.as_ref(),
+            partners: &self.partners,
         };
         let request = seald_policy::SignRequest {
             document,
@@ -296,6 +311,7 @@ fn permit_text(permit: &seald_policy::Permit) -> String {
         seald_policy::Permit::Holder => "holder".to_owned(),
         seald_policy::Permit::Grant { id } => format!("grant:{id}"),
         seald_policy::Permit::AutoSign { template } => format!("auto_sign:{template}"),
+        seald_policy::Permit::Partner { authorization } => format!("partner:{authorization}"),
     }
 }
 
@@ -372,8 +388,12 @@ pub async fn explain(
             .and_then(|t| caller.registry.templates.get(t))
             .map(|t| &**t),
         batch: None,
+        partners: Vec::new(),
     };
     if let Err(e) = facts.load_batch(&state, batch_token.as_deref()).await {
+        return caller.fail(e);
+    }
+    if let Err(e) = facts.load_partners(&state).await {
         return caller.fail(e);
     }
     if let Err(e) = facts.load_usage(&state, b.document_id.as_deref()).await {
@@ -594,8 +614,12 @@ pub async fn sign(
         usage: Default::default(),
         template: template.as_deref(),
         batch: None,
+        partners: Vec::new(),
     };
     if let Err(e) = facts.load_batch(&state, batch_token.as_deref()).await {
+        return attempt.refuse(Decision::Failed, e).await;
+    }
+    if let Err(e) = facts.load_partners(&state).await {
         return attempt.refuse(Decision::Failed, e).await;
     }
     if let Err(e) = facts

@@ -13,6 +13,7 @@ use std::pin::Pin;
 use seald_audit::{Checkpoint, Entry, Record};
 use seald_policy::batch::BatchConfirmation;
 use seald_policy::limits::{LocalTime, SealLimits, Usage};
+use seald_policy::partner::{PartnerAuthorization, PartnerInvitation};
 use seald_policy::password::PasswordState;
 use seald_policy::{
     AppRole as Role, ApprovalRequest, Department, Employee, Enterprise, Flow, Grant, Org, RoleDef,
@@ -52,6 +53,8 @@ pub struct ApplicationRow {
     pub enabled: bool,
     /// Its requests may name the employee they act for.
     pub acts_for_employees: bool,
+    /// The partner enterprise (unified social credit code) whose system it is.
+    pub partner: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -247,6 +250,15 @@ pub enum Change {
         id: String,
         now: i64,
     },
+    /// Inserts or replaces a partner authorization (a grant, a revocation).
+    PutPartnerAuthorization(Box<PartnerAuthorization>),
+    /// A partner's new invitation link, kept as its token's SHA-256.
+    PutInvitation {
+        invitation: Box<PartnerInvitation>,
+        token_sha256: String,
+    },
+    /// Marks an invitation accepted; a conflict if it was accepted already (single use).
+    AcceptInvitation(Box<PartnerInvitation>),
     /// Several changes in one record (a resignation, an approval that activates a seal).
     Many(Vec<Change>),
 }
@@ -329,6 +341,13 @@ pub trait Store: Send + Sync + 'static {
         token_sha256: &'a str,
     ) -> Fut<'a, Option<BatchConfirmation>>;
     fn batch_confirmation_by_id<'a>(&'a self, id: &'a str) -> Fut<'a, Option<BatchConfirmation>>;
+    /// Partner authorizations, of one partner (credit code) or all, oldest first.
+    fn partner_authorizations<'a>(
+        &'a self,
+        partner: Option<&'a str>,
+    ) -> Fut<'a, Vec<PartnerAuthorization>>;
+    /// The invitation whose link token has this SHA-256.
+    fn invitation<'a>(&'a self, token_sha256: &'a str) -> Fut<'a, Option<PartnerInvitation>>;
     /// `employee`'s signing password hash (None if not set) and its lockout state.
     fn signing_password<'a>(
         &'a self,

@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/0005_derived_password_flag.sql"),
     ),
     (6, include_str!("../../migrations/0006_templates_batch.sql")),
+    (7, include_str!("../../migrations/0007_partners.sql")),
 ];
 
 /// The store. It assumes it is the only writer of its database (one seald per data dir):
@@ -149,6 +150,7 @@ fn application(row: &SqliteRow) -> Result<ApplicationRow, StoreError> {
         templates: templates.map(|t| json_list(&t, "templates")).transpose()?,
         enabled: col::<i64>(row, "enabled")? != 0,
         acts_for_employees: col::<i64>(row, "acts_for_employees")? != 0,
+        partner: col(row, "partner")?,
         created_at: col(row, "created_at")?,
         updated_at: col(row, "updated_at")?,
     })
@@ -299,8 +301,8 @@ async fn apply_one(
         Change::None => {}
         Change::PutApplication(a) => {
             sqlx::query(
-                "INSERT INTO applications (id, name, fingerprint, certificate_pem, roles, seals, templates, enabled, acts_for_employees, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, fingerprint = excluded.fingerprint, certificate_pem = excluded.certificate_pem, roles = excluded.roles, seals = excluded.seals, templates = excluded.templates, enabled = excluded.enabled, acts_for_employees = excluded.acts_for_employees, updated_at = excluded.updated_at",
+                "INSERT INTO applications (id, name, fingerprint, certificate_pem, roles, seals, templates, enabled, acts_for_employees, partner, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, fingerprint = excluded.fingerprint, certificate_pem = excluded.certificate_pem, roles = excluded.roles, seals = excluded.seals, templates = excluded.templates, enabled = excluded.enabled, acts_for_employees = excluded.acts_for_employees, partner = excluded.partner, updated_at = excluded.updated_at",
             )
             .bind(&a.id)
             .bind(&a.name)
@@ -311,6 +313,7 @@ async fn apply_one(
             .bind(a.templates.as_ref().map(to_json))
             .bind(i64::from(a.enabled))
             .bind(i64::from(a.acts_for_employees))
+            .bind(&a.partner)
             .bind(&a.created_at)
             .bind(&a.updated_at)
             .execute(&mut **tx)
@@ -364,6 +367,14 @@ async fn apply_one(
         } => templates::open_batch(tx, confirmation, token_sha256).await?,
         Change::ConsumeBatch { id, now } => templates::consume_batch(tx, id, *now).await?,
         Change::CloseBatch { id, now } => templates::close_batch(tx, id, *now).await?,
+        Change::PutPartnerAuthorization(a) => templates::put_partner_authorization(tx, a).await?,
+        Change::PutInvitation {
+            invitation,
+            token_sha256,
+        } => templates::put_invitation(tx, invitation, token_sha256).await?,
+        Change::AcceptInvitation(invitation) => {
+            templates::accept_invitation(tx, invitation).await?
+        }
         Change::Many(_) => {
             return Err(StoreError::Corrupt(
                 "a change of changes inside another".to_owned(),
@@ -522,6 +533,20 @@ impl Store for SqliteStore {
         id: &'a str,
     ) -> Fut<'a, Option<seald_policy::batch::BatchConfirmation>> {
         Box::pin(templates::batch_confirmation_by_id(&self.pool, id))
+    }
+
+    fn partner_authorizations<'a>(
+        &'a self,
+        partner: Option<&'a str>,
+    ) -> Fut<'a, Vec<seald_policy::partner::PartnerAuthorization>> {
+        Box::pin(templates::partner_authorizations(&self.pool, partner))
+    }
+
+    fn invitation<'a>(
+        &'a self,
+        token_sha256: &'a str,
+    ) -> Fut<'a, Option<seald_policy::partner::PartnerInvitation>> {
+        Box::pin(templates::invitation(&self.pool, token_sha256))
     }
 
     fn signing_password<'a>(

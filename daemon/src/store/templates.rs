@@ -1,6 +1,8 @@
-//! SQLite rows of templates and batch-sign confirmations (migration 0006).
+//! SQLite rows of templates and batch-sign confirmations (migration 0006), partner
+//! authorizations and invitations (0007).
 
 use seald_policy::batch::BatchConfirmation;
+use seald_policy::partner::{PartnerAuthorization, PartnerInvitation};
 use seald_policy::Template;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{SqliteConnection, SqlitePool};
@@ -180,5 +182,89 @@ pub(super) async fn close_batch(
         .execute(&mut *conn)
         .await
         .map_err(unavailable)?;
+    Ok(())
+}
+
+pub(super) async fn partner_authorizations(
+    pool: &SqlitePool,
+    partner: Option<&str>,
+) -> Result<Vec<PartnerAuthorization>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT authorization FROM partner_authorizations WHERE ?1 IS NULL OR partner = ?1 ORDER BY rowid",
+    )
+    .bind(partner)
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
+    rows.iter()
+        .map(|r| json_list(&col::<String>(r, "authorization")?, "partner authorization"))
+        .collect()
+}
+
+pub(super) async fn put_partner_authorization(
+    conn: &mut SqliteConnection,
+    a: &PartnerAuthorization,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO partner_authorizations (id, partner, authorization) VALUES (?, ?, ?) \
+         ON CONFLICT(id) DO UPDATE SET authorization = excluded.authorization",
+    )
+    .bind(&a.id)
+    .bind(a.partner.as_str())
+    .bind(to_json(a))
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+pub(super) async fn invitation(
+    pool: &SqlitePool,
+    token_sha256: &str,
+) -> Result<Option<PartnerInvitation>, StoreError> {
+    let text: Option<String> =
+        sqlx::query_scalar("SELECT invitation FROM partner_invitations WHERE token_sha256 = ?")
+            .bind(token_sha256)
+            .fetch_optional(pool)
+            .await
+            .map_err(unavailable)?;
+    text.map(|t| json_list(&t, "partner invitation"))
+        .transpose()
+}
+
+pub(super) async fn put_invitation(
+    conn: &mut SqliteConnection,
+    invitation: &PartnerInvitation,
+    token_sha256: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO partner_invitations (id, token_sha256, invitation) VALUES (?, ?, ?)")
+        .bind(&invitation.id)
+        .bind(token_sha256)
+        .bind(to_json(invitation))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| super::sqlite::conflict_or_unavailable(e, "this invitation"))?;
+    Ok(())
+}
+
+/// Single use: only a not yet accepted invitation is marked, in the record's transaction.
+pub(super) async fn accept_invitation(
+    conn: &mut SqliteConnection,
+    invitation: &PartnerInvitation,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE partner_invitations SET accepted = 1, invitation = ? WHERE id = ? AND accepted = 0",
+    )
+    .bind(to_json(invitation))
+    .bind(&invitation.id)
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict(format!(
+            "invitation '{}' has been used already",
+            invitation.id
+        )));
+    }
     Ok(())
 }

@@ -168,6 +168,34 @@ pub fn templates() -> Vec<Template> {
     vec![nda, labour, off]
 }
 
+/// The partner enterprise's unified social credit code.
+pub const PARTNER: &str = "91310000MA1FL0001R";
+
+/// boss (the super administrator) authorizes the partner to have the contract seal applied
+/// to documents from the nda template, for a day.
+pub fn partner_authorization() -> partner::PartnerAuthorization {
+    let mut org = org();
+    org.enterprise.features.auto_sign = true;
+    let code = CreditCode::parse(PARTNER).expect("a valid code");
+    partner::authorize(
+        &org,
+        "boss",
+        &seals(),
+        &["nda", "labour"],
+        (&code, "合作方有限公司"),
+        &partner::PartnerGrant {
+            seals: vec!["contract".to_owned()],
+            scope: partner::PartnerScope::Templates {
+                templates: vec!["nda".to_owned()],
+            },
+            expires_at: NOW + DAY,
+        },
+        "pa-1",
+        NOW - 60,
+    )
+    .expect("authorized")
+}
+
 pub fn find<'a>(seals: &'a [Seal], id: &str) -> &'a Seal {
     seals.iter().find(|s| s.id == id).expect("allowed")
 }
@@ -181,6 +209,7 @@ pub fn oa() -> Application {
         seals: seals().into_iter().map(|s| s.id).collect(),
         templates: None,
         acts_for_employees: true,
+        partner: None,
     }
 }
 
