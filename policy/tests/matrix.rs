@@ -817,6 +817,93 @@ fn template_auto_sign_and_batch_decisions() {
             deny(DenyCode::DocumentNotFromTemplate),
         ),
         (
+            "a partner's request within its authorization",
+            partner_case,
+            Decision::Allow(Permit::Partner {
+                authorization: "pa-1".to_owned(),
+            }),
+        ),
+        (
+            "a partner's request with auto-sign switched off",
+            |c| {
+                partner_case(c);
+                c.org.enterprise.features.auto_sign = false
+            },
+            deny(DenyCode::AutoSignDisabled),
+        ),
+        (
+            "a partner without any authorization",
+            |c| {
+                partner_case(c);
+                c.partners.clear()
+            },
+            deny(DenyCode::PartnerNotAuthorized),
+        ),
+        (
+            "another partner's authorization does not count",
+            |c| {
+                partner_case(c);
+                c.app.partner = Some(CreditCode::parse("91440300MA5G000020").expect("valid"))
+            },
+            deny(DenyCode::PartnerNotAuthorized),
+        ),
+        (
+            "a partner asking for a seal it is not authorized for",
+            |c| {
+                partner_case(c);
+                c.seal = "official".to_owned();
+                c.area = Some("official".to_owned())
+            },
+            deny(DenyCode::PartnerSealNotAuthorized),
+        ),
+        (
+            "a partner asking outside its templates",
+            |c| {
+                partner_case(c);
+                c.template = None;
+                c.area = None
+            },
+            deny(DenyCode::PartnerTemplateNotAuthorized),
+        ),
+        (
+            "a partner authorized for documents it initiates needs no template",
+            |c| {
+                partner_case(c);
+                c.template = None;
+                c.area = None;
+                c.partners[0].scope = partner::PartnerScope::Initiated
+            },
+            Decision::Allow(Permit::Partner {
+                authorization: "pa-1".to_owned(),
+            }),
+        ),
+        (
+            "a partner's expired authorization",
+            |c| {
+                partner_case(c);
+                c.now = NOW + DAY
+            },
+            deny(DenyCode::PartnerAuthorizationExpired),
+        ),
+        (
+            "a partner's revoked authorization",
+            |c| {
+                partner_case(c);
+                let org = c.org.clone();
+                c.partners[0] =
+                    partner::revoke(&org, "legal", &c.partners[0], NOW - 1).expect("revoked")
+            },
+            deny(DenyCode::PartnerAuthorizationRevoked),
+        ),
+        (
+            "a partner's template request still needs its signing area",
+            |c| {
+                partner_case(c);
+                c.area = None
+            },
+            deny(DenyCode::SigningAreaRequired),
+        ),
+        (
             "a batch confirmation instead of the password",
             batch_case,
             HOLDER,
