@@ -62,6 +62,8 @@ enum Command {
     /// Batch signing: the authorization, and confirmations of many signatures with one
     /// signing password.
     Batchsign(templates::BatchSignArgs),
+    /// Partner enterprises: invitation links, authorizations, revocation.
+    Partner(templates::PartnerArgs),
 }
 
 /// A failure to report: the message, and whether it was the caller's usage (exit 2) or an
@@ -143,6 +145,7 @@ fn main() -> ExitCode {
         Command::Template(args) => templates::run_template(args).map(|()| ExitCode::SUCCESS),
         Command::Autosign(args) => templates::run_autosign(args).map(|()| ExitCode::SUCCESS),
         Command::Batchsign(args) => templates::run_batchsign(args).map(|()| ExitCode::SUCCESS),
+        Command::Partner(args) => templates::run_partner(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,6 @@
-//! `sealctl template|autosign|batchsign …`: templates (with their signing areas and an
-//! auto-sign seal), the auto-sign and batch-sign authorizations, and batch-sign
-//! confirmations, in a running seald, acting as the employee given with `--as`.
+//! `sealctl template|autosign|batchsign|partner …`: templates (with their signing areas and
+//! an auto-sign seal), the auto-sign and batch-sign authorizations, batch-sign confirmations
+//! and partner authorizations, in a running seald, acting as the employee given with `--as`.
 
 use std::path::PathBuf;
 
@@ -239,6 +239,161 @@ pub fn run_batchsign(args: BatchSignArgs) -> Result<(), Failure> {
         BatchSignCommand::End { id } => {
             let v = remote.delete(&format!("/v1/batch-confirmations/{id}"))?;
             done(&v, j, &format!("batch confirmation {id} ended"));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PartnerCommand {
+    /// As a partner's application: send this enterprise an invitation link.
+    Invite {
+        /// The partner enterprise's name.
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        message: String,
+    },
+    /// Who an invitation link is from, and whether it is still good.
+    Invitation { token: String },
+    /// Accept an invitation (super administrator or legal representative).
+    Accept {
+        token: String,
+        #[command(flatten)]
+        grant: GrantArgs,
+    },
+    /// Authorize a partner without an invitation.
+    Grant {
+        /// The partner's unified social credit code.
+        #[arg(long)]
+        partner: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        grant: GrantArgs,
+    },
+    /// Every partner authorization.
+    List,
+    /// Revoke one: the partner's very next request is refused.
+    Revoke { id: String },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GrantArgs {
+    /// A seal the partner may have applied (repeat).
+    #[arg(long = "seal", required = true)]
+    seals: Vec<String>,
+    /// Only documents from this template (repeat); without any, documents the partner
+    /// initiates.
+    #[arg(long = "template")]
+    templates: Vec<String>,
+    /// Days until it expires.
+    #[arg(long, default_value_t = 365)]
+    days: i64,
+}
+
+impl GrantArgs {
+    fn body(&self) -> Result<Value, Failure> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| Failure::failed(format!("the clock is before 1970: {e}")))?
+            .as_secs() as i64;
+        let scope = if self.templates.is_empty() {
+            json!({ "kind": "initiated" })
+        } else {
+            json!({ "kind": "templates", "templates": self.templates })
+        };
+        Ok(json!({
+            "seals": self.seals, "scope": scope,
+            "expires_at": now.saturating_add(self.days.saturating_mul(86_400)),
+        }))
+    }
+}
+
+pub type PartnerArgs = GovernanceArgs<PartnerCommand>;
+
+fn describe_partner(v: &Value) -> String {
+    format!(
+        "{}\t{}\t{}\tseals={}\tscope={}\texpires_at={}{}",
+        v["id"].as_str().unwrap_or(""),
+        v["partner"].as_str().unwrap_or(""),
+        v["partner_name"].as_str().unwrap_or(""),
+        v["seals"],
+        v["scope"],
+        v["expires_at"],
+        if v["revoked_at"].is_null() {
+            String::new()
+        } else {
+            format!("\trevoked_at={}", v["revoked_at"])
+        }
+    )
+}
+
+pub fn run_partner(args: PartnerArgs) -> Result<(), Failure> {
+    let remote = args.remote.connect()?;
+    let j = args.json;
+    match args.command {
+        PartnerCommand::Invite { name, message } => {
+            let v = remote.post_json(
+                "/v1/partners/invitations",
+                &json!({ "name": name, "message": message }),
+            )?;
+            show(&v, j, |v| {
+                format!(
+                    "invitation {} (single use, until {})\nlink: {}",
+                    v["id"].as_str().unwrap_or(""),
+                    v["expires_at"],
+                    v["link"].as_str().unwrap_or("")
+                )
+            });
+        }
+        PartnerCommand::Invitation { token } => {
+            let v: Value = remote.get_json(&format!("/v1/partners/invitations/{token}"))?;
+            show(&v, j, |v| {
+                format!(
+                    "from {} ({}): {}\nusable: {}",
+                    v["partner_name"].as_str().unwrap_or(""),
+                    v["partner"].as_str().unwrap_or(""),
+                    v["message"].as_str().unwrap_or(""),
+                    v["usable"]
+                )
+            });
+        }
+        PartnerCommand::Accept { token, grant } => {
+            let v = remote.post_json(
+                &format!("/v1/partners/invitations/{token}/accept"),
+                &grant.body()?,
+            )?;
+            show(&v, j, describe_partner);
+        }
+        PartnerCommand::Grant {
+            partner,
+            name,
+            grant,
+        } => {
+            let mut body = grant.body()?;
+            body["partner"] = json!(partner);
+            body["name"] = json!(name);
+            let v = remote.post_json("/v1/partners", &body)?;
+            show(&v, j, describe_partner);
+        }
+        PartnerCommand::List => {
+            let v: Value = remote.get_json("/v1/partners")?;
+            show(&v, j, |v| {
+                v["authorizations"]
+                    .as_array()
+                    .map(|all| {
+                        all.iter()
+                            .map(describe_partner)
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    })
+                    .unwrap_or_default()
+            });
+        }
+        PartnerCommand::Revoke { id } => {
+            let v = remote.post_json(&format!("/v1/partners/{id}/revoke"), &json!({}))?;
+            done(&v, j, &format!("partner authorization {id} revoked"));
         }
     }
     Ok(())

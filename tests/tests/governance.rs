@@ -2396,6 +2396,36 @@ fn sealctl_manages_templates_and_the_auto_sign_and_batch_sign_authorizations() {
     )));
     assert_eq!(left["left"], 2, "{left}");
     run_ok(&mut ctl("alice", &["batchsign", "end", &id]));
+    // Partners: a direct grant, listed, revoked.
+    let granted = json_of(run_ok(&mut ctl(
+        "legal",
+        &[
+            "partner",
+            "--json",
+            "grant",
+            "--partner",
+            PARTNER,
+            "--name",
+            "合作方",
+            "--seal",
+            "hr",
+            "--template",
+            "labour",
+            "--days",
+            "30",
+        ],
+    )));
+    assert_eq!(
+        granted["scope"],
+        json!({"kind": "templates", "templates": ["labour"]}),
+        "{granted}"
+    );
+    let id = granted["id"].as_str().expect("id").to_owned();
+    let listed = run_ok(&mut ctl("boss", &["partner", "list"]));
+    assert!(listed.contains(&id) && listed.contains(PARTNER), "{listed}");
+    run_ok(&mut ctl("boss", &["partner", "revoke", &id]));
+    let listed = run_ok(&mut ctl("boss", &["partner", "list"]));
+    assert!(listed.contains("revoked_at="), "{listed}");
     run_ok(&mut ctl("legal", &["autosign", "revoke", "boss"]));
     let org = json_of(run_ok(&mut ctl("boss", &["org", "--json", "show"])));
     let boss = org["employees"]
