@@ -114,6 +114,7 @@ impl ApiError {
             | DepartmentNotFound
             | RoleNotFound
             | TemplateNotFound
+            | GroupMemberNotFound
             | BatchConfirmationNotFound => (StatusCode::NOT_FOUND, "Not found"),
             SealExists
             | RoleExists
@@ -153,6 +154,7 @@ impl ApiError {
             | InvalidTemplate
             | InvalidBatchConfirmation
             | InvalidPartnerAuthorization
+            | InvalidGroupMember
             | SealTypeMismatch
             | InvalidLimits => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid content"),
             _ => (StatusCode::FORBIDDEN, "Refused by policy"),

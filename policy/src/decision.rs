@@ -107,6 +107,9 @@ pub enum Permit {
     AutoSign { template: String },
     /// A partner enterprise's authorization (its application's request).
     Partner { authorization: String },
+    /// A group member's seal, within the scope the member granted the parent (its credit
+    /// code).
+    Group { member: String },
 }
 
 /// The outcome of a decision.
@@ -147,6 +150,9 @@ pub enum Rule {
     SealGranted,
     /// Status, and a practice seal's authorization.
     SealSigns,
+    /// A group member's seal: a current member, a parent employee with a group role, within
+    /// the member's scope.
+    GroupScope,
     TemplateAllowed,
     /// Once the enterprise is set up: the named template is registered and enabled.
     TemplateUsable,
@@ -347,6 +353,20 @@ fn explain_sign(mut t: Trace, s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) -
         },
     );
     t.record(
+        Rule::GroupScope,
+        match (seal, s.org) {
+            (Some(seal), Some(org)) if seal.enterprise.is_some() => {
+                crate::group::signing_refusal(org, seal, r.employee, r.template)
+                    .map_or(Passed, Failed)
+            }
+            (Some(seal), None) if seal.enterprise.is_some() => {
+                Failed(DenyCode::GroupMemberNotFound)
+            }
+            (None, _) => NotEvaluated,
+            _ => NotApplicable,
+        },
+    );
+    t.record(
         Rule::TemplateAllowed,
         match (&app.templates, r.template) {
             (None, _) => NotApplicable,
@@ -417,6 +437,13 @@ fn explain_sign(mut t: Trace, s: &Snapshot<'_>, r: &SignRequest<'_>, now: i64) -
         t.rest(&EMPLOYEE_RULES[4..], NotEvaluated);
         return t.finish(Permit::Holder);
     };
+    if let Some(member) = &seal.enterprise {
+        // A member's seal: the group scope (above) stands in for holding it.
+        t.rest(&EMPLOYEE_RULES[4..], NotApplicable);
+        return t.finish(Permit::Group {
+            member: member.as_str().to_owned(),
+        });
+    }
     if seal.is_holder(employee) {
         t.record(Rule::Holder, Passed);
         t.rest(&EMPLOYEE_RULES[5..], NotApplicable);
@@ -499,11 +526,30 @@ fn limits(t: &mut Trace, s: &Snapshot<'_>, seal: Option<&Seal>, now: i64) {
             );
         }
     }
+    let member = seal
+        .and_then(|seal| seal.enterprise.as_ref())
+        .and_then(|code| org.member(code.as_str()));
     t.record(
         Rule::ContractQuota,
-        match org.enterprise.contract_quota {
-            None => Outcome::NotApplicable,
-            quota => result(crate::limits::check_quota(quota, &s.usage)),
+        match (member, org.enterprise.contract_quota) {
+            // A member's contract counts against its own quota, then (if it draws on it) the
+            // parent's pool.
+            (Some(m), quota) if m.contract_quota.is_some() => {
+                if s.usage.document_counted {
+                    Outcome::Passed
+                } else {
+                    let u = &s.usage;
+                    let charge = crate::group::quota_charge(
+                        m,
+                        u.member_contracts_used,
+                        quota,
+                        u.contracts_used,
+                    );
+                    result(charge.map(|_| ()))
+                }
+            }
+            (Some(_), _) | (None, None) => Outcome::NotApplicable,
+            (None, quota) => result(crate::limits::check_quota(quota, &s.usage)),
         },
     );
 }

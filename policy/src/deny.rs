@@ -79,6 +79,14 @@ deny_codes! {
     InvitationExpired => "invitation_expired", "the invitation link is more than 30 days old";
     InvitationUsed => "invitation_used", "the invitation link has been used already";
     NotPartnerApplication => "not_partner_application", "only a partner enterprise's application sends invitations";
+    // Groups.
+    GroupReserved => "group_reserved", "only the super administrator or the legal representative adds and removes group members";
+    InvalidGroupMember => "invalid_group_member", "a group member is another enterprise (its unified social credit code and name); scopes name seal and template ids";
+    GroupMemberNotFound => "group_member_not_found", "the seal's enterprise is not (or no longer) a member of this group";
+    GroupRoleRequired => "group_role_required", "a member's seal is used only by the parent's employees holding a group role: group contract administrators for any document, group salespeople for documents from the member's templates, group seal administrators to manage it";
+    GroupSealOutOfScope => "group_seal_out_of_scope", "the member has not granted the parent this seal";
+    GroupTemplateOutOfScope => "group_template_out_of_scope", "the member has not granted the parent this template";
+    GroupContractsOutOfScope => "group_contracts_out_of_scope", "the member has not granted the parent its contracts: only documents from granted templates";
     // Batch signing.
     BatchSignNotAuthorized => "batch_sign_not_authorized", "the employee does not hold the batch-sign authorization";
     InvalidBatchConfirmation => "invalid_batch_confirmation", "a batch confirmation asks for 1 to the configured maximum of signatures within a positive lifetime up to the configured maximum";

@@ -11,6 +11,7 @@
 //! - [`grant`]: seal-use applications and the grants their approval yields;
 //! - [`template`]: templates, signing areas, fill-in fields, auto-sign templates and the
 //!   auto-sign and batch-sign authorizations;
+//! - [`group`]: a group's member subsidiaries, the scopes they grant, their quota pool;
 //! - [`partner`]: partner enterprises' authorizations and invitation links;
 //! - [`batch`]: batch-sign confirmations (one signing password for many documents);
 //! - [`limits`]: caps per seal per day and month, time windows, the contract quota;
@@ -27,6 +28,7 @@ pub mod deny;
 pub mod enterprise;
 pub mod flow;
 pub mod grant;
+pub mod group;
 pub mod limits;
 pub mod org;
 pub mod partner;

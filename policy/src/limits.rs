@@ -155,6 +155,8 @@ pub struct Usage {
     pub seal_today: u32,
     pub seal_this_month: u32,
     pub contracts_used: u64,
+    /// For a group member's seal: the contracts counted against the member's own quota.
+    pub member_contracts_used: u64,
     /// The document was counted against the quota already (its further seals are free).
     pub document_counted: bool,
 }
@@ -192,6 +194,31 @@ pub fn check_quota(quota: Option<u64>, usage: &Usage) -> Result<(), DenyCode> {
     }
 }
 
+/// Whether one more signature fits the seal's caps and the contract quota — the enterprise's
+/// `quota`, or for a group member's seal the member's own, then (if it draws on it) the
+/// parent's — and which pool a new contract counts against (None: no quota applies, or the
+/// document was counted already). The store checks this again inside the record's
+/// transaction.
+pub fn admit(
+    caps: &SealLimits,
+    quota: Option<u64>,
+    member: Option<&crate::group::GroupMember>,
+    usage: &Usage,
+) -> Result<Option<crate::group::QuotaCharge>, DenyCode> {
+    use crate::group::{quota_charge, QuotaCharge};
+    check_caps(caps, usage)?;
+    if usage.document_counted {
+        return Ok(None);
+    }
+    match member {
+        None => check_quota(quota, usage).map(|()| quota.map(|_| QuotaCharge::Parent)),
+        Some(m) if m.contract_quota.is_none() => Ok(None),
+        Some(m) => {
+            quota_charge(m, usage.member_contracts_used, quota, usage.contracts_used).map(Some)
+        }
+    }
+}
+
 /// The usage after one more signature (of a document not yet counted, if `new_document`).
 pub fn consume(usage: Usage, new_document: bool) -> Usage {
     Usage {
@@ -199,6 +226,7 @@ pub fn consume(usage: Usage, new_document: bool) -> Usage {
         seal_this_month: usage.seal_this_month + 1,
         contracts_used: usage.contracts_used + u64::from(new_document && !usage.document_counted),
         document_counted: usage.document_counted || new_document,
+        ..usage
     }
 }
 

@@ -88,6 +88,9 @@ pub struct Org {
     pub employees: Vec<Employee>,
     /// The system roles and the custom ones.
     pub roles: Vec<RoleDef>,
+    /// Member subsidiaries, when this enterprise is a group's parent.
+    #[serde(default)]
+    pub members: Vec<crate::group::GroupMember>,
 }
 
 impl Org {
@@ -113,6 +116,7 @@ impl Org {
             departments: vec![top],
             employees: vec![admin],
             roles: system_roles(),
+            members: Vec::new(),
         };
         org.validate()?;
         Ok(org)

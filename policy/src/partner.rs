@@ -109,6 +109,9 @@ pub fn authorize(
         if seal.kind == SealType::LegalRepresentative {
             return Err(DenyCode::LegalRepresentativeOnly);
         }
+        if seal.enterprise.is_some() {
+            return Err(DenyCode::GroupRoleRequired);
+        }
     }
     if let PartnerScope::Templates { templates: named } = &grant.scope {
         if named.is_empty() {

@@ -22,6 +22,12 @@ pub enum Permission {
     AutoSignManagement,
     /// Create, edit and delete custom roles, and assign roles.
     RoleManagement,
+    /// Group: manage member enterprises' seals (status, holders) within their scopes.
+    GroupSealManagement,
+    /// Group: seal member enterprises' contracts (any document) within their scopes.
+    GroupContractManagement,
+    /// Group: seal documents from member enterprises' templates within their scopes.
+    GroupSales,
 }
 
 impl Permission {
@@ -34,6 +40,9 @@ impl Permission {
         Permission::ApprovalFlowConfiguration,
         Permission::AutoSignManagement,
         Permission::RoleManagement,
+        Permission::GroupSealManagement,
+        Permission::GroupContractManagement,
+        Permission::GroupSales,
     ];
 }
 
@@ -64,6 +73,12 @@ pub enum SystemRole {
     DepartmentAdministrator,
     /// No permission points: signs what is assigned to them.
     BusinessStaff,
+    /// 集团印章管理员: members' seals, within their scopes.
+    GroupSealAdministrator,
+    /// 集团合同管理员: members' contracts, within their scopes.
+    GroupContractAdministrator,
+    /// 集团业务员: documents from members' templates, within their scopes.
+    GroupSalesperson,
 }
 
 impl SystemRole {
@@ -77,6 +92,9 @@ impl SystemRole {
         SystemRole::SealApprover,
         SystemRole::DepartmentAdministrator,
         SystemRole::BusinessStaff,
+        SystemRole::GroupSealAdministrator,
+        SystemRole::GroupContractAdministrator,
+        SystemRole::GroupSalesperson,
     ];
 
     pub fn id(self) -> &'static str {
@@ -90,6 +108,9 @@ impl SystemRole {
             SystemRole::SealApprover => "seal_approver",
             SystemRole::DepartmentAdministrator => "department_administrator",
             SystemRole::BusinessStaff => "business_staff",
+            SystemRole::GroupSealAdministrator => "group_seal_administrator",
+            SystemRole::GroupContractAdministrator => "group_contract_administrator",
+            SystemRole::GroupSalesperson => "group_salesperson",
         }
     }
 
@@ -108,6 +129,11 @@ impl SystemRole {
             SystemRole::SealApprover => "用印审批人 (seal approver)",
             SystemRole::DepartmentAdministrator => "部门管理员 (department administrator)",
             SystemRole::BusinessStaff => "业务人员 (business staff)",
+            SystemRole::GroupSealAdministrator => "集团印章管理员 (group seal administrator)",
+            SystemRole::GroupContractAdministrator => {
+                "集团合同管理员 (group contract administrator)"
+            }
+            SystemRole::GroupSalesperson => "集团业务员 (group salesperson)",
         }
     }
 
@@ -123,6 +149,9 @@ impl SystemRole {
             SystemRole::SealApprover => &[SealUseApproval],
             SystemRole::DepartmentAdministrator => &[OrganizationManagement],
             SystemRole::BusinessStaff => &[],
+            SystemRole::GroupSealAdministrator => &[GroupSealManagement],
+            SystemRole::GroupContractAdministrator => &[GroupContractManagement],
+            SystemRole::GroupSalesperson => &[GroupSales],
         }
     }
 

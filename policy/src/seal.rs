@@ -90,6 +90,9 @@ pub struct Seal {
     /// Caps per day and month, and the hours it may be used.
     #[serde(default)]
     pub limits: crate::limits::SealLimits,
+    /// A group member's seal kept by this (parent) enterprise: the member's credit code.
+    #[serde(default)]
+    pub enterprise: Option<crate::CreditCode>,
 }
 
 impl Seal {
@@ -107,6 +110,7 @@ impl Seal {
             created_by: None,
             practice_authorized: false,
             limits: Default::default(),
+            enterprise: None,
         }
     }
 
@@ -138,6 +142,10 @@ fn is_top(org: &Org, actor: &crate::org::Employee) -> bool {
 /// The legal-representative seal is managed by the legal representative alone; any other
 /// seal by holders of seal management within their data scope.
 fn may_manage(org: &Org, actor: &str, seal: &Seal) -> Result<(), DenyCode> {
+    if seal.enterprise.is_some() {
+        // A member's seal: the parent's group seal management, within the member's scope.
+        return crate::group::may_manage_member_seal(org, actor, seal);
+    }
     let actor = org.active_employee(actor)?;
     if seal.kind == SealType::LegalRepresentative {
         return if org.has_role(actor, SystemRole::LegalRepresentative) {
@@ -181,7 +189,8 @@ pub fn create(org: &Org, existing: &[Seal], actor: &str, seal: &Seal) -> Result<
     proposed.created_by = Some(actor.to_owned());
     may_manage(org, actor, &proposed)?;
     check_holders(org, &proposed)?;
-    let live = |s: &&Seal| s.status != SealStatus::Deleted;
+    // Per enterprise: a member's seals do not count against the parent's, nor the reverse.
+    let live = |s: &&Seal| s.status != SealStatus::Deleted && s.enterprise == seal.enterprise;
     if seal.kind == SealType::Official
         && existing
             .iter()

@@ -213,6 +213,10 @@ pub fn put(
         // A person's own seal is not applied unattended.
         return Err(DenyCode::LegalRepresentativeOnly);
     }
+    if seal.enterprise.is_some() {
+        // A group member's seal is applied only by the parent's employees with group roles.
+        return Err(DenyCode::GroupRoleRequired);
+    }
     if t.areas
         .iter()
         .any(|a| a.seal_type.is_some_and(|k| k != seal.kind))

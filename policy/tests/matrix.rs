@@ -104,6 +104,7 @@ fn check_explanation(rule: &str, e: &Explanation) {
         SealExists,
         SealGranted,
         SealSigns,
+        GroupScope,
         TemplateAllowed,
         TemplateUsable,
         SigningArea,
@@ -650,6 +651,21 @@ fn partner_case(c: &mut Case) {
     c.partners = vec![partner_authorization()];
 }
 
+/// gca (group contract administrator) seals a contract with the member's seal.
+fn group_case(c: &mut Case) {
+    c.org = group_org();
+    c.seals.push(member_seal());
+    c.app.seals.push("sub-contract".to_owned());
+    c.seal = "sub-contract".to_owned();
+    c.employee = Some("gca".to_owned());
+}
+
+fn group_permit() -> Decision {
+    Decision::Allow(Permit::Group {
+        member: MEMBER.to_owned(),
+    })
+}
+
 fn auto_sign_permit() -> Decision {
     Decision::Allow(Permit::AutoSign {
         template: "labour".to_owned(),
@@ -1139,6 +1155,254 @@ fn templates_and_authorizations_are_managed_by_whom_they_should_be() {
     }
     let b = batch::confirm(&org, "bob", &ask(100, 900), bounds, "b", NOW).expect("confirmed");
     assert_eq!((b.uses_left(), b.expires_at), (100, NOW + 900));
+}
+
+#[test]
+fn group_decisions() {
+    let rows: Vec<(&str, Edit, Decision)> = vec![
+        (
+            "a group contract administrator seals a member's contract",
+            group_case,
+            group_permit(),
+        ),
+        (
+            "a group salesperson seals a document from a member's template",
+            |c| {
+                group_case(c);
+                c.employee = Some("gsp".to_owned());
+                c.template = Some("nda".to_owned());
+                c.area = Some("party-a".to_owned())
+            },
+            group_permit(),
+        ),
+        (
+            "a group salesperson does not seal a member's contract without its template",
+            |c| {
+                group_case(c);
+                c.employee = Some("gsp".to_owned())
+            },
+            deny(DenyCode::GroupRoleRequired),
+        ),
+        (
+            "a template the member has not granted",
+            |c| {
+                group_case(c);
+                c.employee = Some("gsp".to_owned());
+                c.template = Some("labour".to_owned());
+                c.area = Some("employer".to_owned())
+            },
+            deny(DenyCode::GroupTemplateOutOfScope),
+        ),
+        (
+            "a parent employee without a group role",
+            |c| {
+                group_case(c);
+                c.employee = Some("alice".to_owned())
+            },
+            deny(DenyCode::GroupRoleRequired),
+        ),
+        (
+            "a group seal administrator manages but does not seal",
+            |c| {
+                group_case(c);
+                c.employee = Some("gsa".to_owned())
+            },
+            deny(DenyCode::GroupRoleRequired),
+        ),
+        (
+            "a member seal outside the scope",
+            |c| {
+                group_case(c);
+                c.org.members[0].scope.seals.clear()
+            },
+            deny(DenyCode::GroupSealOutOfScope),
+        ),
+        (
+            "contracts outside the scope",
+            |c| {
+                group_case(c);
+                c.org.members[0].scope.contracts = false
+            },
+            deny(DenyCode::GroupContractsOutOfScope),
+        ),
+        (
+            "a removed member's seal signs nothing",
+            |c| {
+                group_case(c);
+                c.org = group::remove_member(&c.org, "boss", MEMBER).expect("removed")
+            },
+            deny(DenyCode::GroupMemberNotFound),
+        ),
+        (
+            "no employee: a member's seal is never auto-signed",
+            |c| {
+                group_case(c);
+                auto_sign_case(c);
+                c.seal = "sub-contract".to_owned()
+            },
+            deny(DenyCode::GroupRoleRequired),
+        ),
+        (
+            "the member's own quota used up",
+            |c| {
+                group_case(c);
+                c.org.members[0].contract_quota = Some(5);
+                c.usage.member_contracts_used = 5
+            },
+            deny(DenyCode::ContractQuotaExhausted),
+        ),
+        (
+            "the member's quota used up, drawing on the parent's pool",
+            |c| {
+                group_case(c);
+                c.org.members[0].contract_quota = Some(5);
+                c.org.members[0].draw_on_parent = true;
+                c.org.enterprise.contract_quota = Some(10);
+                c.usage.member_contracts_used = 5;
+                c.usage.contracts_used = 9
+            },
+            group_permit(),
+        ),
+        (
+            "the member's and the parent's quotas both used up",
+            |c| {
+                group_case(c);
+                c.org.members[0].contract_quota = Some(5);
+                c.org.members[0].draw_on_parent = true;
+                c.org.enterprise.contract_quota = Some(10);
+                c.usage.member_contracts_used = 5;
+                c.usage.contracts_used = 10
+            },
+            deny(DenyCode::ContractQuotaExhausted),
+        ),
+        (
+            "the parent's used-up quota does not stop a member with its own",
+            |c| {
+                group_case(c);
+                c.org.members[0].contract_quota = Some(5);
+                c.org.enterprise.contract_quota = Some(10);
+                c.usage.member_contracts_used = 4;
+                c.usage.contracts_used = 10
+            },
+            group_permit(),
+        ),
+    ];
+    run(rows);
+}
+
+#[test]
+fn group_members_and_their_seals_are_managed_within_scope() {
+    use group::{grant_scope, put_member, remove_member, GroupScope, MemberTerms};
+    let org = group_org();
+    let code = CreditCode::parse(MEMBER).expect("valid");
+    let terms = MemberTerms {
+        name: "子公司".to_owned(),
+        contract_quota: Some(100),
+        draw_on_parent: true,
+    };
+    assert_eq!(
+        put_member(&org, "sa1", &code, &terms, NOW),
+        Err(DenyCode::GroupReserved)
+    );
+    let changed = put_member(&org, "legal", &code, &terms, NOW).expect("changed");
+    let m = changed.member(MEMBER).expect("member");
+    assert_eq!(
+        (m.contract_quota, m.scope.seals.len()),
+        (Some(100), 1),
+        "terms change, the scope stays"
+    );
+    assert_eq!(
+        put_member(&org, "boss", &org.enterprise.credit_code, &terms, NOW),
+        Err(DenyCode::InvalidGroupMember)
+    );
+    let narrowed = grant_scope(&org, &code, &GroupScope::default()).expect("granted");
+    assert!(narrowed
+        .member(MEMBER)
+        .is_some_and(|m| m.scope.seals.is_empty()));
+    let stranger = CreditCode::parse(PARTNER).expect("valid");
+    assert_eq!(
+        grant_scope(&org, &stranger, &GroupScope::default()),
+        Err(DenyCode::GroupMemberNotFound)
+    );
+    // The member's seal: group seal management within scope, not the parent's seal administrators.
+    let seal = member_seal();
+    assert_eq!(
+        seal::change_status(&org, "sa1", &seal, SealStatus::Disabled),
+        Err(DenyCode::GroupRoleRequired)
+    );
+    assert_eq!(
+        seal::change_status(&org, "gsa", &seal, SealStatus::Disabled),
+        Ok(())
+    );
+    assert_eq!(
+        seal::change_status(&narrowed, "gsa", &seal, SealStatus::Disabled),
+        Err(DenyCode::GroupSealOutOfScope)
+    );
+    let mut all = seals();
+    let created = seal::create(
+        &org,
+        &all,
+        "gsa",
+        &Seal {
+            id: "sub-official".to_owned(),
+            ..Seal {
+                kind: SealType::Official,
+                ..member_seal()
+            }
+        },
+    );
+    assert_eq!(created, Err(DenyCode::GroupSealOutOfScope));
+    // One official seal per enterprise: the member's does not collide with the parent's.
+    let mut wider = org.clone();
+    wider.members[0].scope.seals.push("sub-official".to_owned());
+    wider.members[0]
+        .scope
+        .seals
+        .push("sub-official-2".to_owned());
+    let official = Seal {
+        id: "sub-official".to_owned(),
+        kind: SealType::Official,
+        ..member_seal()
+    };
+    let made = seal::create(&wider, &all, "boss", &official).expect("created");
+    all.push(made);
+    assert_eq!(
+        seal::create(
+            &wider,
+            &all,
+            "boss",
+            &Seal {
+                id: "sub-official-2".to_owned(),
+                ..official.clone()
+            }
+        ),
+        Err(DenyCode::OfficialSealExists)
+    );
+    let removed = remove_member(&org, "boss", MEMBER).expect("removed");
+    assert_eq!(
+        seal::change_status(&removed, "gsa", &seal, SealStatus::Disabled),
+        Err(DenyCode::GroupMemberNotFound)
+    );
+    assert_eq!(
+        remove_member(&removed, "boss", MEMBER),
+        Err(DenyCode::GroupMemberNotFound)
+    );
+    // Member seals are not bound to auto-sign templates nor granted to partners.
+    let mut on = org.clone();
+    on.enterprise.features.auto_sign = true;
+    let mut with_member = seals();
+    with_member.push(member_seal());
+    let bound = Template {
+        auto_sign: Some(template::AutoSign {
+            seal: "sub-contract".to_owned(),
+            authorized_by: String::new(),
+        }),
+        ..templates()[1].clone()
+    };
+    assert_eq!(
+        template::put(&on, "boss", None, &with_member, &bound),
+        Err(DenyCode::GroupRoleRequired)
+    );
 }
 
 #[test]

@@ -331,7 +331,10 @@ impl World {
                     "grant {id} used more often than approved"
                 );
             }
-            Permit::Application | Permit::AutoSign { .. } | Permit::Partner { .. } => {
+            Permit::Application
+            | Permit::AutoSign { .. }
+            | Permit::Partner { .. }
+            | Permit::Group { .. } => {
                 panic!("an employee's request was allowed as the application's own")
             }
         }
@@ -367,6 +370,7 @@ proptest! {
                 seal_this_month: *by_month.get(&at.month.0).unwrap_or(&0),
                 contracts_used: counted.len() as u64,
                 document_counted: counted.contains(&doc),
+                ..Default::default()
             };
             let snapshot = Snapshot { org: Some(&org), usage, ..Snapshot::of(&app, Some(&s[1])) };
             let id = format!("doc-{doc}");

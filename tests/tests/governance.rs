@@ -2691,3 +2691,215 @@ fn a_partner_invites_is_authorized_seals_within_its_scope_and_is_refused_once_re
         "the link's token is never logged"
     );
 }
+
+/// The group member's unified social credit code.
+const MEMBER: &str = "91440300MA5G000020";
+
+#[test]
+fn a_group_parent_seals_for_a_member_only_within_its_scope_and_quota_until_it_is_removed() {
+    let w = World::new();
+    for (id, role) in [
+        ("gca", "group_contract_administrator"),
+        ("gsp", "group_salesperson"),
+    ] {
+        let person = json!({"name": id, "phone": "13900139000", "department": "hq"});
+        assert_eq!(
+            w.call(
+                &w.admin,
+                "PUT",
+                &format!("/v1/org/employees/{id}"),
+                Some("boss"),
+                Some(person)
+            )
+            .status,
+            200
+        );
+        let roles = json!({"roles": [role]});
+        assert_eq!(
+            w.call(
+                &w.admin,
+                "PUT",
+                &format!("/v1/org/employees/{id}/roles"),
+                Some("boss"),
+                Some(roles)
+            )
+            .status,
+            200
+        );
+        let set = json!({"new": PASSWORD});
+        assert_eq!(
+            w.call(
+                &w.admin,
+                "PUT",
+                &format!("/v1/org/employees/{id}/signing-password"),
+                Some(id),
+                Some(set)
+            )
+            .status,
+            200
+        );
+    }
+    // The parent's principal adds the member: its own quota of one contract, then the
+    // parent's pool (one contract too).
+    let terms = json!({"name": "子公司有限公司", "contract_quota": 1, "draw_on_parent": true});
+    let member_path = format!("/v1/group/members/{MEMBER}");
+    let r = w.call(
+        &w.admin,
+        "PUT",
+        &member_path,
+        Some("sa1"),
+        Some(terms.clone()),
+    );
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "group_reserved".to_owned()),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(
+        w.call(&w.admin, "PUT", &member_path, Some("boss"), Some(terms))
+            .status,
+        200
+    );
+    let quota = json!({"contract_quota": 1, "utc_offset_minutes": 480});
+    assert_eq!(
+        w.call(&w.admin, "PUT", "/v1/org/quota", Some("boss"), Some(quota))
+            .status,
+        200
+    );
+    // The member's own system grants the parent its contracts and one seal.
+    client_cert(&w.setup.tls, "member", false);
+    let cert = fs::read_to_string(w.setup.tls.join("member.crt")).expect("cert");
+    let r = w.call(&w.admin, "POST", "/v1/admin/applications", None, Some(json!({
+        "id": "member", "name": "子公司系统", "certificate_pem": cert, "roles": ["signer"], "partner": MEMBER,
+    })));
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let member = w.d.client("member");
+    let scope = |contracts: bool| json!({"contracts": contracts, "seals": ["sub-contract"], "templates": []});
+    let scope_path = format!("{member_path}/scope");
+    let r = w.call(&w.admin, "PUT", &scope_path, None, Some(scope(true)));
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "not_partner_application".to_owned()),
+        "only the member grants: {}",
+        text(&r)
+    );
+    assert_eq!(
+        w.call(&member, "PUT", &scope_path, None, Some(scope(true)))
+            .status,
+        200
+    );
+    // The parent keeps the member's seals: one in scope, one not.
+    let chain = fs::read_to_string(&w.setup.chain).expect("chain");
+    let member_seal = |id: &str| {
+        w.call(
+            &w.admin,
+            "POST",
+            "/v1/admin/seals",
+            Some("boss"),
+            Some(json!({
+                "id": id, "name": "子公司合同章", "token": "hsm", "key_label": "seal",
+                "certificate_chain_pem": chain, "kind": "contract", "enterprise": MEMBER,
+            })),
+        )
+    };
+    let r = member_seal("sub-other");
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "group_seal_out_of_scope".to_owned()),
+        "{}",
+        text(&r)
+    );
+    let r = member_seal("sub-contract");
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.json()["status"], "active");
+    w.register_oa(&["sub-contract"]);
+    // The parent's seal administrators do not manage it; only group seal management would.
+    let r = w.call(
+        &w.admin,
+        "POST",
+        "/v1/admin/seals/sub-contract/disable",
+        Some("sa1"),
+        None,
+    );
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "group_role_required".to_owned()),
+        "{}",
+        text(&r)
+    );
+
+    let pdf = w.setup.sample();
+    let signed = w.sign("sub-contract", "gca", "SUB-1", &pdf);
+    assert_eq!(signed.status, 200, "{}", text(&signed));
+    w.validated(&signed.body);
+    let detail = w.audit_detail(&signed.header("seald-audit-record").expect("record"));
+    assert_eq!(
+        detail["permit"],
+        json!(format!("group:{MEMBER}")),
+        "{detail}"
+    );
+    for (who, code) in [
+        ("gsp", "group_role_required"),
+        ("alice", "group_role_required"),
+    ] {
+        let r = w.sign("sub-contract", who, "SUB-1", &pdf);
+        assert_eq!(
+            (r.status, r.code()),
+            (403, code.to_owned()),
+            "{who}: {}",
+            text(&r)
+        );
+    }
+    // Quota: SUB-1 took the member's one contract, SUB-2 draws on the parent's pool, SUB-3
+    // finds both used up; SUB-1 again is free.
+    assert_eq!(w.sign("sub-contract", "gca", "SUB-2", &pdf).status, 200);
+    let r = w.sign("sub-contract", "gca", "SUB-3", &pdf);
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "contract_quota_exhausted".to_owned()),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(w.sign("sub-contract", "gca", "SUB-1", &pdf).status, 200);
+    assert_eq!(
+        w.setup.sql(&format!(
+            "SELECT sum(count) FROM member_quota_usage WHERE member = '{MEMBER}'"
+        )),
+        "1"
+    );
+    assert_eq!(w.setup.sql("SELECT sum(count) FROM quota_usage"), "1");
+    // The member narrows its scope: its contracts are no longer the parent's to seal.
+    assert_eq!(
+        w.call(&member, "PUT", &scope_path, None, Some(scope(false)))
+            .status,
+        200
+    );
+    let r = w.sign("sub-contract", "gca", "SUB-1", &pdf);
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "group_contracts_out_of_scope".to_owned()),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(
+        w.call(&member, "PUT", &scope_path, None, Some(scope(true)))
+            .status,
+        200
+    );
+    assert_eq!(w.sign("sub-contract", "gca", "SUB-1", &pdf).status, 200);
+    // Removing the member revokes everything at once.
+    let removed = w.call(&w.admin, "DELETE", &member_path, Some("legal"), None);
+    assert_eq!(removed.status, 200, "{}", text(&removed));
+    let r = w.sign("sub-contract", "gca", "SUB-1", &pdf);
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "group_member_not_found".to_owned()),
+        "{}",
+        text(&r)
+    );
+    let group = w
+        .call(&w.admin, "GET", "/v1/group", Some("boss"), None)
+        .json();
+    assert_eq!(group["members"], json!([]), "{group}");
+}

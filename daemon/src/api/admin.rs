@@ -43,6 +43,9 @@ pub struct SealRegistration {
     department: Option<String>,
     #[serde(default)]
     holders: Vec<String>,
+    /// A group member's seal, kept by this (parent) enterprise: the member's unified social
+    /// credit code.
+    enterprise: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,6 +202,14 @@ pub async fn register_seal(
                 created_by: None,
                 practice_authorized: false,
                 limits: Default::default(),
+                enterprise: reg
+                    .enterprise
+                    .as_deref()
+                    .map(seald_policy::CreditCode::parse)
+                    .transpose()
+                    .map_err(|e| {
+                        unprocessable("invalid_credit_code", format!("enterprise: {e}"))
+                    })?,
             },
             created_at: existing.unwrap_or_else(|| now.clone()),
             updated_at: now,

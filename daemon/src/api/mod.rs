@@ -24,6 +24,7 @@ use crate::tls::Peer;
 mod admin;
 mod audit;
 mod governance;
+mod groups;
 mod partners;
 mod seals;
 mod sign;
@@ -81,6 +82,22 @@ pub fn routes() -> Vec<(&'static str, Method, MethodRouter<Arc<AppState>>)> {
             "/v1/org/employees/{employee_id}/authorizations/{authorization}",
             Method::PUT,
             put(templates::set_authorization),
+        ),
+        ("/v1/group", Method::GET, get(groups::show)),
+        (
+            "/v1/group/members/{credit_code}",
+            Method::PUT,
+            put(groups::put_member),
+        ),
+        (
+            "/v1/group/members/{credit_code}",
+            Method::DELETE,
+            delete(groups::remove_member),
+        ),
+        (
+            "/v1/group/members/{credit_code}/scope",
+            Method::PUT,
+            put(groups::grant_scope),
         ),
         ("/v1/partners", Method::GET, get(partners::list)),
         ("/v1/partners", Method::POST, post(partners::authorize)),

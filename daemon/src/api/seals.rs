@@ -36,6 +36,7 @@ fn describe(seal: &SealEntry, full: bool) -> Value {
         "department": seal.policy.department,
         "holders": seal.policy.holders,
         "practice_authorized": seal.policy.practice_authorized,
+        "enterprise": seal.policy.enterprise,
         "limits": seal.policy.limits,
         "created_at": row.created_at,
         "updated_at": row.updated_at,

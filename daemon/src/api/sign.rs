@@ -82,7 +82,11 @@ impl SignFacts<'_> {
     fn consumption(&self, now: i64, document_id: Option<&str>) -> Option<Consumption> {
         let (org, seal) = (self.org?, self.seal?);
         let quota = org.enterprise.contract_quota;
-        if seal.limits.is_empty() && quota.is_none() {
+        let member = seal
+            .enterprise
+            .as_ref()
+            .and_then(|code| org.member(code.as_str()));
+        if !counts(org, seal) {
             return None;
         }
         let at = seald_policy::limits::local_time(now, org.enterprise.utc_offset_minutes);
@@ -94,6 +98,7 @@ impl SignFacts<'_> {
             per_month: seal.limits.per_month,
             quota,
             document_id: document_id.map(str::to_owned),
+            member: member.cloned(),
         })
     }
 
@@ -133,7 +138,7 @@ impl SignFacts<'_> {
     ) -> Result<(), ApiError> {
         let Some(org) = self.org else { return Ok(()) };
         let Some(seal) = self.seal else { return Ok(()) };
-        if seal.limits.is_empty() && org.enterprise.contract_quota.is_none() {
+        if !counts(org, seal) {
             return Ok(());
         }
         let at = seald_policy::limits::local_time(
@@ -223,6 +228,17 @@ impl SignFacts<'_> {
     }
 }
 
+/// Whether a signature with `seal` counts against anything: its caps, the enterprise's quota,
+/// or (a group member's seal) the member's quota.
+fn counts(org: &seald_policy::Org, seal: &seald_policy::Seal) -> bool {
+    let member_quota = seal
+        .enterprise
+        .as_ref()
+        .and_then(|code| org.member(code.as_str()))
+        .is_some_and(|m| m.contract_quota.is_some());
+    !seal.limits.is_empty() || org.enterprise.contract_quota.is_some() || member_quota
+}
+
 /// What an Idempotency-Key is bound to: the body's SHA-256, the seal, the acting employee and
 /// the query, hashed together (stored in the kept response's `body_sha256`).
 fn request_identity(
@@ -265,9 +281,7 @@ async fn limit_reached(state: &AppState, c: &Consumption) -> Option<seald_policy
         per_month: c.per_month,
         windows: Vec::new(),
     };
-    seald_policy::limits::check_caps(&caps, &usage)
-        .and_then(|()| seald_policy::limits::check_quota(c.quota, &usage))
-        .err()
+    seald_policy::limits::admit(&caps, c.quota, c.member.as_ref(), &usage).err()
 }
 
 /// Why batch confirmation `id` allows no more signatures now, if it does not.
@@ -312,6 +326,7 @@ fn permit_text(permit: &seald_policy::Permit) -> String {
         seald_policy::Permit::Grant { id } => format!("grant:{id}"),
         seald_policy::Permit::AutoSign { template } => format!("auto_sign:{template}"),
         seald_policy::Permit::Partner { authorization } => format!("partner:{authorization}"),
+        seald_policy::Permit::Group { member } => format!("group:{member}"),
     }
 }
 

@@ -91,6 +91,24 @@ pub(super) async fn put_org(
             .await
             .map_err(unavailable)?;
     }
+    for m in &change.members {
+        sqlx::query(
+            "INSERT INTO group_members (credit_code, member) VALUES (?, ?) \
+             ON CONFLICT(credit_code) DO UPDATE SET member = excluded.member",
+        )
+        .bind(m.credit_code.as_str())
+        .bind(to_json(m))
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    }
+    for code in &change.removed_members {
+        sqlx::query("DELETE FROM group_members WHERE credit_code = ?")
+            .bind(code)
+            .execute(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+    }
     Ok(())
 }
 
@@ -100,7 +118,7 @@ pub(super) async fn put_seal_policy(
     updated_at: &str,
 ) -> Result<(), StoreError> {
     let done = sqlx::query(
-        "UPDATE seals SET status = ?, kind = ?, source = ?, department = ?, holders = ?, created_by = ?, practice_authorized = ?, limits = ?, updated_at = ? WHERE id = ?",
+        "UPDATE seals SET status = ?, kind = ?, source = ?, department = ?, holders = ?, created_by = ?, practice_authorized = ?, limits = ?, enterprise = ?, updated_at = ? WHERE id = ?",
     )
     .bind(seal.status.as_str())
     .bind(enum_text(&seal.kind))
@@ -110,6 +128,7 @@ pub(super) async fn put_seal_policy(
     .bind(&seal.created_by)
     .bind(i64::from(seal.practice_authorized))
     .bind(to_json(&seal.limits))
+    .bind(seal.enterprise.as_ref().map(|c| c.as_str().to_owned()))
     .bind(updated_at)
     .bind(&seal.id)
     .execute(&mut *conn)
@@ -266,11 +285,20 @@ pub(super) async fn org(pool: &SqlitePool) -> Result<Option<Org>, StoreError> {
             scope: enum_from::<DataScope>(&col::<String>(&r, "scope")?, "role scope")?,
         });
     }
+    let members =
+        sqlx::query_scalar::<_, String>("SELECT member FROM group_members ORDER BY rowid")
+            .fetch_all(pool)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|m| json_list(m, "group member"))
+            .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(Some(Org {
         enterprise,
         departments,
         employees,
         roles,
+        members,
     }))
 }
 
@@ -348,6 +376,12 @@ pub(super) fn seal_governance(row: &SqliteRow) -> Result<super::SealGovernance, 
         created_by: col(row, "created_by")?,
         practice_authorized: col::<i64>(row, "practice_authorized")? != 0,
         limits: json_list(&col::<String>(row, "limits")?, "seal limits")?,
+        enterprise: col::<Option<String>>(row, "enterprise")?
+            .map(|c| {
+                seald_policy::CreditCode::parse(&c)
+                    .map_err(|e| StoreError::Corrupt(format!("seal enterprise: {e}")))
+            })
+            .transpose()?,
     })
 }
 
@@ -441,8 +475,7 @@ pub(super) async fn consume_limits(
         per_month: c.per_month,
         windows: Vec::new(),
     };
-    seald_policy::limits::check_caps(&caps, &usage)
-        .and_then(|()| seald_policy::limits::check_quota(c.quota, &usage))
+    let charge = seald_policy::limits::admit(&caps, c.quota, c.member.as_ref(), &usage)
         .map_err(|code| StoreError::Conflict(format!("seal '{}': {}", c.seal, code.explain())))?;
     sqlx::query(
         "INSERT INTO seal_usage (seal, day, count) VALUES (?, ?, 1) ON CONFLICT(seal, day) DO UPDATE SET count = count + 1",
@@ -452,13 +485,20 @@ pub(super) async fn consume_limits(
     .execute(&mut *conn)
     .await
     .map_err(unavailable)?;
-    if c.quota.is_none() || usage.document_counted {
+    let Some(charge) = charge else {
         return Ok(());
+    };
+    match (&c.member, charge) {
+        (Some(m), seald_policy::group::QuotaCharge::Member) => sqlx::query(
+            "INSERT INTO member_quota_usage (member, day, count) VALUES (?, ?, 1) ON CONFLICT(member, day) DO UPDATE SET count = count + 1",
+        )
+        .bind(m.credit_code.as_str())
+        .bind(c.day),
+        _ => sqlx::query(
+            "INSERT INTO quota_usage (day, count) VALUES (?, 1) ON CONFLICT(day) DO UPDATE SET count = count + 1",
+        )
+        .bind(c.day),
     }
-    sqlx::query(
-        "INSERT INTO quota_usage (day, count) VALUES (?, 1) ON CONFLICT(day) DO UPDATE SET count = count + 1",
-    )
-    .bind(c.day)
     .execute(&mut *conn)
     .await
     .map_err(unavailable)?;
@@ -507,11 +547,29 @@ async fn usage_on(
         }
         None => false,
     };
+    // A group member's seal: what the member's own quota has counted.
+    let member: Option<String> = sqlx::query_scalar("SELECT enterprise FROM seals WHERE id = ?")
+        .bind(seal)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(unavailable)?
+        .flatten();
+    let member_used: i64 = match &member {
+        Some(code) => sqlx::query_scalar(
+            "SELECT coalesce(sum(count), 0) FROM member_quota_usage WHERE member = ?",
+        )
+        .bind(code)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(unavailable)?,
+        None => 0,
+    };
     let n = |v: i64| u32::try_from(v.max(0)).unwrap_or(u32::MAX);
     Ok(Usage {
         seal_today: n(today),
         seal_this_month: n(this_month),
         contracts_used: used.max(0) as u64,
+        member_contracts_used: member_used.max(0) as u64,
         document_counted: counted,
     })
 }

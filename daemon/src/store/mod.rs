@@ -86,6 +86,8 @@ pub struct SealGovernance {
     pub created_by: Option<String>,
     pub practice_authorized: bool,
     pub limits: SealLimits,
+    /// A group member's seal: the member's credit code.
+    pub enterprise: Option<seald_policy::CreditCode>,
 }
 
 impl SealRow {
@@ -103,6 +105,7 @@ impl SealRow {
             created_by: g.created_by.clone(),
             practice_authorized: g.practice_authorized,
             limits: g.limits.clone(),
+            enterprise: g.enterprise.clone(),
         }
     }
 }
@@ -117,6 +120,9 @@ pub struct OrgChange {
     /// Custom roles added or changed.
     pub roles: Vec<RoleDef>,
     pub deleted_roles: Vec<String>,
+    /// Group members added or changed, and removed (by credit code).
+    pub members: Vec<seald_policy::group::GroupMember>,
+    pub removed_members: Vec<String>,
 }
 
 impl OrgChange {
@@ -155,6 +161,21 @@ impl OrgChange {
                         .collect()
                 })
                 .unwrap_or_default(),
+            members: new
+                .members
+                .iter()
+                .filter(|m| old.is_none_or(|o| o.member(m.credit_code.as_str()) != Some(m)))
+                .cloned()
+                .collect(),
+            removed_members: old
+                .map(|o| {
+                    o.members
+                        .iter()
+                        .filter(|m| new.member(m.credit_code.as_str()).is_none())
+                        .map(|m| m.credit_code.as_str().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 
@@ -166,6 +187,8 @@ impl OrgChange {
             "employees": self.employees.iter().map(|e| &e.id).collect::<Vec<_>>(),
             "roles": self.roles.iter().map(|r| &r.id).collect::<Vec<_>>(),
             "deleted_roles": self.deleted_roles,
+            "members": self.members.iter().map(|m| m.credit_code.as_str()).collect::<Vec<_>>(),
+            "removed_members": self.removed_members,
         })
     }
 }
@@ -275,6 +298,9 @@ pub struct Consumption {
     /// The contract quota, if any, and the document it counts (once).
     pub quota: Option<u64>,
     pub document_id: Option<String>,
+    /// For a group member's seal: the member (its own quota, and whether it draws on the
+    /// parent's `quota`).
+    pub member: Option<seald_policy::group::GroupMember>,
 }
 
 /// One item of [`Store::append`].

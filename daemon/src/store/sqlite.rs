@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (6, include_str!("../../migrations/0006_templates_batch.sql")),
     (7, include_str!("../../migrations/0007_partners.sql")),
+    (8, include_str!("../../migrations/0008_groups.sql")),
 ];
 
 /// The store. It assumes it is the only writer of its database (one seald per data dir):

@@ -168,6 +168,43 @@ pub fn templates() -> Vec<Template> {
     vec![nda, labour, off]
 }
 
+/// The group member's unified social credit code.
+pub const MEMBER: &str = "91440300MA5G000020";
+
+/// The organization as a group's parent: member MEMBER grants its contracts, its seal
+/// "sub-contract" and the nda template; gca, gsp and gsa hold the group roles.
+pub fn group_org() -> Org {
+    use seald_policy::group::{GroupMember, GroupScope};
+    let mut org = org();
+    org.members.push(GroupMember {
+        credit_code: CreditCode::parse(MEMBER).expect("valid"),
+        name: "子公司有限公司".to_owned(),
+        scope: GroupScope {
+            contracts: true,
+            seals: vec!["sub-contract".to_owned()],
+            templates: vec!["nda".to_owned()],
+        },
+        contract_quota: None,
+        draw_on_parent: false,
+        joined_at: NOW - DAY,
+    });
+    org.employees.extend([
+        employee("gca", "hq", &[SystemRole::GroupContractAdministrator]),
+        employee("gsp", "hq", &[SystemRole::GroupSalesperson]),
+        employee("gsa", "hq", &[SystemRole::GroupSealAdministrator]),
+    ]);
+    org.validate().expect("allowed");
+    org
+}
+
+/// The member's contract seal, kept by the parent.
+pub fn member_seal() -> Seal {
+    Seal {
+        enterprise: Some(CreditCode::parse(MEMBER).expect("valid")),
+        ..seal("sub-contract", SealType::Contract, SealStatus::Active, &[])
+    }
+}
+
 /// The partner enterprise's unified social credit code.
 pub const PARTNER: &str = "91310000MA1FL0001R";
 
