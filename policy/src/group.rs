@@ -137,7 +137,7 @@ pub fn may_manage_member_seal(org: &Org, actor: &str, seal: &Seal) -> Result<(),
     if !org.can(actor, Permission::GroupSealManagement, Target::ENTERPRISE) {
         return Err(DenyCode::GroupRoleRequired);
     }
-    if !member.scope.seals.iter().any(|s| *s == seal.id) {
+    if !member.scope.seals.contains(&seal.id) {
         return Err(DenyCode::GroupSealOutOfScope);
     }
     Ok(())
@@ -160,7 +160,7 @@ pub fn signing_refusal(
     let Some(e) = employee.and_then(|id| org.active_employee(id).ok()) else {
         return Some(DenyCode::GroupRoleRequired);
     };
-    if !member.scope.seals.iter().any(|s| *s == seal.id) {
+    if !member.scope.seals.contains(&seal.id) {
         return Some(DenyCode::GroupSealOutOfScope);
     }
     let contracts = org.can(e, Permission::GroupContractManagement, Target::ENTERPRISE);
