@@ -62,6 +62,9 @@ enum SealCommand {
         /// An employee who may use it; repeatable.
         #[arg(long = "holder")]
         holders: Vec<String>,
+        /// A group member's seal kept here: the member's unified social credit code.
+        #[arg(long)]
+        enterprise: Option<String>,
     },
     Enable {
         id: String,
@@ -199,6 +202,7 @@ fn seal(
             kind,
             department,
             holders,
+            enterprise,
         } => {
             let image = image
                 .map(|p| crate::read_file(&p))
@@ -208,6 +212,7 @@ fn seal(
                 "id": id, "name": name, "token": token, "key_label": key_label,
                 "certificate_chain_pem": read_text(&chain)?, "image_base64": image,
                 "kind": kind, "department": department, "holders": holders,
+                "enterprise": enterprise,
             });
             let v = remote.post_json("/v1/admin/seals", &body)?;
             show(&v, json_out, |v| {

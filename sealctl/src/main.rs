@@ -64,6 +64,8 @@ enum Command {
     Batchsign(templates::BatchSignArgs),
     /// Partner enterprises: invitation links, authorizations, revocation.
     Partner(templates::PartnerArgs),
+    /// Groups: member subsidiaries, their scopes, their removal.
+    Group(templates::GroupArgs),
 }
 
 /// A failure to report: the message, and whether it was the caller's usage (exit 2) or an
@@ -146,6 +148,7 @@ fn main() -> ExitCode {
         Command::Autosign(args) => templates::run_autosign(args).map(|()| ExitCode::SUCCESS),
         Command::Batchsign(args) => templates::run_batchsign(args).map(|()| ExitCode::SUCCESS),
         Command::Partner(args) => templates::run_partner(args).map(|()| ExitCode::SUCCESS),
+        Command::Group(args) => templates::run_group(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
-//! `sealctl template|autosign|batchsign|partner …`: templates (with their signing areas and
-//! an auto-sign seal), the auto-sign and batch-sign authorizations, batch-sign confirmations
-//! and partner authorizations, in a running seald, acting as the employee given with `--as`.
+//! `sealctl template|autosign|batchsign|partner|group …`: templates (with their signing
+//! areas and an auto-sign seal), the auto-sign and batch-sign authorizations, batch-sign
+//! confirmations, partner authorizations and group members, in a running seald, acting as the
+//! employee given with `--as`.
 
 use std::path::PathBuf;
 
@@ -394,6 +395,103 @@ pub fn run_partner(args: PartnerArgs) -> Result<(), Failure> {
         PartnerCommand::Revoke { id } => {
             let v = remote.post_json(&format!("/v1/partners/{id}/revoke"), &json!({}))?;
             done(&v, j, &format!("partner authorization {id} revoked"));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCommand {
+    /// The members and the scopes they granted.
+    Show,
+    /// Add a member subsidiary, or change its terms (super administrator or legal
+    /// representative).
+    Add {
+        /// The member's unified social credit code.
+        code: String,
+        #[arg(long)]
+        name: String,
+        /// The member's own contract quota (none: unlimited).
+        #[arg(long)]
+        quota: Option<u64>,
+        /// When its own quota is used up, count against the parent's.
+        #[arg(long)]
+        draw_on_parent: bool,
+    },
+    /// Remove a member: everything it granted ends at once.
+    Remove { code: String },
+    /// As the member's own application: grant the parent this scope (it replaces the last).
+    Scope {
+        code: String,
+        /// The parent seals the member's contracts (any document).
+        #[arg(long)]
+        contracts: bool,
+        /// A member seal the parent may use and manage (repeat).
+        #[arg(long = "seal")]
+        seals: Vec<String>,
+        /// A template the parent's group salespeople may seal documents from (repeat).
+        #[arg(long = "template")]
+        templates: Vec<String>,
+    },
+}
+
+pub type GroupArgs = GovernanceArgs<GroupCommand>;
+
+pub fn run_group(args: GroupArgs) -> Result<(), Failure> {
+    let remote = args.remote.connect()?;
+    let j = args.json;
+    match args.command {
+        GroupCommand::Show => {
+            let v: Value = remote.get_json("/v1/group")?;
+            show(&v, j, |v| {
+                v["members"]
+                    .as_array()
+                    .map(|all| {
+                        all.iter()
+                            .map(|m| {
+                                format!(
+                                    "{}\t{}\tquota={}\tdraw_on_parent={}\tscope={}",
+                                    m["credit_code"].as_str().unwrap_or(""),
+                                    m["name"].as_str().unwrap_or(""),
+                                    m["contract_quota"],
+                                    m["draw_on_parent"],
+                                    m["scope"]
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    })
+                    .unwrap_or_default()
+            });
+        }
+        GroupCommand::Add {
+            code,
+            name,
+            quota,
+            draw_on_parent,
+        } => {
+            let body =
+                json!({ "name": name, "contract_quota": quota, "draw_on_parent": draw_on_parent });
+            let v = remote.put_json(&format!("/v1/group/members/{code}"), &body)?;
+            done(&v, j, &format!("member {code} added"));
+        }
+        GroupCommand::Remove { code } => {
+            let v = remote.delete(&format!("/v1/group/members/{code}"))?;
+            done(
+                &v,
+                j,
+                &format!("member {code} removed: its seals sign nothing here"),
+            );
+        }
+        GroupCommand::Scope {
+            code,
+            contracts,
+            seals,
+            templates,
+        } => {
+            let body = json!({ "contracts": contracts, "seals": seals, "templates": templates });
+            let v = remote.put_json(&format!("/v1/group/members/{code}/scope"), &body)?;
+            done(&v, j, &format!("scope granted to the parent by {code}"));
         }
     }
     Ok(())

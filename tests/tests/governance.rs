@@ -2426,6 +2426,25 @@ fn sealctl_manages_templates_and_the_auto_sign_and_batch_sign_authorizations() {
     run_ok(&mut ctl("boss", &["partner", "revoke", &id]));
     let listed = run_ok(&mut ctl("boss", &["partner", "list"]));
     assert!(listed.contains("revoked_at="), "{listed}");
+    // Groups: a member added and shown, then removed.
+    run_ok(&mut ctl(
+        "boss",
+        &[
+            "group",
+            "add",
+            MEMBER,
+            "--name",
+            "子公司",
+            "--quota",
+            "10",
+            "--draw-on-parent",
+        ],
+    ));
+    let group = json_of(run_ok(&mut ctl("boss", &["group", "--json", "show"])));
+    assert_eq!(group["members"][0]["contract_quota"], 10, "{group}");
+    run_ok(&mut ctl("boss", &["group", "remove", MEMBER]));
+    let shown = run_ok(&mut ctl("boss", &["group", "show"]));
+    assert!(!shown.contains(MEMBER), "{shown}");
     run_ok(&mut ctl("legal", &["autosign", "revoke", "boss"]));
     let org = json_of(run_ok(&mut ctl("boss", &["org", "--json", "show"])));
     let boss = org["employees"]
