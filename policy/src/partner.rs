@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::enterprise::CreditCode;
 use crate::org::Org;
-use crate::seal::{Seal, SealStatus, SealType};
+use crate::seal::Seal;
 use crate::template::is_principal;
 use crate::DenyCode;
 
@@ -103,14 +103,8 @@ pub fn authorize(
             .iter()
             .find(|s| s.id == *id)
             .ok_or(DenyCode::SealNotFound)?;
-        if seal.status != SealStatus::Active {
-            return Err(seal.status.refusal().unwrap_or(DenyCode::SealNotFound));
-        }
-        if seal.kind == SealType::LegalRepresentative {
-            return Err(DenyCode::LegalRepresentativeOnly);
-        }
-        if seal.enterprise.is_some() {
-            return Err(DenyCode::GroupRoleRequired);
+        if let Some(code) = seal.unattended_refusal() {
+            return Err(code);
         }
     }
     if let PartnerScope::Templates { templates: named } = &grant.scope {

@@ -114,6 +114,22 @@ impl Seal {
         }
     }
 
+    /// Why it may not be applied with nobody sealing by hand (bound to an auto-sign template,
+    /// granted to a partner), if it may not: it must be active, not a person's own
+    /// (the legal representative's), and this enterprise's (a group member's seal is applied
+    /// only by the parent's employees with group roles).
+    pub fn unattended_refusal(&self) -> Option<DenyCode> {
+        if self.status != SealStatus::Active {
+            Some(self.status.refusal().unwrap_or(DenyCode::SealNotFound))
+        } else if self.kind == SealType::LegalRepresentative {
+            Some(DenyCode::LegalRepresentativeOnly)
+        } else if self.enterprise.is_some() {
+            Some(DenyCode::GroupRoleRequired)
+        } else {
+            None
+        }
+    }
+
     pub fn is_holder(&self, employee: &str) -> bool {
         self.holders.iter().any(|h| h == employee)
     }

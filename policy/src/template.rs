@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::enterprise::{check_id, check_name};
 use crate::org::{Org, Target};
 use crate::role::{Permission, SystemRole};
-use crate::seal::{Seal, SealStatus, SealType};
+use crate::seal::{Seal, SealType};
 use crate::DenyCode;
 
 /// At most this many signing areas and fill-in fields per template.
@@ -206,16 +206,8 @@ pub fn put(
         .iter()
         .find(|s| s.id == auto.seal)
         .ok_or(DenyCode::SealNotFound)?;
-    if seal.status != SealStatus::Active {
-        return Err(seal.status.refusal().unwrap_or(DenyCode::SealNotFound));
-    }
-    if seal.kind == SealType::LegalRepresentative {
-        // A person's own seal is not applied unattended.
-        return Err(DenyCode::LegalRepresentativeOnly);
-    }
-    if seal.enterprise.is_some() {
-        // A group member's seal is applied only by the parent's employees with group roles.
-        return Err(DenyCode::GroupRoleRequired);
+    if let Some(code) = seal.unattended_refusal() {
+        return Err(code);
     }
     if t.areas
         .iter()

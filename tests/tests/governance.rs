@@ -239,6 +239,12 @@ impl World {
     }
 }
 
+/// `a` is refused with `status` and problem `code`.
+#[track_caller]
+fn assert_refused(a: &Answer, status: u16, code: &str) {
+    assert_eq!((a.status, a.code().as_str()), (status, code), "{}", text(a));
+}
+
 fn text(a: &Answer) -> String {
     format!("{} {}", a.status, String::from_utf8_lossy(&a.body))
 }
@@ -258,12 +264,7 @@ fn a_seal_administrators_seal_is_approved_by_another_then_used_by_its_holder() {
     let w = World::new();
     // Only someone with seal management creates seals.
     let refused = w.create_seal("contract", "contract", "alice", &["alice"]);
-    assert_eq!(
-        (refused.status, refused.code()),
-        (403, "permission_denied".to_owned()),
-        "{}",
-        text(&refused)
-    );
+    assert_refused(&refused, 403, "permission_denied");
     let created = w.create_seal("contract", "contract", "sa1", &["alice"]);
     assert_eq!(created.status, 200, "{}", text(&created));
     assert_eq!(created.json()["status"], "pending_review");
@@ -275,20 +276,10 @@ fn a_seal_administrators_seal_is_approved_by_another_then_used_by_its_holder() {
 
     let pdf = w.setup.sample();
     let early = w.sign("contract", "alice", "C-1", &pdf);
-    assert_eq!(
-        (early.status, early.code()),
-        (403, "seal_pending_review".to_owned()),
-        "{}",
-        text(&early)
-    );
+    assert_refused(&early, 403, "seal_pending_review");
     // The creator does not approve their own seal; the other seal administrator does.
     let own = w.approval(&approval, "approve", "sa1");
-    assert_eq!(
-        (own.status, own.code()),
-        (403, "self_approval".to_owned()),
-        "{}",
-        text(&own)
-    );
+    assert_refused(&own, 403, "self_approval");
     let waiting = w.pending("sa2");
     assert_eq!(
         ids(&waiting["waiting_for_me"]),
@@ -349,12 +340,7 @@ fn a_non_holder_applies_is_approved_signs_once_and_is_refused_the_second_time() 
     let sha = sha256_hex(&pdf);
 
     let refused = w.sign("contract", "bob", "C-7", &pdf);
-    assert_eq!(
-        (refused.status, refused.code()),
-        (403, "seal_use_approval_required".to_owned()),
-        "{}",
-        text(&refused)
-    );
+    assert_refused(&refused, 403, "seal_use_approval_required");
     let no_document = w.sign_request(
         &w.oa,
         "contract",
@@ -416,12 +402,7 @@ fn a_non_holder_applies_is_approved_signs_once_and_is_refused_the_second_time() 
         "{detail}"
     );
     let twice = w.sign("contract", "bob", "C-7", &pdf);
-    assert_eq!(
-        (twice.status, twice.code()),
-        (403, "grant_used_up".to_owned()),
-        "{}",
-        text(&twice)
-    );
+    assert_refused(&twice, 403, "grant_used_up");
 
     // A single-use grant under eight concurrent requests: exactly one signs.
     let again = apply(1);
@@ -486,12 +467,7 @@ fn a_non_holder_applies_is_approved_signs_once_and_is_refused_the_second_time() 
         ],
         &pdf,
     );
-    assert_eq!(
-        (other.status, other.code()),
-        (409, "idempotency_key_reused".to_owned()),
-        "{}",
-        text(&other)
-    );
+    assert_refused(&other, 409, "idempotency_key_reused");
     let uses = w
         .setup
         .sql("SELECT group_concat(uses_left) FROM seal_grants");
@@ -720,12 +696,7 @@ fn an_approver_who_resigns_mid_flow_hands_over_and_a_flow_left_without_approvers
     let refused = w.call(&w.oa, "POST", "/v1/approvals", Some("bob"), Some(json!({
         "seal": "contract", "document_id": "C-11", "document_sha256": sha256_hex(&pdf), "valid_until": now() + 86_400,
     })));
-    assert_eq!(
-        (refused.status, refused.code()),
-        (409, "no_eligible_approver".to_owned()),
-        "{}",
-        text(&refused)
-    );
+    assert_refused(&refused, 409, "no_eligible_approver");
 }
 
 #[test]
@@ -1285,12 +1256,7 @@ fn permission_applications_grant_the_role_and_requests_are_seen_only_by_those_in
     let contract = w.call(&w.admin, "POST", "/v1/approvals", Some("bob"), Some(json!({
         "scenario": "contract_approval", "document_id": "K-1", "document_sha256": "ab".repeat(32),
     })));
-    assert_eq!(
-        (contract.status, contract.code()),
-        (409, "no_eligible_approver".to_owned()),
-        "{}",
-        text(&contract)
-    );
+    assert_refused(&contract, 409, "no_eligible_approver");
 }
 
 /// `POST /v1/policy/explain` gives the decision the very same sign request then gets, case by
@@ -1601,12 +1567,7 @@ fn forced_contract_approval_holds_every_seal_until_the_document_is_approved() {
         )
     };
     let refused = switch("sa1", true);
-    assert_eq!(
-        (refused.status, refused.code()),
-        (403, "features_reserved".to_owned()),
-        "{}",
-        text(&refused)
-    );
+    assert_refused(&refused, 403, "features_reserved");
     assert_eq!(switch("legal", true).status, 200);
     let pdf = w.setup.sample();
     let sha = sha256_hex(&pdf);
@@ -1658,6 +1619,35 @@ fn forced_contract_approval_holds_every_seal_until_the_document_is_approved() {
         org["enterprise"]["features"]["forced_contract_approval"],
         false
     );
+    // Switched off, a template that requires contract approval still holds its documents.
+    let t = json!({
+        "name": "框架合同", "requires_contract_approval": true, "pdf_base64": b64(&pdf),
+        "areas": [{"id": "a", "party": "甲方", "page": 1, "x": 120, "y": 30, "width": 40}],
+    });
+    assert_eq!(w.put_template("k", "boss", t).status, 200);
+    let by_hand = [
+        ("Seald-Employee", "alice"),
+        ("Seald-Signing-Password", PASSWORD),
+    ];
+    let held = sign_query(
+        &w,
+        &w.oa,
+        "contract",
+        "document_id=K-11&template_id=k",
+        &by_hand,
+        &pdf,
+    );
+    assert_refused(&held, 403, "contract_approval_required");
+    // K-9 (this very version) is approved: sealed from the template too.
+    let signed = sign_query(
+        &w,
+        &w.oa,
+        "contract",
+        "document_id=K-9&template_id=k",
+        &by_hand,
+        &pdf,
+    );
+    assert_eq!(signed.status, 200, "{}", text(&signed));
 }
 
 #[test]
@@ -1822,22 +1812,71 @@ impl World {
         )
     }
 
-    /// An HR system that seals on its own (auto-sign, no employee), registered for `seals`.
-    fn hr(&self, seals: &[&str]) -> Client {
-        client_cert(&self.setup.tls, "hr", false);
-        let cert = fs::read_to_string(self.setup.tls.join("hr.crt")).expect("hr cert");
-        let r = self.call(
+    /// The registration of a signer application `id` with a new client certificate, `extra`
+    /// fields merged in (seals, partner…).
+    fn register_app(&self, id: &str, extra: Value) -> Answer {
+        if !self.setup.tls.join(format!("{id}.crt")).exists() {
+            client_cert(&self.setup.tls, id, false);
+        }
+        let cert = fs::read_to_string(self.setup.tls.join(format!("{id}.crt"))).expect("cert");
+        let mut body = json!({"id": id, "name": id, "certificate_pem": cert, "roles": ["signer"]});
+        for (k, v) in extra.as_object().expect("an object") {
+            body[k] = v.clone();
+        }
+        self.call(
             &self.admin,
             "POST",
             "/v1/admin/applications",
             None,
-            Some(json!({
-                "id": "hr", "name": "HR", "certificate_pem": cert, "roles": ["signer"],
-                "seals": seals,
-            })),
+            Some(body),
+        )
+    }
+
+    /// A registered signer application `id` (see `register_app`) and its client.
+    fn app(&self, id: &str, extra: Value) -> Client {
+        let r = self.register_app(id, extra);
+        assert_eq!(r.status, 200, "{}", text(&r));
+        self.d.client(id)
+    }
+
+    /// An HR system that seals on its own (auto-sign, no employee), registered for `seals`.
+    fn hr(&self, seals: &[&str]) -> Client {
+        self.app("hr", json!({ "seals": seals }))
+    }
+
+    /// A new employee `id` with `role` and the signing password.
+    fn staff(&self, id: &str, role: &str) {
+        let person = json!({"name": id, "phone": "13900139000", "department": "hq"});
+        let path = format!("/v1/org/employees/{id}");
+        let put = self.call(&self.admin, "PUT", &path, Some("boss"), Some(person));
+        assert_eq!(put.status, 200, "{}", text(&put));
+        let roles = json!({ "roles": [role] });
+        let path = format!("/v1/org/employees/{id}/roles");
+        assert_eq!(
+            self.call(&self.admin, "PUT", &path, Some("boss"), Some(roles))
+                .status,
+            200
+        );
+        let set = json!({ "new": PASSWORD });
+        let path = format!("/v1/org/employees/{id}/signing-password");
+        assert_eq!(
+            self.call(&self.admin, "PUT", &path, Some(id), Some(set))
+                .status,
+            200
+        );
+    }
+
+    /// Switches the features as the legal representative.
+    fn features(&self, auto_sign: bool, forced_contract_approval: bool) {
+        let f = json!({"auto_sign": auto_sign, "page_seal": false, "forced_contract_approval": forced_contract_approval});
+        let r = self.call(
+            &self.admin,
+            "PUT",
+            "/v1/org/features",
+            Some("legal"),
+            Some(f),
         );
         assert_eq!(r.status, 200, "{}", text(&r));
-        self.d.client("hr")
     }
 
     fn audit_actions(&self, action: &str) -> String {
@@ -1884,20 +1923,10 @@ fn an_hr_auto_sign_template_seals_labour_contracts_with_no_employee_until_revoke
     });
     // Auto-sign is off: no auto-sign template can be made, so the HR system has none.
     let off = w.put_template("labour", "boss", labour.clone());
-    assert_eq!(
-        (off.status, off.code()),
-        (409, "auto_sign_disabled".to_owned()),
-        "{}",
-        text(&off)
-    );
+    assert_refused(&off, 409, "auto_sign_disabled");
     let q = "template_id=labour&area=employer";
     let r = sign_query(&w, &hr, "hr", q, &[], &template_pdf);
-    assert_eq!(
-        (r.status, r.code()),
-        (404, "template_not_found".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 404, "template_not_found");
     let features =
         json!({"auto_sign": true, "page_seal": false, "forced_contract_approval": false});
     let on = w.call(
@@ -1911,12 +1940,7 @@ fn an_hr_auto_sign_template_seals_labour_contracts_with_no_employee_until_revoke
     // Only holders of the auto-sign authorization make auto-sign templates, and only the super
     // administrator or the legal representative grants it.
     let unauthorized = w.put_template("labour", "boss", labour.clone());
-    assert_eq!(
-        (unauthorized.status, unauthorized.code()),
-        (403, "auto_sign_not_authorized".to_owned()),
-        "{}",
-        text(&unauthorized)
-    );
+    assert_refused(&unauthorized, 403, "auto_sign_not_authorized");
     let reserved = w.authorize("sa1", "sa1", "auto_sign", true);
     assert_eq!(
         (reserved.status, reserved.code()),
@@ -2038,12 +2062,7 @@ fn an_hr_auto_sign_template_seals_labour_contracts_with_no_employee_until_revoke
     // Revoking the authorizer's authorization stops the template at the very next request…
     assert_eq!(w.authorize("legal", "boss", "auto_sign", false).status, 200);
     let revoked = sign_query(&w, &hr, "hr", q, &[], &template_pdf);
-    assert_eq!(
-        (revoked.status, revoked.code()),
-        (403, "auto_sign_not_authorized".to_owned()),
-        "{}",
-        text(&revoked)
-    );
+    assert_refused(&revoked, 403, "auto_sign_not_authorized");
     // …and granting it again restarts it; disabling or deleting the template stops it too.
     assert_eq!(w.authorize("legal", "boss", "auto_sign", true).status, 200);
     assert_eq!(sign_query(&w, &hr, "hr", q, &[], &template_pdf).status, 200);
@@ -2084,12 +2103,7 @@ fn an_hr_auto_sign_template_seals_labour_contracts_with_no_employee_until_revoke
     };
     assert_eq!(switch(false), 200);
     let r = sign_query(&w, &hr, "hr", q, &[], &template_pdf);
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "auto_sign_disabled".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "auto_sign_disabled");
     assert_eq!(switch(true), 200);
     assert_eq!(sign_query(&w, &hr, "hr", q, &[], &template_pdf).status, 200);
     assert_eq!(
@@ -2131,12 +2145,7 @@ fn a_batch_confirmation_seals_up_to_its_count_within_its_lifetime_and_no_further
     };
     let ask = json!({"count": 3, "lifetime_seconds": 600});
     let r = confirm("alice", PASSWORD, ask.clone());
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "batch_sign_not_authorized".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "batch_sign_not_authorized");
     assert_eq!(w.authorize("boss", "alice", "batch_sign", true).status, 200);
     for bad in [
         json!({"count": 6, "lifetime_seconds": 60}),
@@ -2152,12 +2161,7 @@ fn a_batch_confirmation_seals_up_to_its_count_within_its_lifetime_and_no_further
         );
     }
     let wrong = confirm("alice", "135790", ask.clone());
-    assert_eq!(
-        (wrong.status, wrong.code()),
-        (403, "signing_password_wrong".to_owned()),
-        "{}",
-        text(&wrong)
-    );
+    assert_refused(&wrong, 403, "signing_password_wrong");
     let opened = confirm("alice", PASSWORD, ask.clone());
     assert_eq!(opened.status, 201, "{}", text(&opened));
     let token = opened.json()["token"].as_str().expect("token").to_owned();
@@ -2184,12 +2188,7 @@ fn a_batch_confirmation_seals_up_to_its_count_within_its_lifetime_and_no_further
     // Another employee (who may batch-sign too) cannot use alice's confirmation.
     assert_eq!(w.authorize("boss", "bob", "batch_sign", true).status, 200);
     let r = by_batch("bob", &token);
-    assert_eq!(
-        (r.status, r.code()),
-        (404, "batch_confirmation_not_found".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 404, "batch_confirmation_not_found");
     for i in 0..3 {
         let r = by_batch("alice", &token);
         assert_eq!(r.status, 200, "signature {i}: {}", text(&r));
@@ -2200,12 +2199,7 @@ fn a_batch_confirmation_seals_up_to_its_count_within_its_lifetime_and_no_further
         }
     }
     let r = by_batch("alice", &token);
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "batch_confirmation_used_up".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "batch_confirmation_used_up");
     let shown = w
         .call(
             &w.oa,
@@ -2265,12 +2259,7 @@ fn a_batch_confirmation_seals_up_to_its_count_within_its_lifetime_and_no_further
     );
     assert_eq!(closed.status, 200, "{}", text(&closed));
     let r = by_batch("alice", &token);
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "batch_confirmation_expired".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "batch_confirmation_expired");
     let short = confirm(
         "alice",
         PASSWORD,
@@ -2283,12 +2272,7 @@ fn a_batch_confirmation_seals_up_to_its_count_within_its_lifetime_and_no_further
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let r = by_batch("alice", short["token"].as_str().expect("t"));
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "batch_confirmation_expired".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "batch_confirmation_expired");
     // Revoking the batch-sign authorization stops the rest at the very next request.
     let opened = confirm("alice", PASSWORD, ask).json();
     let token = opened["token"].as_str().expect("t").to_owned();
@@ -2297,12 +2281,7 @@ fn a_batch_confirmation_seals_up_to_its_count_within_its_lifetime_and_no_further
         200
     );
     let r = by_batch("alice", &token);
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "batch_sign_not_authorized".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "batch_sign_not_authorized");
     // A password and a confirmation together are one too many.
     let both = w.sign_request(
         &w.oa,
@@ -2491,42 +2470,16 @@ fn a_partner_invites_is_authorized_seals_within_its_scope_and_is_refused_once_re
     });
     assert_eq!(w.put_template("order", "boss", nda).status, 200);
     // The partner's system: signer for the contract seal, registered for the partner.
-    client_cert(&w.setup.tls, "partner", false);
-    let cert = fs::read_to_string(w.setup.tls.join("partner.crt")).expect("cert");
-    let register = |extra: Value| {
-        let mut body = json!({
-            "id": "partner", "name": "合作方", "certificate_pem": cert, "roles": ["signer"],
-            "seals": ["contract"], "partner": PARTNER,
-        });
-        for (k, v) in extra.as_object().expect("object") {
-            body[k] = v.clone();
-        }
-        w.call(&w.admin, "POST", "/v1/admin/applications", None, Some(body))
-    };
-    let bad = register(json!({"acts_for_employees": true}));
-    assert_eq!(
-        (bad.status, bad.code()),
-        (422, "invalid_roles".to_owned()),
-        "{}",
-        text(&bad)
-    );
-    let bad = register(json!({"partner": "91310000MA1FL0001X"}));
-    assert_eq!(
-        (bad.status, bad.code()),
-        (422, "invalid_credit_code".to_owned()),
-        "{}",
-        text(&bad)
-    );
-    assert_eq!(register(json!({})).status, 200);
-    let partner = w.d.client("partner");
+    let partner_app = json!({"seals": ["contract"], "partner": PARTNER});
+    let mut bad = partner_app.clone();
+    bad["acts_for_employees"] = json!(true);
+    assert_refused(&w.register_app("partner", bad), 422, "invalid_roles");
+    let bad = json!({"seals": ["contract"], "partner": "91310000MA1FL0001X"});
+    assert_refused(&w.register_app("partner", bad), 422, "invalid_credit_code");
+    let partner = w.app("partner", partner_app);
     let q = "template_id=order&area=party-a";
     let r = sign_query(&w, &partner, "contract", q, &[], &template_pdf);
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "partner_not_authorized".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "partner_not_authorized");
 
     // The partner sends an invitation link; only its own kind of application may.
     let invite = |client: &Client| {
@@ -2539,12 +2492,7 @@ fn a_partner_invites_is_authorized_seals_within_its_scope_and_is_refused_once_re
         )
     };
     let r = invite(&w.oa);
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "not_partner_application".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "not_partner_application");
     let invitation = invite(&partner);
     assert_eq!(invitation.status, 201, "{}", text(&invitation));
     let token = invitation.json()["token"]
@@ -2576,12 +2524,7 @@ fn a_partner_invites_is_authorized_seals_within_its_scope_and_is_refused_once_re
         )
     };
     let r = accept("sa1");
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "authorization_reserved".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "authorization_reserved");
     let accepted = accept("boss");
     assert_eq!(accepted.status, 201, "{}", text(&accepted));
     let authorization = accepted.json()["id"].as_str().expect("id").to_owned();
@@ -2604,12 +2547,7 @@ fn a_partner_invites_is_authorized_seals_within_its_scope_and_is_refused_once_re
         "{detail}"
     );
     let r = sign_query(&w, &partner, "contract", "", &[], &template_pdf);
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "partner_template_not_authorized".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "partner_template_not_authorized");
     let e = w
         .call(
             &partner,
@@ -2628,12 +2566,7 @@ fn a_partner_invites_is_authorized_seals_within_its_scope_and_is_refused_once_re
         &[("Seald-Employee", "alice")],
         &template_pdf,
     );
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "cannot_act_for_employees".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "cannot_act_for_employees");
     // Revoked: the very next request is refused.
     let revoked = w.call(
         &w.admin,
@@ -2644,12 +2577,7 @@ fn a_partner_invites_is_authorized_seals_within_its_scope_and_is_refused_once_re
     );
     assert_eq!(revoked.status, 200, "{}", text(&revoked));
     let r = sign_query(&w, &partner, "contract", q, &[], &template_pdf);
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "partner_authorization_revoked".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "partner_authorization_revoked");
     // A direct grant for documents the partner initiates, which expires in two seconds.
     let expires = now() + 2;
     let direct = w.call(
@@ -2683,12 +2611,7 @@ fn a_partner_invites_is_authorized_seals_within_its_scope_and_is_refused_once_re
         &[],
         &template_pdf,
     );
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "partner_authorization_expired".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "partner_authorization_expired");
     let listed = w
         .call(&w.admin, "GET", "/v1/partners", Some("boss"), None)
         .json();
@@ -2717,47 +2640,8 @@ const MEMBER: &str = "91440300MA5G000020";
 #[test]
 fn a_group_parent_seals_for_a_member_only_within_its_scope_and_quota_until_it_is_removed() {
     let w = World::new();
-    for (id, role) in [
-        ("gca", "group_contract_administrator"),
-        ("gsp", "group_salesperson"),
-    ] {
-        let person = json!({"name": id, "phone": "13900139000", "department": "hq"});
-        assert_eq!(
-            w.call(
-                &w.admin,
-                "PUT",
-                &format!("/v1/org/employees/{id}"),
-                Some("boss"),
-                Some(person)
-            )
-            .status,
-            200
-        );
-        let roles = json!({"roles": [role]});
-        assert_eq!(
-            w.call(
-                &w.admin,
-                "PUT",
-                &format!("/v1/org/employees/{id}/roles"),
-                Some("boss"),
-                Some(roles)
-            )
-            .status,
-            200
-        );
-        let set = json!({"new": PASSWORD});
-        assert_eq!(
-            w.call(
-                &w.admin,
-                "PUT",
-                &format!("/v1/org/employees/{id}/signing-password"),
-                Some(id),
-                Some(set)
-            )
-            .status,
-            200
-        );
-    }
+    w.staff("gca", "group_contract_administrator");
+    w.staff("gsp", "group_salesperson");
     // The parent's principal adds the member: its own quota of one contract, then the
     // parent's pool (one contract too).
     let terms = json!({"name": "子公司有限公司", "contract_quota": 1, "draw_on_parent": true});
@@ -2769,12 +2653,7 @@ fn a_group_parent_seals_for_a_member_only_within_its_scope_and_quota_until_it_is
         Some("sa1"),
         Some(terms.clone()),
     );
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "group_reserved".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "group_reserved");
     assert_eq!(
         w.call(&w.admin, "PUT", &member_path, Some("boss"), Some(terms))
             .status,
@@ -2787,13 +2666,7 @@ fn a_group_parent_seals_for_a_member_only_within_its_scope_and_quota_until_it_is
         200
     );
     // The member's own system grants the parent its contracts and one seal.
-    client_cert(&w.setup.tls, "member", false);
-    let cert = fs::read_to_string(w.setup.tls.join("member.crt")).expect("cert");
-    let r = w.call(&w.admin, "POST", "/v1/admin/applications", None, Some(json!({
-        "id": "member", "name": "子公司系统", "certificate_pem": cert, "roles": ["signer"], "partner": MEMBER,
-    })));
-    assert_eq!(r.status, 200, "{}", text(&r));
-    let member = w.d.client("member");
+    let member = w.app("member", json!({ "partner": MEMBER }));
     let scope = |contracts: bool| json!({"contracts": contracts, "seals": ["sub-contract"], "templates": []});
     let scope_path = format!("{member_path}/scope");
     let r = w.call(&w.admin, "PUT", &scope_path, None, Some(scope(true)));
@@ -2823,12 +2696,7 @@ fn a_group_parent_seals_for_a_member_only_within_its_scope_and_quota_until_it_is
         )
     };
     let r = member_seal("sub-other");
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "group_seal_out_of_scope".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "group_seal_out_of_scope");
     let r = member_seal("sub-contract");
     assert_eq!(r.status, 200, "{}", text(&r));
     assert_eq!(r.json()["status"], "active");
@@ -2841,12 +2709,7 @@ fn a_group_parent_seals_for_a_member_only_within_its_scope_and_quota_until_it_is
         Some("sa1"),
         None,
     );
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "group_role_required".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "group_role_required");
 
     let pdf = w.setup.sample();
     let signed = w.sign("sub-contract", "gca", "SUB-1", &pdf);
@@ -2874,12 +2737,7 @@ fn a_group_parent_seals_for_a_member_only_within_its_scope_and_quota_until_it_is
     // finds both used up; SUB-1 again is free.
     assert_eq!(w.sign("sub-contract", "gca", "SUB-2", &pdf).status, 200);
     let r = w.sign("sub-contract", "gca", "SUB-3", &pdf);
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "contract_quota_exhausted".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "contract_quota_exhausted");
     assert_eq!(w.sign("sub-contract", "gca", "SUB-1", &pdf).status, 200);
     assert_eq!(
         w.setup.sql(&format!(
@@ -2895,12 +2753,7 @@ fn a_group_parent_seals_for_a_member_only_within_its_scope_and_quota_until_it_is
         200
     );
     let r = w.sign("sub-contract", "gca", "SUB-1", &pdf);
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "group_contracts_out_of_scope".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "group_contracts_out_of_scope");
     assert_eq!(
         w.call(&member, "PUT", &scope_path, None, Some(scope(true)))
             .status,
@@ -2911,14 +2764,436 @@ fn a_group_parent_seals_for_a_member_only_within_its_scope_and_quota_until_it_is
     let removed = w.call(&w.admin, "DELETE", &member_path, Some("legal"), None);
     assert_eq!(removed.status, 200, "{}", text(&removed));
     let r = w.sign("sub-contract", "gca", "SUB-1", &pdf);
-    assert_eq!(
-        (r.status, r.code()),
-        (403, "group_member_not_found".to_owned()),
-        "{}",
-        text(&r)
-    );
+    assert_refused(&r, 403, "group_member_not_found");
     let group = w
         .call(&w.admin, "GET", "/v1/group", Some("boss"), None)
         .json();
     assert_eq!(group["members"], json!([]), "{group}");
+}
+
+/// One sign request, described for both `POST /v1/policy/explain` and the real thing.
+struct Ask<'a> {
+    label: &'a str,
+    client: &'a Client,
+    seal: &'a str,
+    template: Option<&'a str>,
+    area: Option<&'a str>,
+    document: Option<&'a str>,
+    employee: Option<&'a str>,
+    password: bool,
+    batch: Option<&'a str>,
+    body: &'a [u8],
+}
+
+impl World {
+    /// Explains `a`, sends it, and checks that the two agree (allow and 200, or the same
+    /// code); returns the explanation.
+    fn agree(&self, a: &Ask<'_>, template_pdf: &[u8]) -> Value {
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(e) = a.employee {
+            headers.push(("Seald-Employee", e));
+        }
+        if let Some(b) = a.batch {
+            headers.push(("Seald-Batch-Confirmation", b));
+        }
+        let mut ask = json!({
+            "seal": a.seal, "template_id": a.template, "area": a.area,
+            "from_template": a.body.starts_with(template_pdf),
+            "signing_password_confirmed": a.password,
+        });
+        if let Some(d) = a.document {
+            ask["document_id"] = json!(d);
+            ask["document_sha256"] = json!(sha256_hex(a.body));
+        }
+        let mut request = a
+            .client
+            .post(format!("{}/v1/policy/explain", self.d.api))
+            .header("Content-Type", "application/json");
+        for (k, v) in &headers {
+            request = request.header(*k, *v);
+        }
+        let e = send(request.body(ask.to_string())).json();
+        if a.password {
+            headers.push(("Seald-Signing-Password", PASSWORD));
+        }
+        let query: Vec<String> = [
+            ("template_id", a.template),
+            ("area", a.area),
+            ("document_id", a.document),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
+        .collect();
+        let real = sign_query(self, a.client, a.seal, &query.join("&"), &headers, a.body);
+        let label = a.label;
+        match e["decision"].as_str() {
+            Some("allow") => assert_eq!(real.status, 200, "{label}: {e} vs {}", text(&real)),
+            _ => assert_eq!(
+                (e["code"].as_str(), real.status != 200),
+                (Some(real.code().as_str()), true),
+                "{label}: {e} vs {}",
+                text(&real)
+            ),
+        }
+        e
+    }
+}
+
+#[test]
+fn explain_agrees_with_the_real_decision_across_templates_auto_sign_partners_groups_and_batches() {
+    let w = World::new();
+    assert_eq!(
+        w.create_seal("contract", "contract", "boss", &["alice"])
+            .status,
+        200
+    );
+    assert_eq!(w.create_seal("hr", "hr", "boss", &["alice"]).status, 200);
+    w.features(true, false);
+    assert_eq!(w.authorize("legal", "boss", "auto_sign", true).status, 200);
+    let pdf = w.setup.sample();
+    let area = |id: &str, kind: &str| json!({"id": id, "party": "甲方", "seal_type": kind, "page": 1, "x": 120, "y": 30, "width": 40});
+    let labour = json!({"name": "劳动合同", "areas": [area("employer", "hr")], "pdf_base64": b64(&pdf), "auto_sign_seal": "hr"});
+    assert_eq!(w.put_template("labour", "boss", labour).status, 200);
+    let order =
+        json!({"name": "订单", "areas": [area("party-a", "contract")], "pdf_base64": b64(&pdf)});
+    assert_eq!(w.put_template("order", "boss", order).status, 200);
+    // A group member and its seal; the group roles.
+    let terms = json!({"name": "子公司", "contract_quota": null, "draw_on_parent": false});
+    assert_eq!(
+        w.call(
+            &w.admin,
+            "PUT",
+            &format!("/v1/group/members/{MEMBER}"),
+            Some("boss"),
+            Some(terms)
+        )
+        .status,
+        200
+    );
+    let member = w.app("member", json!({ "partner": MEMBER }));
+    let scope = json!({"contracts": true, "seals": ["sub"], "templates": ["order"]});
+    assert_eq!(
+        w.call(
+            &member,
+            "PUT",
+            &format!("/v1/group/members/{MEMBER}/scope"),
+            None,
+            Some(scope)
+        )
+        .status,
+        200
+    );
+    let chain = fs::read_to_string(&w.setup.chain).expect("chain");
+    let sub = w.call(
+        &w.admin,
+        "POST",
+        "/v1/admin/seals",
+        Some("boss"),
+        Some(json!({
+            "id": "sub", "name": "子公司合同章", "token": "hsm", "key_label": "seal",
+            "certificate_chain_pem": chain, "kind": "contract", "enterprise": MEMBER,
+        })),
+    );
+    assert_eq!(sub.status, 200, "{}", text(&sub));
+    w.staff("gca", "group_contract_administrator");
+    w.staff("gsp", "group_salesperson");
+    w.register_oa(&["contract", "hr", "sub"]);
+    let hr = w.hr(&["hr", "contract"]);
+    let partner = w.app(
+        "partner",
+        json!({"seals": ["contract", "hr"], "partner": PARTNER}),
+    );
+    let grant = json!({
+        "partner": PARTNER, "name": "合作方", "seals": ["contract"],
+        "scope": {"kind": "templates", "templates": ["order"]}, "expires_at": now() + 3600,
+    });
+    assert_eq!(
+        w.call(&w.admin, "POST", "/v1/partners", Some("boss"), Some(grant))
+            .status,
+        201
+    );
+    // alice's batch confirmation; bob may batch-sign too.
+    assert_eq!(w.authorize("boss", "alice", "batch_sign", true).status, 200);
+    assert_eq!(w.authorize("boss", "bob", "batch_sign", true).status, 200);
+    let opened = send(
+        w.oa.post(format!("{}/v1/batch-confirmations", w.d.api))
+            .header("Seald-Employee", "alice")
+            .header("Seald-Signing-Password", PASSWORD)
+            .header("Content-Type", "application/json")
+            .body(json!({"count": 2, "lifetime_seconds": 600}).to_string()),
+    );
+    assert_eq!(opened.status, 201, "{}", text(&opened));
+    let token = opened.json()["token"].as_str().expect("token").to_owned();
+    let mut foreign = b"%another document\n".to_vec();
+    foreign.extend_from_slice(&pdf);
+
+    let base = Ask {
+        label: "",
+        client: &w.oa,
+        seal: "contract",
+        template: None,
+        area: None,
+        document: Some("D-1"),
+        employee: Some("alice"),
+        password: true,
+        batch: None,
+        body: &pdf,
+    };
+    let auto = Ask {
+        client: &hr,
+        employee: None,
+        password: false,
+        seal: "hr",
+        template: Some("labour"),
+        area: Some("employer"),
+        ..base
+    };
+    let by_partner = Ask {
+        client: &partner,
+        employee: None,
+        password: false,
+        template: Some("order"),
+        area: Some("party-a"),
+        ..base
+    };
+    let by_oa = Ask {
+        employee: None,
+        password: false,
+        ..base
+    };
+    // (the request, the permit it is allowed with or the code it is refused with)
+    let cases = [
+        (
+            Ask {
+                label: "a holder",
+                ..base
+            },
+            "holder",
+        ),
+        (
+            Ask {
+                label: "a holder without the password",
+                password: false,
+                ..base
+            },
+            "signing_password_required",
+        ),
+        (
+            Ask {
+                label: "a non-holder",
+                employee: Some("bob"),
+                ..base
+            },
+            "seal_use_approval_required",
+        ),
+        (
+            Ask {
+                label: "a holder in the template's area",
+                template: Some("order"),
+                area: Some("party-a"),
+                ..base
+            },
+            "holder",
+        ),
+        (
+            Ask {
+                label: "another document than the template's",
+                template: Some("order"),
+                area: Some("party-a"),
+                body: &foreign,
+                ..base
+            },
+            "document_not_from_template",
+        ),
+        (
+            Ask {
+                label: "the wrong seal type for the area",
+                seal: "hr",
+                template: Some("order"),
+                area: Some("party-a"),
+                ..base
+            },
+            "seal_type_mismatch",
+        ),
+        (
+            Ask {
+                label: "an unknown template",
+                template: Some("nda"),
+                ..base
+            },
+            "template_not_found",
+        ),
+        (
+            Ask {
+                label: "auto-sign",
+                ..auto
+            },
+            "auto_sign:labour",
+        ),
+        (
+            Ask {
+                label: "auto-sign without its area",
+                area: None,
+                ..auto
+            },
+            "signing_area_required",
+        ),
+        (
+            Ask {
+                label: "auto-sign on another document",
+                body: &foreign,
+                ..auto
+            },
+            "document_not_from_template",
+        ),
+        (
+            Ask {
+                label: "auto-sign with a template that is not auto-sign",
+                seal: "contract",
+                template: Some("order"),
+                area: Some("party-a"),
+                ..auto
+            },
+            "auto_sign_template_required",
+        ),
+        (
+            Ask {
+                label: "auto-sign with no template",
+                template: None,
+                area: None,
+                ..auto
+            },
+            "auto_sign_template_required",
+        ),
+        (
+            Ask {
+                label: "a partner in scope",
+                ..by_partner
+            },
+            "partner:",
+        ),
+        (
+            Ask {
+                label: "a partner outside its templates",
+                template: None,
+                area: None,
+                ..by_partner
+            },
+            "partner_template_not_authorized",
+        ),
+        (
+            Ask {
+                label: "a partner with a seal not authorized",
+                seal: "hr",
+                template: Some("labour"),
+                area: Some("employer"),
+                ..by_partner
+            },
+            "partner_seal_not_authorized",
+        ),
+        (
+            Ask {
+                label: "a batch confirmation",
+                password: false,
+                batch: Some(&token),
+                ..base
+            },
+            "holder",
+        ),
+        (
+            Ask {
+                label: "someone else's batch confirmation",
+                employee: Some("bob"),
+                password: false,
+                batch: Some(&token),
+                ..base
+            },
+            "batch_confirmation_not_found",
+        ),
+        (
+            Ask {
+                label: "a group contract administrator",
+                seal: "sub",
+                employee: Some("gca"),
+                ..base
+            },
+            "group:",
+        ),
+        (
+            Ask {
+                label: "a group salesperson from a granted template",
+                seal: "sub",
+                employee: Some("gsp"),
+                template: Some("order"),
+                area: Some("party-a"),
+                ..base
+            },
+            "group:",
+        ),
+        (
+            Ask {
+                label: "a group salesperson without a template",
+                seal: "sub",
+                employee: Some("gsp"),
+                ..base
+            },
+            "group_role_required",
+        ),
+        (
+            Ask {
+                label: "a parent employee without a group role",
+                seal: "sub",
+                ..base
+            },
+            "group_role_required",
+        ),
+        (
+            Ask {
+                label: "a member's seal with nobody acting",
+                seal: "sub",
+                template: Some("order"),
+                area: Some("party-a"),
+                ..by_oa
+            },
+            "group_role_required",
+        ),
+        (
+            Ask {
+                label: "the batch confirmation's last signature",
+                password: false,
+                batch: Some(&token),
+                ..base
+            },
+            "holder",
+        ),
+        (
+            Ask {
+                label: "the batch confirmation used up",
+                password: false,
+                batch: Some(&token),
+                ..base
+            },
+            "batch_confirmation_used_up",
+        ),
+    ];
+    for (ask, expected) in &cases {
+        let e = w.agree(ask, &pdf);
+        let got = match e["decision"].as_str() {
+            Some("allow") => e["permit"].as_str(),
+            _ => e["code"].as_str(),
+        };
+        assert!(
+            got.is_some_and(|g| g.starts_with(expected)),
+            "{}: expected {expected}, {e}",
+            ask.label
+        );
+    }
+    let attempts = w
+        .setup
+        .sql("SELECT count(*) FROM audit_records WHERE action = 'sign'");
+    assert_eq!(
+        attempts,
+        cases.len().to_string(),
+        "one record per real request, none for explain"
+    );
 }

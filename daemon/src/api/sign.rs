@@ -185,11 +185,13 @@ impl SignFacts<'_> {
         state: &AppState,
         document: Option<seald_policy::DocumentRef<'_>>,
     ) -> Result<seald_policy::Explanation, ApiError> {
-        // With forced contract approval, the document's contract approvals count too.
+        // With forced contract approval (or a template requiring it), the document's
+        // contract approvals count too.
         let mut approvals = Vec::new();
         let forced = self
             .org
-            .is_some_and(|o| o.enterprise.features.forced_contract_approval);
+            .is_some_and(|o| o.enterprise.features.forced_contract_approval)
+            || self.template.is_some_and(|t| t.requires_contract_approval);
         if let (true, Some(doc)) = (forced, document) {
             approvals = state.store.contract_approvals(doc.id).await?;
         }
