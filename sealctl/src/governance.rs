@@ -218,6 +218,45 @@ pub enum PasswordCommand {
     Reset { employee: String },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum QuotaCommand {
+    /// Set the contract quota (or --unlimited) and the enterprise's UTC offset (as the super
+    /// administrator or the legal representative); the same as `sealctl org quota`.
+    Set {
+        #[arg(long, conflicts_with = "unlimited")]
+        contracts: Option<u64>,
+        #[arg(long)]
+        unlimited: bool,
+        #[arg(long, default_value = "+08:00", allow_hyphen_values = true)]
+        utc_offset: String,
+    },
+    /// The quota, what is used, and the consumption per day; the same as `sealctl org usage`.
+    Show,
+}
+
+pub type QuotaArgs = GovernanceArgs<QuotaCommand>;
+
+/// `sealctl quota …` is `sealctl org quota|usage`.
+pub fn run_quota(args: QuotaArgs) -> Result<(), Failure> {
+    let command = match args.command {
+        QuotaCommand::Set {
+            contracts,
+            unlimited,
+            utc_offset,
+        } => OrgCommand::Quota {
+            contracts,
+            unlimited,
+            utc_offset,
+        },
+        QuotaCommand::Show => OrgCommand::Usage,
+    };
+    run_org(GovernanceArgs {
+        remote: args.remote,
+        json: args.json,
+        command,
+    })
+}
+
 pub type OrgArgs = GovernanceArgs<OrgCommand>;
 pub type PasswordArgs = GovernanceArgs<PasswordCommand>;
 pub type RoleArgs = GovernanceArgs<RoleCommand>;

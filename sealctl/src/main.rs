@@ -66,6 +66,8 @@ enum Command {
     Partner(templates::PartnerArgs),
     /// Groups: member subsidiaries, their scopes, their removal.
     Group(templates::GroupArgs),
+    /// The enterprise's contract quota and its consumption.
+    Quota(governance::QuotaArgs),
 }
 
 /// A failure to report: the message, and whether it was the caller's usage (exit 2) or an
@@ -149,6 +151,7 @@ fn main() -> ExitCode {
         Command::Batchsign(args) => templates::run_batchsign(args).map(|()| ExitCode::SUCCESS),
         Command::Partner(args) => templates::run_partner(args).map(|()| ExitCode::SUCCESS),
         Command::Group(args) => templates::run_group(args).map(|()| ExitCode::SUCCESS),
+        Command::Quota(args) => governance::run_quota(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

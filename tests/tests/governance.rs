@@ -2405,6 +2405,14 @@ fn sealctl_manages_templates_and_the_auto_sign_and_batch_sign_authorizations() {
     run_ok(&mut ctl("boss", &["partner", "revoke", &id]));
     let listed = run_ok(&mut ctl("boss", &["partner", "list"]));
     assert!(listed.contains("revoked_at="), "{listed}");
+    // The quota, top-level.
+    run_ok(&mut ctl("boss", &["quota", "set", "--contracts", "7"]));
+    let quota = json_of(run_ok(&mut ctl("boss", &["quota", "--json", "show"])));
+    assert_eq!(
+        (quota["contract_quota"].clone(), quota["left"].clone()),
+        (json!(7), json!(7)),
+        "{quota}"
+    );
     // Groups: a member added and shown, then removed.
     run_ok(&mut ctl(
         "boss",
