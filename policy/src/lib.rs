@@ -13,6 +13,7 @@
 //!   auto-sign and batch-sign authorizations;
 //! - [`group`]: a group's member subsidiaries, the scopes they grant, their quota pool;
 //! - [`partner`]: partner enterprises' authorizations and invitation links;
+//! - [`fill`]: the values a template's fill-in fields accept (per row of a batch job);
 //! - [`batch`]: batch-sign confirmations (one signing password for many documents);
 //! - [`limits`]: caps per seal per day and month, time windows, the contract quota;
 //! - [`password`]: the signing password's rules and lockout;
@@ -26,6 +27,7 @@ pub mod batch;
 pub mod decision;
 pub mod deny;
 pub mod enterprise;
+pub mod fill;
 pub mod flow;
 pub mod grant;
 pub mod group;
