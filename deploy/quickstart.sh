@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 . deploy/lib/common.sh
 
 need_cargo
-need_packages softhsm2 opensc openssl python3 gcc pkg-config ca-certificates curl
+need_packages softhsm2 opensc openssl python3 gcc pkg-config ca-certificates curl fonts-wqy-microhei
 
 say "building seald (release)"
 cargo build --release --bins --locked

@@ -15,10 +15,11 @@ need_cargo
 # poppler-utils (pdfsig, pdftoppm), libnss3-tools (certutil), qpdf: independent PDF checkers;
 # python3-venv: pyHanko's venv; curl: a second RFC 3161 client;
 # libtasn1-doc, shared-mime-info: real-world PDFs of the test corpus (tests/corpus/README.md);
-# prometheus: promtool checks /metrics; systemd: systemd-analyze checks deploy/seald.service.
+# prometheus: promtool checks /metrics; systemd: systemd-analyze checks deploy/seald.service;
+# fonts-wqy-microhei: the CJK TrueType font template fields are filled with.
 need_packages softhsm2 opensc openssl opencryptoki util-linux python3 gcc pkg-config \
   ca-certificates poppler-utils libnss3-tools qpdf python3-venv curl libtasn1-doc shared-mime-info \
-  prometheus systemd
+  prometheus systemd fonts-wqy-microhei
 
 # pyHanko (pinned) in its own venv, made once per checkout.
 VENV=$PWD/target/pyhanko-venv

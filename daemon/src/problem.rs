@@ -248,6 +248,7 @@ pub fn from_pades(e: &seald_pades::Error) -> ApiError {
         E::NoSuchPage { .. } => unprocessable("no_such_page", "No such page"),
         E::CertifiedNoChanges => unprocessable("certified_no_changes", "Certified document"),
         E::NoSuchField(_) => unprocessable("no_such_field", "No such signature field"),
+        E::Fill(_) => unprocessable("fill_failed", "The template cannot be filled"),
         E::FieldAlreadySigned(_) => ApiError::new(
             StatusCode::CONFLICT,
             "field_already_signed",

@@ -70,6 +70,9 @@ pub enum Error {
 
     #[error("timestamping failed: {0}")]
     Timestamp(String),
+
+    #[error("cannot fill the template: {0}")]
+    Fill(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

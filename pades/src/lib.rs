@@ -12,6 +12,7 @@ pub mod detached;
 mod diff;
 pub mod document;
 mod error;
+pub mod fill;
 mod filter;
 mod form;
 pub mod object;
@@ -31,6 +32,7 @@ pub use crypto::parse_certificates;
 pub use detached::sign_detached;
 pub use document::{Document, Page};
 pub use error::{Error, Result};
+pub use fill::{fill_document_to_vec, FillFont, Filled};
 pub use sign::{
     sign_document, sign_document_to_vec, sign_file, Placement, SignOptions, Signed, Timestamper,
 };

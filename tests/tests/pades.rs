@@ -1505,3 +1505,122 @@ fn signing_into_memory_gives_the_same_document_as_signing_into_a_file() {
     let sigs = validators.pyhanko(&in_memory, true);
     assert_eq!(by_field(&sigs, "Sig1")["valid"], true, "{sigs:?}");
 }
+
+/// The CJK font `deploy/test.sh` installs (fonts-wqy-microhei), or `SEALD_TEST_FONT`.
+fn cjk_font() -> seald_pades::FillFont {
+    let path = std::env::var_os("SEALD_TEST_FONT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"));
+    seald_pades::FillFont::open(&path, 0).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (deploy/test.sh installs fonts-wqy-microhei)",
+            path.display()
+        )
+    })
+}
+
+#[test]
+fn template_fields_are_filled_with_an_embedded_cjk_subset_then_sealed_and_every_validator_agrees() {
+    let key = SealKey::new(KeyAlgorithm::Rsa2048);
+    let dir = key.dir().to_path_buf();
+    run_ok(
+        Command::new("python3")
+            .arg(workspace_root().join("deploy/demo_files.py"))
+            .arg(&dir),
+    );
+    let template = dir.join("labour-template.pdf");
+    let doc = Document::open(&template).expect("template");
+    let font = cjk_font();
+    let values: std::collections::BTreeMap<String, String> = [
+        ("姓名", "张三丰"),
+        ("身份证号", "11010519491231002X"),
+        ("入职日期", "2026年12月1日"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let (filled, bytes) = seald_pades::fill_document_to_vec(&doc, &font, &values).expect("filled");
+    assert_eq!(filled.fields.len(), 3);
+    assert!(
+        filled.font_bytes < 64 * 1024,
+        "a subset, not the 5 MB font: {} bytes",
+        filled.font_bytes
+    );
+    let original = fs::read(&template).expect("template");
+    assert_eq!(
+        &bytes[..original.len()],
+        &original[..],
+        "the template's bytes are untouched"
+    );
+    let filled_path = dir.join("filled.pdf");
+    fs::write(&filled_path, &bytes).expect("write");
+    let v = Validators::new(&dir, &[key.root()]);
+    v.qpdf(&filled_path)
+        .expect("qpdf --check on the filled template");
+    // The text is there as written, in an embedded, subset font with a Unicode map.
+    let text = run_ok(Command::new("pdftotext").arg(&filled_path).arg("-"));
+    for value in values.values() {
+        assert!(
+            text.contains(value.as_str()),
+            "pdftotext lacks {value}: {text}"
+        );
+    }
+    let fonts = run_ok(Command::new("pdffonts").arg(&filled_path));
+    let cid = fonts
+        .lines()
+        .find(|l| l.contains("CID TrueType"))
+        .unwrap_or_else(|| panic!("no CID TrueType font: {fonts}"));
+    let cols: Vec<&str> = cid.split_whitespace().collect();
+    assert!(
+        cols.ends_with(&["yes", "yes", "yes"])
+            || cols.windows(3).any(|w| w == ["yes", "yes", "yes"]),
+        "embedded, subset, with a ToUnicode map: {cid}"
+    );
+    assert!(
+        cols[0].len() > 7 && cols[0].as_bytes()[6] == b'+',
+        "a subset tag: {cid}"
+    );
+    // The fields say their appearances are current and cannot be edited.
+    let after = Document::open(&filled_path).expect("filled");
+    let (_, catalog) = after.catalog().expect("catalog");
+    let form = after
+        .get_dict(catalog.get("AcroForm"))
+        .expect("form")
+        .expect("form");
+    assert_eq!(form.get("NeedAppearances"), Some(&Object::Bool(false)));
+
+    // Sealed on top: one more revision, and every validator accepts it.
+    let sealed = dir.join("filled-sealed.pdf");
+    seald_pades::sign_file(
+        &filled_path,
+        &sealed,
+        &options(&key, Placement::Invisible { page: 1 }),
+    )
+    .expect("sealed");
+    let field = v
+        .pdfsig(&sealed)
+        .first()
+        .map(|s| s.field.clone())
+        .expect("a signature");
+    assert_signed_well(&key, &v, &filled_path, &sealed, &field, true);
+    let after_seal = run_ok(Command::new("pdftotext").arg(&sealed).arg("-"));
+    assert!(after_seal.contains("张三丰"), "{after_seal}");
+
+    // What cannot be filled says why, and writes nothing.
+    let bad = |k: &str, v: &str| {
+        let values = std::collections::BTreeMap::from([(k.to_owned(), v.to_owned())]);
+        seald_pades::fill_document_to_vec(&doc, &font, &values)
+            .expect_err("refused")
+            .to_string()
+    };
+    assert!(bad("部门", "x").contains("no field named '部门'"));
+    assert!(
+        bad("姓名", "\u{10FFFF}").contains("no glyph"),
+        "{}",
+        bad("姓名", "\u{10FFFF}")
+    );
+    assert!(bad("姓名", &"字".repeat(501)).contains("longer than 500"));
+    let plain = Document::open(&corpus("minimal.pdf")).expect("minimal");
+    let err = seald_pades::fill_document_to_vec(&plain, &font, &values).expect_err("no form");
+    assert!(err.to_string().contains("no field named"), "{err}");
+}
