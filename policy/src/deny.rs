@@ -87,6 +87,8 @@ deny_codes! {
     GroupSealOutOfScope => "group_seal_out_of_scope", "the member has not granted the parent this seal";
     GroupTemplateOutOfScope => "group_template_out_of_scope", "the member has not granted the parent this template";
     GroupContractsOutOfScope => "group_contracts_out_of_scope", "the member has not granted the parent its contracts: only documents from granted templates";
+    // Batch jobs.
+    BatchNotAllowed => "batch_not_allowed", "the template does not allow batch jobs";
     // Batch signing.
     BatchSignNotAuthorized => "batch_sign_not_authorized", "the employee does not hold the batch-sign authorization";
     InvalidBatchConfirmation => "invalid_batch_confirmation", "a batch confirmation asks for 1 to the configured maximum of signatures within a positive lifetime up to the configured maximum";

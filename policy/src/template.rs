@@ -230,6 +230,23 @@ pub fn authorize_auto_sign(org: &Org, actor: &str) -> Result<(), DenyCode> {
     Ok(())
 }
 
+/// May `employee` start a batch job of `template`? They hold the auto-sign authorization (with
+/// auto-sign switched on), and the template is an enabled auto-sign template that allows
+/// batch jobs. Each row is then decided as an auto-sign request of the template.
+pub fn may_start_job(org: &Org, employee: &str, template: &Template) -> Result<(), DenyCode> {
+    authorize_auto_sign(org, employee)?;
+    if !template.enabled {
+        return Err(DenyCode::TemplateDisabled);
+    }
+    if template.auto_sign.is_none() {
+        return Err(DenyCode::AutoSignTemplateRequired);
+    }
+    if !template.allow_batch {
+        return Err(DenyCode::BatchNotAllowed);
+    }
+    Ok(())
+}
+
 /// Enables or disables a template (template management).
 pub fn set_enabled(
     org: &Org,

@@ -2804,3 +2804,41 @@ fn a_resignation_that_completes_a_joint_node_approves_it_but_never_an_expired_on
     );
     r.state = ApprovalState::Pending;
 }
+
+#[test]
+fn who_starts_a_batch_job_of_which_template() {
+    use template::may_start_job;
+    let mut org = org();
+    let t = templates();
+    let (nda, labour) = (&t[0], &t[1]);
+    assert_eq!(
+        may_start_job(&org, "boss", labour),
+        Err(DenyCode::AutoSignDisabled)
+    );
+    org.enterprise.features.auto_sign = true;
+    assert_eq!(may_start_job(&org, "boss", labour), Ok(()));
+    assert_eq!(
+        may_start_job(&org, "alice", labour),
+        Err(DenyCode::AutoSignNotAuthorized)
+    );
+    assert_eq!(
+        may_start_job(&org, "boss", nda),
+        Err(DenyCode::AutoSignTemplateRequired)
+    );
+    let no_batch = Template {
+        allow_batch: false,
+        ..labour.clone()
+    };
+    assert_eq!(
+        may_start_job(&org, "boss", &no_batch),
+        Err(DenyCode::BatchNotAllowed)
+    );
+    let off = Template {
+        enabled: false,
+        ..labour.clone()
+    };
+    assert_eq!(
+        may_start_job(&org, "boss", &off),
+        Err(DenyCode::TemplateDisabled)
+    );
+}
