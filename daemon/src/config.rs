@@ -44,6 +44,33 @@ pub struct Config {
     pub signing_password: SigningPasswordConfig,
     #[serde(default)]
     pub batch_sign: BatchSignConfig,
+    #[serde(default)]
+    pub jobs: JobsConfig,
+}
+
+/// Batch jobs: the font template fields are filled with, and their bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// A TrueType font (or collection) with the CJK glyphs the values need.
+    pub font: PathBuf,
+    /// The face in a collection.
+    pub font_index: u32,
+    /// Rows per job, at most.
+    pub max_rows: u64,
+    /// Rows sealed at once (at most the seal token's sessions are used).
+    pub concurrency: usize,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            font: PathBuf::from("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
+            font_index: 0,
+            max_rows: 100_000,
+            concurrency: 2,
+        }
+    }
 }
 
 /// The lockout of employees' signing passwords.
@@ -454,6 +481,12 @@ impl Config {
                 "signing_password.lockout_seconds",
                 "must be 1 second to 7 days",
             ));
+        }
+        if !(1..=1_000_000).contains(&self.jobs.max_rows) {
+            return Err(ConfigError::new("jobs.max_rows", "must be 1 to 1000000"));
+        }
+        if !(1..=64).contains(&self.jobs.concurrency) {
+            return Err(ConfigError::new("jobs.concurrency", "must be 1 to 64"));
         }
         let b = &self.batch_sign;
         if !(1..=100_000).contains(&b.max_count) {

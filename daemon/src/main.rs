@@ -13,6 +13,7 @@ mod api;
 mod audit;
 mod clock;
 mod config;
+mod jobs;
 mod metrics;
 mod password;
 mod problem;

@@ -97,6 +97,7 @@ pub async fn run(prepared: Prepared) -> Result<(), String> {
         idempotency_in_flight: Mutex::new(Default::default()),
         governance: tokio::sync::Mutex::new(()),
         password_tries: Default::default(),
+        jobs: Default::default(),
     });
     let checkpointer = Checkpointer {
         store: store.clone(),
@@ -108,6 +109,10 @@ pub async fn run(prepared: Prepared) -> Result<(), String> {
         config.audit.checkpoint_interval_seconds,
     ));
     let expiry = spawn_expiry(state.clone());
+    // Jobs a restart interrupted go on where they stopped.
+    if let Err(e) = crate::jobs::resume_all(&state).await {
+        tracing::error!(error = %e, "cannot resume batch jobs");
+    }
 
     let graceful = GracefulShutdown::new();
     let api_router = api::router(state.clone());

@@ -14,7 +14,7 @@ use crate::spool::{self, Content, Received, SpoolFile};
 use crate::state::AppState;
 
 /// The query of a sign request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignQuery {
     pub level: Option<String>,
@@ -147,45 +147,9 @@ pub fn sign_blocking(
     plan: &Plan,
     timestamper: Option<&dyn seald_pades::Timestamper>,
 ) -> Result<SignedOutput, ApiError> {
-    let q = &plan.query;
-    let time = SigningTime::now(0);
-    let appearance = ready.image.clone().map(|image| SealAppearance {
-        image,
-        date_line: None,
-    });
-    let placement = match (&q.field, appearance) {
-        (Some(name), seal) => Placement::Field {
-            name: name.clone(),
-            seal,
-        },
-        (None, Some(seal)) => Placement::Visible {
-            page: q.page.unwrap_or(1),
-            x_mm: q.x.unwrap_or(20.0),
-            y_mm: q.y.unwrap_or(20.0),
-            width_mm: q.width.unwrap_or(40.0),
-            seal,
-        },
-        (None, None) => Placement::Invisible {
-            page: q.page.unwrap_or(1),
-        },
-    };
     let doc = input.document().map_err(|e| problem::from_pades(&e))?;
-    let options = SignOptions {
-        signer: &ready.key,
-        placement,
-        field_name: None,
-        reason: q.reason.clone(),
-        location: q.location.clone(),
-        contact_info: None,
-        time,
-        timestamper: if plan.level == Level::BT {
-            timestamper
-        } else {
-            None
-        },
-        // Streamed to the client right away; kept responses are renamed only after this.
-        durable: false,
-    };
+    // Streamed to the client right away; kept responses are renamed only after this.
+    let options = sign_options(ready, plan, timestamper, false);
     let (signed, data, sha256) = match &input.content {
         Content::Memory { .. } => {
             let (signed, bytes) = seald_pades::sign_document_to_vec(&doc, &options)
@@ -208,4 +172,50 @@ pub fn sign_blocking(
         field: signed.field,
         timestamped: signed.timestamped,
     })
+}
+
+/// How `plan` signs with `ready`: placement, texts, level.
+pub fn sign_options<'a>(
+    ready: &'a ReadySeal,
+    plan: &Plan,
+    timestamper: Option<&'a dyn seald_pades::Timestamper>,
+    durable: bool,
+) -> SignOptions<'a> {
+    let q = &plan.query;
+    let time = SigningTime::now(0);
+    let appearance = ready.image.clone().map(|image| SealAppearance {
+        image,
+        date_line: None,
+    });
+    let placement = match (&q.field, appearance) {
+        (Some(name), seal) => Placement::Field {
+            name: name.clone(),
+            seal,
+        },
+        (None, Some(seal)) => Placement::Visible {
+            page: q.page.unwrap_or(1),
+            x_mm: q.x.unwrap_or(20.0),
+            y_mm: q.y.unwrap_or(20.0),
+            width_mm: q.width.unwrap_or(40.0),
+            seal,
+        },
+        (None, None) => Placement::Invisible {
+            page: q.page.unwrap_or(1),
+        },
+    };
+    SignOptions {
+        signer: &ready.key,
+        placement,
+        field_name: None,
+        reason: q.reason.clone(),
+        location: q.location.clone(),
+        contact_info: None,
+        time,
+        timestamper: if plan.level == Level::BT {
+            timestamper
+        } else {
+            None
+        },
+        durable,
+    }
 }

@@ -36,6 +36,8 @@ pub struct AppState {
     pub governance: tokio::sync::Mutex<()>,
     /// Signing-password tries, one at a time per employee.
     pub password_tries: crate::password::Tries,
+    /// Batch jobs' runners and their fill font.
+    pub jobs: crate::jobs::Jobs,
 }
 
 /// Holds an Idempotency-Key while its request runs.

@@ -3205,3 +3205,164 @@ fn explain_agrees_with_the_real_decision_across_templates_auto_sign_partners_gro
         "one record per real request, none for explain"
     );
 }
+
+/// A resident ID number (GB 11643) for someone born on 1990-01-01, numbered `n`.
+fn id_number(n: u32) -> String {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let first = format!("11010519900101{:03}", n % 1000);
+    let sum: u32 = first
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    format!("{first}{check}")
+}
+
+impl World {
+    fn job(&self, id: &str) -> Value {
+        let r = self.call(&self.oa, "GET", &format!("/v1/jobs/{id}"), None, None);
+        assert_eq!(r.status, 200, "{}", text(&r));
+        r.json()
+    }
+}
+
+#[test]
+fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_the_rest() {
+    let mut w = World::new();
+    assert_eq!(w.create_seal("hr", "hr", "boss", &["alice"]).status, 200);
+    w.features(true, false);
+    assert_eq!(w.authorize("legal", "boss", "auto_sign", true).status, 200);
+    let template_pdf =
+        fs::read(w.setup.dir().join("samples/labour-template.pdf")).expect("template");
+    let labour = json!({
+        "name": "劳动合同", "allow_batch": true, "auto_sign_seal": "hr", "pdf_base64": b64(&template_pdf),
+        "areas": [{"id": "employer", "party": "用人单位", "seal_type": "hr", "page": 1, "x": 120, "y": 230, "width": 40}],
+        "fields": [
+            {"name": "姓名", "kind": "text", "required": true},
+            {"name": "身份证号", "kind": "id_number", "required": true},
+            {"name": "入职日期", "kind": "date"},
+        ],
+    });
+    assert_eq!(w.put_template("labour", "boss", labour).status, 200);
+    w.register_oa(&["hr"]);
+    // 30 rows: 27 valid, and a wrong ID number, a missing name, an impossible date.
+    let mut csv = String::from("document_id,姓名,身份证号,入职日期\n");
+    for n in 1..=30u32 {
+        let (name, id, date) = match n {
+            7 => (
+                "员工7".to_owned(),
+                "110105199001010071".to_owned(),
+                "2026-12-01",
+            ),
+            13 => (String::new(), id_number(n), "2026-12-01"),
+            21 => ("员工21".to_owned(), id_number(n), "2026-02-30"),
+            _ => (format!("员工{n}"), id_number(n), "2026-12-01"),
+        };
+        csv.push_str(&format!("HR-{n:03},{name},{id},{date}\n"));
+    }
+    let upload = |employee: &str, body: &str| {
+        send(
+            w.oa.post(format!("{}/v1/jobs?template_id=labour", w.d.api))
+                .header("Seald-Employee", employee)
+                .header("Content-Type", "text/csv")
+                .body(body.to_owned()),
+        )
+    };
+    // Only a holder of the auto-sign authorization starts one.
+    assert_refused(&upload("alice", &csv), 403, "auto_sign_not_authorized");
+    let bad_header = upload("boss", "姓名,工号\n张三,1\n");
+    assert_refused(&bad_header, 422, "unknown_column");
+    let created = upload("boss", &csv);
+    assert_eq!(created.status, 201, "{}", text(&created));
+    let report = created.json();
+    assert_eq!(
+        report["rows"],
+        json!({"uploaded": 30, "valid": 27, "invalid": 3}),
+        "{report}"
+    );
+    let codes: Vec<(u64, String)> = report["invalid_rows"]
+        .as_array()
+        .expect("invalid rows")
+        .iter()
+        .map(|r| {
+            (
+                r["row"].as_u64().unwrap_or(0),
+                r["errors"][0]["code"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (7, "invalid_id_number".to_owned()),
+            (13, "field_required".to_owned()),
+            (21, "invalid_date".to_owned())
+        ]
+    );
+    let id = report["id"].as_str().expect("id").to_owned();
+    // Killed (SIGKILL) while it seals, then restarted: it goes on where it stopped.
+    assert!(
+        seald_tests::daemon::wait_until(std::time::Duration::from_secs(60), || {
+            w.job(&id)["rows"]["sealed"].as_u64().unwrap_or(0) >= 3
+        }),
+        "the job never got going: {}",
+        w.job(&id)
+    );
+    w.d.signal("KILL");
+    assert!(seald_tests::daemon::wait_until(
+        std::time::Duration::from_secs(10),
+        || !w.d.running()
+    ));
+    let before = w
+        .setup
+        .sql("SELECT count(*) FROM job_rows WHERE status = 'sealed'");
+    w.d = w.setup.start();
+    assert!(
+        seald_tests::daemon::wait_until(std::time::Duration::from_secs(120), || {
+            w.job(&id)["status"] == "completed"
+        }),
+        "the job did not complete after the restart: {}\n{}",
+        w.job(&id),
+        w.d.log_text()
+    );
+    let done = w.job(&id);
+    assert_eq!(done["rows"]["sealed"], 27, "{done}");
+    assert!(
+        before.parse::<u64>().unwrap_or(0) < 27,
+        "the kill came before the end ({before} sealed)"
+    );
+    // Exactly one audit record per sealed row, each row once.
+    let records = w.setup.sql(&format!(
+        "SELECT count(*), count(DISTINCT json_extract(detail, '$.row')) FROM audit_records WHERE action = 'sign' AND decision = 'allowed' AND json_extract(detail, '$.job') = '{id}'"
+    ));
+    assert_eq!(records, "27|27", "records, distinct rows");
+    // The results: a line per row.
+    let results = send(w.oa.get(format!("{}/v1/jobs/{id}/results", w.d.api)));
+    let results = String::from_utf8_lossy(&results.body).into_owned();
+    assert_eq!(results.lines().count(), 31, "{results}");
+    assert_eq!(
+        results.lines().filter(|l| l.contains(",sealed,")).count(),
+        27,
+        "{results}"
+    );
+    assert!(
+        results
+            .lines()
+            .any(|l| l.starts_with("7,invalid,invalid_id_number,")),
+        "{results}"
+    );
+    // A sealed row's PDF: valid everywhere, with its values as text.
+    let row = send(w.oa.get(format!("{}/v1/jobs/{id}/rows/2/pdf", w.d.api)));
+    assert_eq!(row.status, 200, "{}", text(&row));
+    w.validated(&row.body);
+    let out = w.setup.dir().join("row2.pdf");
+    fs::write(&out, &row.body).expect("write");
+    let extracted = seald_tests::run_ok(std::process::Command::new("pdftotext").arg(&out).arg("-"));
+    assert!(
+        extracted.contains("员工2") && extracted.contains(&id_number(2)),
+        "{extracted}"
+    );
+    let missing = send(w.oa.get(format!("{}/v1/jobs/{id}/rows/7/pdf", w.d.api)));
+    assert_eq!(missing.status, 404, "an invalid row has no output");
+}

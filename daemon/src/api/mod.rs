@@ -25,9 +25,11 @@ mod admin;
 mod audit;
 mod governance;
 mod groups;
+mod jobs;
 mod partners;
 mod seals;
 mod sign;
+pub(crate) use sign::decide_job_row;
 mod templates;
 
 pub type St = State<Arc<AppState>>;
@@ -82,6 +84,16 @@ pub fn routes() -> Vec<(&'static str, Method, MethodRouter<Arc<AppState>>)> {
             "/v1/org/employees/{employee_id}/authorizations/{authorization}",
             Method::PUT,
             put(templates::set_authorization),
+        ),
+        ("/v1/jobs", Method::POST, post(jobs::create)),
+        ("/v1/jobs/{job_id}", Method::GET, get(jobs::show)),
+        ("/v1/jobs/{job_id}/cancel", Method::POST, post(jobs::cancel)),
+        ("/v1/jobs/{job_id}/resume", Method::POST, post(jobs::resume)),
+        ("/v1/jobs/{job_id}/results", Method::GET, get(jobs::results)),
+        (
+            "/v1/jobs/{job_id}/rows/{row}/pdf",
+            Method::GET,
+            get(jobs::row_pdf),
         ),
         ("/v1/group", Method::GET, get(groups::show)),
         (

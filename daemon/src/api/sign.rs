@@ -241,6 +241,44 @@ fn counts(org: &seald_policy::Org, seal: &seald_policy::Seal) -> bool {
     !seal.limits.is_empty() || org.enterprise.contract_quota.is_some() || member_quota
 }
 
+/// The decision on one row of a batch job — an auto-sign request of `template` into `area` for
+/// the document `document_id` (SHA-256 `sha256`) from `app` — made as the sign path makes it,
+/// with what the signature counts against.
+pub(crate) async fn decide_job_row(
+    state: &AppState,
+    app: &seald_policy::Application,
+    template: &seald_policy::Template,
+    area: &str,
+    document: (&str, &str),
+) -> Result<(seald_policy::Permit, Option<Consumption>), ApiError> {
+    let registry = state.registry.snapshot();
+    let seal_id = template.auto_sign_seal().unwrap_or_default();
+    let mut facts = SignFacts {
+        application: app,
+        org: registry.org.as_deref(),
+        seal: registry.seals.get(seal_id).map(|s| &s.policy),
+        request: seald_policy::SignRequest {
+            seal: seal_id,
+            template: Some(&template.id),
+            area: Some(area),
+            // seald filled the template itself.
+            from_template: true,
+            ..Default::default()
+        },
+        usage: Default::default(),
+        template: Some(template),
+        batch: None,
+        partners: Vec::new(),
+    };
+    let (document_id, sha256) = document;
+    facts.load_usage(state, Some(document_id)).await?;
+    let permit = facts
+        .decide_with_grants(state, Some(document_id), sha256)
+        .await?;
+    let consumption = facts.consumption(crate::clock::now_unix(), Some(document_id));
+    Ok((permit, consumption))
+}
+
 /// What an Idempotency-Key is bound to: the body's SHA-256, the seal, the acting employee and
 /// the query, hashed together (stored in the kept response's `body_sha256`).
 fn request_identity(

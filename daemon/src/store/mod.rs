@@ -21,6 +21,7 @@ use seald_policy::{
 };
 
 mod governance;
+mod jobs;
 pub mod sqlite;
 mod templates;
 
@@ -282,8 +283,106 @@ pub enum Change {
     },
     /// Marks an invitation accepted; a conflict if it was accepted already (single use).
     AcceptInvitation(Box<PartnerInvitation>),
+    /// Inserts or replaces a batch job (its status too).
+    PutJob(Box<JobRecord>),
+    /// Row `row` of `job` goes from pending to sealed with this output, pointing at the
+    /// record; a conflict if it is not pending (it was sealed already).
+    SealJobRow {
+        job: String,
+        row: u64,
+        output_sha256: String,
+        now: i64,
+    },
     /// Several changes in one record (a resignation, an approval that activates a seal).
     Many(Vec<Change>),
+}
+
+/// What a batch job is: the template, where and how it seals, who started it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobSpec {
+    pub template: String,
+    /// The template's signing area the seal goes into.
+    pub area: String,
+    /// `b-b` or `b-t`.
+    pub level: String,
+    /// The employee who started it (holding the auto-sign authorization).
+    pub started_by: String,
+    /// The application that sent it.
+    pub application: String,
+    pub rows_uploaded: u64,
+    pub rows_valid: u64,
+    pub rows_invalid: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Rows are being read and checked.
+    Validating,
+    Running,
+    Completed,
+    Canceled,
+    /// Policy refused a row (auto-sign switched off, authorization revoked, quota used
+    /// up…): the job waits with the code in `error`.
+    Stopped,
+    /// It cannot go on (interrupted while validating, an unreadable template).
+    Failed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Validating => "validating",
+            JobStatus::Running => "running",
+            JobStatus::Completed => "completed",
+            JobStatus::Canceled => "canceled",
+            JobStatus::Stopped => "stopped",
+            JobStatus::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: String,
+    pub spec: JobSpec,
+    pub status: JobStatus,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobRowStatus {
+    Invalid,
+    Pending,
+    Sealed,
+}
+
+/// One row of a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRow {
+    /// 1 for the first row after the header.
+    pub row: u64,
+    pub status: JobRowStatus,
+    pub document_id: String,
+    pub values: std::collections::BTreeMap<String, String>,
+    /// Why an invalid row is: `[{field, code, message}]`.
+    pub errors: Option<serde_json::Value>,
+    pub output_sha256: Option<String>,
+    pub audit_seq: Option<u64>,
+    pub done_at: Option<i64>,
+}
+
+/// How far a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JobCounts {
+    pub invalid: u64,
+    pub pending: u64,
+    pub sealed: u64,
+    pub first_done_at: Option<i64>,
+    pub last_done_at: Option<i64>,
 }
 
 /// What [`Change::ConsumeLimits`] counts and against which limits.
@@ -374,6 +473,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> Fut<'a, Vec<PartnerAuthorization>>;
     /// The invitation whose link token has this SHA-256.
     fn invitation<'a>(&'a self, token_sha256: &'a str) -> Fut<'a, Option<PartnerInvitation>>;
+    /// Stores a job's rows as read (one transaction per call).
+    fn insert_job_rows<'a>(&'a self, job: &'a str, rows: &'a [JobRow]) -> Fut<'a, ()>;
+    fn job<'a>(&'a self, id: &'a str) -> Fut<'a, Option<JobRecord>>;
+    fn jobs_in(&self, status: JobStatus) -> Fut<'_, Vec<JobRecord>>;
+    /// Rows of `job` after row `after`, in order, at most `limit`, of one status or all.
+    fn job_rows<'a>(
+        &'a self,
+        job: &'a str,
+        status: Option<JobRowStatus>,
+        after: u64,
+        limit: u32,
+    ) -> Fut<'a, Vec<JobRow>>;
+    fn job_counts<'a>(&'a self, job: &'a str) -> Fut<'a, JobCounts>;
     /// `employee`'s signing password hash (None if not set) and its lockout state.
     fn signing_password<'a>(
         &'a self,

@@ -15,8 +15,8 @@ use sqlx::sqlite::{
 use sqlx::{Acquire, ConnectOptions, Row, Sqlite, SqliteConnection, Transaction};
 
 use super::{
-    governance, templates, Append, ApplicationRow, Change, Fut, IdempotencyRow, SealRow, Store,
-    StoreError,
+    governance, jobs, templates, Append, ApplicationRow, Change, Fut, IdempotencyRow, SealRow,
+    Store, StoreError,
 };
 
 /// Schema versions, applied in order, each once.
@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../migrations/0006_templates_batch.sql")),
     (7, include_str!("../../migrations/0007_partners.sql")),
     (8, include_str!("../../migrations/0008_groups.sql")),
+    (9, include_str!("../../migrations/0009_jobs.sql")),
 ];
 
 /// The store. It assumes it is the only writer of its database (one seald per data dir):
@@ -376,6 +377,13 @@ async fn apply_one(
         Change::AcceptInvitation(invitation) => {
             templates::accept_invitation(tx, invitation).await?
         }
+        Change::PutJob(j) => jobs::put_job(tx, j).await?,
+        Change::SealJobRow {
+            job,
+            row,
+            output_sha256,
+            now,
+        } => jobs::seal_row(tx, job, *row, output_sha256, record.seq, *now).await?,
         Change::Many(_) => {
             return Err(StoreError::Corrupt(
                 "a change of changes inside another".to_owned(),
@@ -548,6 +556,38 @@ impl Store for SqliteStore {
         token_sha256: &'a str,
     ) -> Fut<'a, Option<seald_policy::partner::PartnerInvitation>> {
         Box::pin(templates::invitation(&self.pool, token_sha256))
+    }
+
+    fn insert_job_rows<'a>(&'a self, job: &'a str, rows: &'a [super::JobRow]) -> Fut<'a, ()> {
+        Box::pin(jobs::insert_rows(&self.pool, job, rows))
+    }
+
+    fn job<'a>(&'a self, id: &'a str) -> Fut<'a, Option<super::JobRecord>> {
+        Box::pin(jobs::get_job(&self.pool, id))
+    }
+
+    fn jobs_in(&self, status: super::JobStatus) -> Fut<'_, Vec<super::JobRecord>> {
+        Box::pin(jobs::jobs_in(&self.pool, status.as_str()))
+    }
+
+    fn job_rows<'a>(
+        &'a self,
+        job: &'a str,
+        status: Option<super::JobRowStatus>,
+        after: u64,
+        limit: u32,
+    ) -> Fut<'a, Vec<super::JobRow>> {
+        Box::pin(jobs::rows(
+            &self.pool,
+            job,
+            status.map(|s| s.as_str()),
+            after,
+            limit,
+        ))
+    }
+
+    fn job_counts<'a>(&'a self, job: &'a str) -> Fut<'a, super::JobCounts> {
+        Box::pin(jobs::counts(&self.pool, job))
     }
 
     fn signing_password<'a>(

@@ -1,0 +1,575 @@
+//! Batch jobs over HTTP: upload a template's rows as CSV (every row checked before anything is
+//! sealed), follow the job, cancel or resume it, read the per-row results and download the
+//! sealed PDFs. The rows are sealed by `crate::jobs`.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use seald_policy::{fill, template, DenyCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::governance::Acting;
+use super::{Caller, PeerExt, St};
+use crate::jobs;
+use crate::problem::ApiError;
+use crate::spool::Content;
+use crate::state::AppState;
+use crate::store::{Change, JobRecord, JobRow, JobRowStatus, JobSpec, JobStatus};
+
+/// Rows are stored this many at a time while a file is read.
+const BATCH: usize = 1000;
+/// At most this many invalid rows are listed in the upload's answer (all are in the results).
+const LISTED: usize = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobQuery {
+    template_id: String,
+    /// The template's signing area (default: its first area fitting the auto-sign seal).
+    area: Option<String>,
+    level: Option<String>,
+    /// The column naming each row's document id (default `document_id` when there is one).
+    document_id_column: Option<String>,
+}
+
+fn unprocessable(code: &'static str, detail: impl Into<String>) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        code,
+        "Invalid rows file",
+        detail,
+    )
+}
+
+/// `POST /v1/jobs?template_id=…`: body the rows as CSV (`text/csv`, a header row naming the
+/// fields). Answers 201 with the validation report and starts sealing the valid rows.
+pub async fn create(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    Query(q): Query<JobQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    const ACTION: &str = "job.create";
+    let caller = Caller::new(&state, peer);
+    let act = match Acting::begin(&state, caller, &headers, ACTION).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let result = create_job(&state, &act, q, &headers, body).await;
+    match result {
+        Ok(r) => r,
+        Err(e) => act.finish(&state, ACTION, Err(e)).await,
+    }
+}
+
+async fn create_job(
+    state: &std::sync::Arc<AppState>,
+    act: &Acting,
+    q: JobQuery,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let t = act
+        .caller
+        .registry
+        .templates
+        .get(&q.template_id)
+        .cloned()
+        .ok_or_else(|| ApiError::governance(DenyCode::TemplateNotFound))?;
+    act.policy(template::may_start_job(&act.org, &act.employee, &t))?;
+    let seal_kind = t
+        .auto_sign_seal()
+        .and_then(|s| act.caller.registry.seals.get(s))
+        .map(|s| s.policy.kind);
+    let area = match &q.area {
+        Some(a) => t
+            .area(a)
+            .ok_or_else(|| ApiError::governance(DenyCode::SigningAreaNotFound))?,
+        None => t
+            .areas
+            .iter()
+            .find(|a| a.seal_type.is_none() || a.seal_type == seal_kind)
+            .ok_or_else(|| ApiError::governance(DenyCode::SealTypeMismatch))?,
+    }
+    .id
+    .clone();
+    let level = match q.level.as_deref() {
+        None => state
+            .config
+            .tsa
+            .as_ref()
+            .map(|t| t.default_level)
+            .unwrap_or_default(),
+        Some(l) => crate::config::Level::parse(l).ok_or_else(|| {
+            ApiError::bad_parameter(format!("level must be b-b or b-t, not '{l}'"))
+        })?,
+    };
+    if level == crate::config::Level::BT && state.timestamper.is_none() {
+        return Err(ApiError::bad_parameter(
+            "level b-t needs a time-stamp authority, and none is configured ([tsa])",
+        ));
+    }
+    state.jobs.font(state)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    if content_type.as_deref() != Some("text/csv") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "send the rows as CSV with Content-Type: text/csv",
+        ));
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let received = state
+        .spool
+        .receive(body, declared, state.config.max_body())
+        .await?;
+    let now = crate::clock::now_unix();
+    let id = format!("job-{}", crate::spool::random_id());
+    let mut job = JobRecord {
+        id: id.clone(),
+        spec: JobSpec {
+            template: t.id.clone(),
+            area,
+            level: if level == crate::config::Level::BT {
+                "b-t"
+            } else {
+                "b-b"
+            }
+            .to_owned(),
+            started_by: act.employee.clone(),
+            application: act.caller.principal(),
+            rows_uploaded: 0,
+            rows_valid: 0,
+            rows_invalid: 0,
+        },
+        status: JobStatus::Validating,
+        error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    act.commit(
+        state,
+        "job.create",
+        t.auto_sign_seal(),
+        json!({"job": id, "template": t.id, "input_sha256": received.sha256}),
+        Change::PutJob(Box::new(job.clone())),
+    )
+    .await?;
+    let read = match &received.content {
+        Content::Memory { bytes, .. } => {
+            read_rows(state, &job, &t, q.document_id_column.as_deref(), &bytes[..]).await
+        }
+        Content::File(f) => match std::fs::File::open(f.path()) {
+            Ok(file) => read_rows(state, &job, &t, q.document_id_column.as_deref(), file).await,
+            Err(e) => Err(ApiError::internal(format!(
+                "cannot read the spooled rows: {e}"
+            ))),
+        },
+    };
+    let report = match read {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = jobs::set_status(state, &id, JobStatus::Failed, Some(e.code)).await;
+            return Err(e);
+        }
+    };
+    job.spec.rows_uploaded = report.uploaded;
+    job.spec.rows_valid = report.uploaded - report.invalid.len() as u64 - report.more_invalid;
+    job.spec.rows_invalid = report.invalid.len() as u64 + report.more_invalid;
+    job.status = if job.spec.rows_valid == 0 {
+        JobStatus::Completed
+    } else {
+        JobStatus::Running
+    };
+    job.updated_at = crate::clock::now_unix();
+    let detail = json!({
+        "job": id, "status": job.status, "rows_uploaded": job.spec.rows_uploaded,
+        "rows_valid": job.spec.rows_valid, "rows_invalid": job.spec.rows_invalid,
+    });
+    act.commit(
+        state,
+        "job.start",
+        t.auto_sign_seal(),
+        detail,
+        Change::PutJob(Box::new(job.clone())),
+    )
+    .await?;
+    if job.status == JobStatus::Running {
+        jobs::start(state.clone(), id.clone());
+    }
+    let body = json!({
+        "id": id, "status": job.status, "template": t.id, "area": job.spec.area, "level": job.spec.level,
+        "rows": {"uploaded": job.spec.rows_uploaded, "valid": job.spec.rows_valid, "invalid": job.spec.rows_invalid},
+        "invalid_rows": report.invalid,
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+struct Report {
+    uploaded: u64,
+    /// The first invalid rows, with their errors.
+    invalid: Vec<Value>,
+    /// Invalid rows beyond those listed.
+    more_invalid: u64,
+}
+
+/// Reads and checks every row, storing them as it goes (a batch at a time: memory stays flat).
+async fn read_rows(
+    state: &AppState,
+    job: &JobRecord,
+    t: &seald_policy::Template,
+    id_column: Option<&str>,
+    input: impl std::io::Read,
+) -> Result<Report, ApiError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| unprocessable("invalid_csv", format!("the header row: {e}")))?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
+        .collect();
+    let id_column = id_column.map(str::to_owned).or_else(|| {
+        header
+            .iter()
+            .any(|h| h == "document_id")
+            .then(|| "document_id".to_owned())
+    });
+    for h in &header {
+        if Some(h) != id_column.as_ref() && !t.fields.iter().any(|f| f.name == *h) {
+            return Err(unprocessable(
+                "unknown_column",
+                format!(
+                    "column '{h}' is not a field of template '{}' (its fields: {})",
+                    t.id,
+                    t.fields
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(c) = &id_column {
+        if !header.contains(c) {
+            return Err(unprocessable(
+                "unknown_column",
+                format!("there is no column '{c}'"),
+            ));
+        }
+    }
+    for f in t.fields.iter().filter(|f| f.required) {
+        if !header.contains(&f.name) {
+            return Err(unprocessable(
+                "missing_column",
+                format!("the required field '{}' has no column", f.name),
+            ));
+        }
+    }
+    let max = state.config.jobs.max_rows;
+    let mut report = Report {
+        uploaded: 0,
+        invalid: Vec::new(),
+        more_invalid: 0,
+    };
+    let mut batch: Vec<JobRow> = Vec::with_capacity(BATCH);
+    let mut seen_ids = std::collections::HashSet::new();
+    for record in reader.records() {
+        report.uploaded += 1;
+        if report.uploaded > max {
+            return Err(unprocessable(
+                "too_many_rows",
+                format!("more than jobs.max_rows = {max} rows"),
+            ));
+        }
+        let n = report.uploaded;
+        let (values, mut errors) = match record {
+            Ok(r) => {
+                let values: BTreeMap<String, String> = header
+                    .iter()
+                    .cloned()
+                    .zip(r.iter().map(str::to_owned))
+                    .collect();
+                let as_ref: BTreeMap<&str, &str> = values
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let errors: Vec<Value> = fill::check_values(t, &as_ref)
+                    .into_iter()
+                    .map(|(field, e)| json!({"field": field, "code": e.code(), "message": e.explain()}))
+                    .collect();
+                (values, errors)
+            }
+            Err(e) => (
+                BTreeMap::new(),
+                vec![json!({"field": null, "code": "invalid_csv_row", "message": e.to_string()})],
+            ),
+        };
+        let document_id = id_column
+            .as_ref()
+            .and_then(|c| values.get(c))
+            .filter(|d| !d.is_empty())
+            .cloned()
+            .unwrap_or_else(|| format!("{}-{n}", job.id));
+        if seald_policy::grant::check_document_id(&document_id).is_err() {
+            errors.push(json!({"field": id_column, "code": "invalid_document_id", "message": "a document id is 1 to 255 printable ASCII characters"}));
+        } else if !seen_ids.insert(document_id.clone()) {
+            errors.push(json!({"field": id_column, "code": "duplicate_document_id", "message": "another row names the same document id"}));
+        }
+        let mut values = values;
+        if let Some(c) = &id_column {
+            values.remove(c);
+        }
+        let status = if errors.is_empty() {
+            JobRowStatus::Pending
+        } else {
+            if report.invalid.len() < LISTED {
+                report.invalid.push(json!({"row": n, "errors": errors}));
+            } else {
+                report.more_invalid += 1;
+            }
+            JobRowStatus::Invalid
+        };
+        batch.push(JobRow {
+            row: n,
+            status,
+            document_id,
+            values,
+            errors: (!errors.is_empty()).then_some(Value::Array(errors)),
+            output_sha256: None,
+            audit_seq: None,
+            done_at: None,
+        });
+        if batch.len() == BATCH {
+            state.store.insert_job_rows(&job.id, &batch).await?;
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        state.store.insert_job_rows(&job.id, &batch).await?;
+    }
+    Ok(report)
+}
+
+/// The job, if the caller may see it: the application that started it, or an admin.
+async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    action: &str,
+) -> Result<JobRecord, ApiError> {
+    let app = caller.require_app(state, action).await?;
+    match state.store.job(id).await? {
+        Some(j)
+            if j.spec.application == app.row.id
+                || app.policy.has_role(seald_policy::AppRole::Admin) =>
+        {
+            Ok(j)
+        }
+        _ => Err(ApiError::not_found(format!("there is no job '{id}'"))),
+    }
+}
+
+/// `GET /v1/jobs/{id}`: status, rows done of total, failures, rate and ETA.
+pub async fn show(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    Path(id): Path<String>,
+) -> Response {
+    let caller = Caller::new(&state, peer);
+    let j = match visible(&state, &caller, &id, "job.show").await {
+        Ok(j) => j,
+        Err(e) => return caller.fail(e),
+    };
+    let c = match state.store.job_counts(&id).await {
+        Ok(c) => c,
+        Err(e) => return caller.fail(e.into()),
+    };
+    let elapsed = match (c.first_done_at, c.last_done_at) {
+        (Some(a), Some(b)) if b > a => (b - a) as f64,
+        _ => 0.0,
+    };
+    let rate = (elapsed > 0.0).then(|| c.sealed.saturating_sub(1) as f64 / elapsed);
+    let eta = rate
+        .filter(|r| *r > 0.0)
+        .map(|r| (c.pending as f64 / r).ceil() as u64);
+    Json(json!({
+        "id": j.id, "status": j.status, "error": j.error, "template": j.spec.template,
+        "area": j.spec.area, "level": j.spec.level, "started_by": j.spec.started_by,
+        "rows": {"uploaded": j.spec.rows_uploaded, "valid": j.spec.rows_valid, "invalid": c.invalid,
+                 "sealed": c.sealed, "pending": c.pending},
+        "rate_per_second": rate, "eta_seconds": eta,
+        "created_at": j.created_at, "updated_at": j.updated_at,
+    }))
+    .into_response()
+}
+
+async fn change_status(state: St, peer: PeerExt, id: String, to: JobStatus) -> Response {
+    let (State(state), axum::Extension(peer)) = (state, peer);
+    let caller = Caller::new(&state, peer);
+    let action = if to == JobStatus::Canceled {
+        "job.cancel"
+    } else {
+        "job.resume"
+    };
+    let result = async {
+        let j = visible(&state, &caller, &id, action).await?;
+        let allowed = match to {
+            JobStatus::Canceled => matches!(j.status, JobStatus::Running | JobStatus::Stopped),
+            _ => j.status == JobStatus::Stopped,
+        };
+        if !allowed {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "job_not_changeable",
+                "The job cannot change so",
+                format!("the job is {}", j.status.as_str()),
+            ));
+        }
+        let j = jobs::set_status(&state, &id, to, None).await?;
+        if to == JobStatus::Running {
+            jobs::start(state.clone(), id.clone());
+        }
+        Ok(Json(json!({"id": id, "status": j.status})).into_response())
+    }
+    .await;
+    result.unwrap_or_else(|e| caller.fail(e))
+}
+
+/// `POST /v1/jobs/{id}/cancel`: no further row is sealed.
+pub async fn cancel(state: St, peer: PeerExt, Path(id): Path<String>) -> Response {
+    change_status(state, peer, id, JobStatus::Canceled).await
+}
+
+/// `POST /v1/jobs/{id}/resume`: a stopped job goes on (once what stopped it is fixed).
+pub async fn resume(state: St, peer: PeerExt, Path(id): Path<String>) -> Response {
+    change_status(state, peer, id, JobStatus::Running).await
+}
+
+fn csv_field(v: &str) -> String {
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_owned()
+    }
+}
+
+/// `GET /v1/jobs/{id}/results`: one CSV line per row — row, status, error code and message,
+/// document id, output SHA-256, audit record.
+pub async fn results(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    Path(id): Path<String>,
+) -> Response {
+    let caller = Caller::new(&state, peer);
+    if let Err(e) = visible(&state, &caller, &id, "job.results").await {
+        return caller.fail(e);
+    }
+    let header = "row,status,code,message,document_id,output_sha256,audit_record\n".to_owned();
+    let pages = futures_util::stream::unfold(Some(0u64), move |after| {
+        let state = state.clone();
+        let id = id.clone();
+        async move {
+            let after = after?;
+            let rows = match state.store.job_rows(&id, None, after, 1000).await {
+                Ok(r) => r,
+                Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
+            };
+            let last = rows.last()?.row;
+            let mut text = String::new();
+            for r in &rows {
+                let first = r.errors.as_ref().and_then(|e| e.get(0));
+                let code = first.and_then(|e| e["code"].as_str()).unwrap_or("");
+                let message = first
+                    .map(|e| {
+                        format!(
+                            "{}{}",
+                            e["field"]
+                                .as_str()
+                                .map(|f| format!("{f}: "))
+                                .unwrap_or_default(),
+                            e["message"].as_str().unwrap_or("")
+                        )
+                    })
+                    .unwrap_or_default();
+                let status = match r.status {
+                    JobRowStatus::Invalid => "invalid",
+                    JobRowStatus::Pending => "pending",
+                    JobRowStatus::Sealed => "sealed",
+                };
+                text.push_str(&format!(
+                    "{},{status},{code},{},{},{},{}\n",
+                    r.row,
+                    csv_field(&message),
+                    csv_field(&r.document_id),
+                    r.output_sha256.as_deref().unwrap_or(""),
+                    r.audit_seq.map(|s| s.to_string()).unwrap_or_default(),
+                ));
+            }
+            Some((Ok(axum::body::Bytes::from(text)), Some(last)))
+        }
+    });
+    let head = futures_util::stream::once(async move { Ok(axum::body::Bytes::from(header)) });
+    let mut response =
+        Body::from_stream(futures_util::StreamExt::chain(head, pages)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    response
+}
+
+/// `GET /v1/jobs/{id}/rows/{row}/pdf`: one sealed PDF.
+pub async fn row_pdf(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    Path((id, row)): Path<(String, u64)>,
+) -> Response {
+    let caller = Caller::new(&state, peer);
+    if let Err(e) = visible(&state, &caller, &id, "job.download").await {
+        return caller.fail(e);
+    }
+    let sealed = state
+        .store
+        .job_rows(&id, Some(JobRowStatus::Sealed), row.saturating_sub(1), 1)
+        .await;
+    match sealed {
+        Ok(rows) if rows.first().is_some_and(|r| r.row == row) => {}
+        Ok(_) => {
+            return caller.fail(ApiError::not_found(format!(
+                "row {row} of job {id} is not sealed"
+            )))
+        }
+        Err(e) => return caller.fail(e.into()),
+    }
+    match tokio::fs::read(jobs::output_path(&state, &id, row)).await {
+        Ok(bytes) => {
+            let mut r = bytes.into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/pdf"),
+            );
+            r
+        }
+        Err(e) => caller.fail(ApiError::internal(format!(
+            "the output of row {row} is unreadable: {e}"
+        ))),
+    }
+}
