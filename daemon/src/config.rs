@@ -60,6 +60,14 @@ pub struct JobsConfig {
     pub max_rows: u64,
     /// Rows sealed at once (at most the seal token's sessions are used).
     pub concurrency: usize,
+    /// While no time-stamp authority answers (B-T), the job waits this long between tries.
+    pub tsa_retry_seconds: u64,
+}
+
+impl JobsConfig {
+    pub fn tsa_retry(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.tsa_retry_seconds)
+    }
 }
 
 impl Default for JobsConfig {
@@ -69,6 +77,7 @@ impl Default for JobsConfig {
             font_index: 0,
             max_rows: 100_000,
             concurrency: 2,
+            tsa_retry_seconds: 5,
         }
     }
 }
@@ -487,6 +496,12 @@ impl Config {
         }
         if !(1..=64).contains(&self.jobs.concurrency) {
             return Err(ConfigError::new("jobs.concurrency", "must be 1 to 64"));
+        }
+        if !(1..=3600).contains(&self.jobs.tsa_retry_seconds) {
+            return Err(ConfigError::new(
+                "jobs.tsa_retry_seconds",
+                "must be 1 to 3600",
+            ));
         }
         let b = &self.batch_sign;
         if !(1..=100_000).contains(&b.max_count) {

@@ -27,6 +27,14 @@ pub struct Jobs {
 }
 
 impl Jobs {
+    /// Whether job `id` has a runner now.
+    pub fn is_running(&self, id: &str) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(id)
+    }
+
     /// The configured fill font, or why it cannot be used.
     pub fn font(&self, state: &AppState) -> Result<Arc<FillFont>, ApiError> {
         let c = &state.config.jobs;
@@ -94,7 +102,9 @@ pub async fn resume_all(state: &Arc<AppState>) -> Result<(), StoreError> {
         )
         .await;
     }
-    for j in state.store.jobs_in(JobStatus::Running).await? {
+    let mut live = state.store.jobs_in(JobStatus::Running).await?;
+    live.extend(state.store.jobs_in(JobStatus::Paused).await?);
+    for j in live {
         tracing::info!(job = %j.id, "resuming job");
         start(state.clone(), j.id);
     }
@@ -155,7 +165,7 @@ async fn run(state: &Arc<AppState>, id: &str) -> Result<(), ApiError> {
         let Some(j) = state.store.job(id).await? else {
             return Ok(());
         };
-        if j.status != JobStatus::Running {
+        if !j.status.is_live() {
             return Ok(());
         }
         let registry = state.registry.snapshot();
@@ -212,24 +222,38 @@ async fn run(state: &Arc<AppState>, id: &str) -> Result<(), ApiError> {
                     row,
                 )
             });
+            let mut tsa_down = false;
+            let mut sealed_any = false;
             for outcome in futures_util::future::join_all(work).await {
                 match outcome {
-                    Ok(()) => {}
+                    Ok(()) => sealed_any = true,
                     Err(RowError::Refused(e)) => {
                         refuse(state, &j, None, &e).await?;
                         return Ok(());
                     }
+                    // The rows stay pending: the job waits for a TSA instead of failing them.
+                    Err(RowError::Failed(e)) if e.code == "tsa_unavailable" => tsa_down = true,
                     Err(RowError::Failed(e)) => return Err(e),
                 }
             }
-            // Canceled (or stopped) meanwhile: no further row.
-            if state
-                .store
-                .job(id)
-                .await?
-                .is_none_or(|j| j.status != JobStatus::Running)
-            {
+            let now = state.store.job(id).await?;
+            let Some(current) = now.filter(|j| j.status.is_live()) else {
+                // Canceled (or stopped) meanwhile: no further row.
                 return Ok(());
+            };
+            if tsa_down {
+                if current.status != JobStatus::Paused {
+                    tracing::warn!(job = %id, "no time-stamp authority answers: the job waits");
+                    set_status(state, id, JobStatus::Paused, Some("tsa_unavailable")).await?;
+                }
+                tokio::time::sleep(state.config.jobs.tsa_retry()).await;
+                // From the first pending row again.
+                after = 0;
+                break;
+            }
+            if sealed_any && current.status == JobStatus::Paused {
+                tracing::info!(job = %id, "a time-stamp authority answers again: the job goes on");
+                set_status(state, id, JobStatus::Running, None).await?;
             }
         }
     }

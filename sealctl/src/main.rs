@@ -10,6 +10,7 @@ use clap::Parser;
 
 mod admin;
 mod audit;
+mod batch;
 mod governance;
 mod remote;
 mod secrets;
@@ -68,6 +69,8 @@ enum Command {
     Group(templates::GroupArgs),
     /// The enterprise's contract quota and its consumption.
     Quota(governance::QuotaArgs),
+    /// Batch jobs: a template's rows from a CSV file, filled and sealed.
+    Batch(batch::BatchArgs),
 }
 
 /// A failure to report: the message, and whether it was the caller's usage (exit 2) or an
@@ -152,6 +155,7 @@ fn main() -> ExitCode {
         Command::Partner(args) => templates::run_partner(args).map(|()| ExitCode::SUCCESS),
         Command::Group(args) => templates::run_group(args).map(|()| ExitCode::SUCCESS),
         Command::Quota(args) => governance::run_quota(args).map(|()| ExitCode::SUCCESS),
+        Command::Batch(args) => batch::run_batch(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -168,6 +168,22 @@ impl Remote {
             .and_then(json)
     }
 
+    /// POSTs a file's bytes with `content_type` and reads the JSON answer.
+    pub fn post_bytes(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Value, Failure> {
+        self.check(
+            self.request(reqwest::Method::POST, path)
+                .header("Content-Type", content_type)
+                .body(body)
+                .send(),
+        )
+        .and_then(json)
+    }
+
     pub fn delete(&self, path: &str) -> Result<Value, Failure> {
         self.check(self.request(reqwest::Method::DELETE, path).send())
             .and_then(json)

@@ -214,6 +214,11 @@ pub struct Tsa {
 impl Tsa {
     /// Starts a TSA with a certificate from the test PKI in `pki`; returns once it listens.
     pub fn start(pki: &Path) -> Self {
+        Tsa::start_on(pki, 0)
+    }
+
+    /// Starts a TSA on `port` (0: a free one).
+    pub fn start_on(pki: &Path, port: u16) -> Self {
         run_ok(
             Command::new(workspace_root().join("deploy/pki.sh"))
                 .arg("tsa")
@@ -222,6 +227,7 @@ impl Tsa {
         let mut child = Command::new("python3")
             .arg(workspace_root().join("tests/support/tsa_server.py"))
             .arg(pki.join("tsa.cnf"))
+            .arg(port.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

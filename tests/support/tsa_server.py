@@ -48,6 +48,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+# An optional second argument: the port (a restarted TSA comes back where it was).
+PORT = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+server = http.server.ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
 print(server.server_address[1], flush=True)
 server.serve_forever()

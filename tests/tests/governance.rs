@@ -36,7 +36,11 @@ impl World {
     }
 
     fn with_config(extra: &str) -> World {
-        let setup = Setup::new(extra);
+        World::from_setup(Setup::new(extra))
+    }
+
+    /// A world on a prepared setup (a TSA in its configuration, say).
+    fn from_setup(setup: Setup) -> World {
         client_cert(&setup.tls, "oa", false);
         let d = setup.start();
         let (admin, oa) = (d.client("admin"), d.client("oa"));
@@ -3227,25 +3231,81 @@ impl World {
     }
 }
 
+impl World {
+    /// The hr seal, auto-sign on with boss authorized, the labour template (its three fields)
+    /// as an auto-sign template of the hr seal that allows batch jobs, and the OA system.
+    fn labour_jobs(&self) {
+        assert_eq!(self.create_seal("hr", "hr", "boss", &["alice"]).status, 200);
+        self.features(true, false);
+        assert_eq!(
+            self.authorize("legal", "boss", "auto_sign", true).status,
+            200
+        );
+        let template_pdf =
+            fs::read(self.setup.dir().join("samples/labour-template.pdf")).expect("template");
+        let labour = json!({
+            "name": "劳动合同", "allow_batch": true, "auto_sign_seal": "hr", "pdf_base64": b64(&template_pdf),
+            "areas": [{"id": "employer", "party": "用人单位", "seal_type": "hr", "page": 1, "x": 120, "y": 230, "width": 40}],
+            "fields": [
+                {"name": "姓名", "kind": "text", "required": true},
+                {"name": "身份证号", "kind": "id_number", "required": true},
+                {"name": "入职日期", "kind": "date"},
+            ],
+        });
+        assert_eq!(self.put_template("labour", "boss", labour).status, 200);
+        self.register_oa(&["hr"]);
+    }
+
+    /// POST /v1/jobs?template_id=labour&{query} with `csv`, as `employee`.
+    fn upload(&self, employee: &str, query: &str, csv: &str) -> Answer {
+        send(
+            self.oa
+                .post(format!("{}/v1/jobs?template_id=labour{query}", self.d.api))
+                .header("Seald-Employee", employee)
+                .header("Content-Type", "text/csv")
+                .body(csv.to_owned()),
+        )
+    }
+
+    /// Waits (at most `seconds`) until the job satisfies `ready`.
+    fn wait_job(&self, id: &str, seconds: u64, ready: impl Fn(&Value) -> bool) -> Value {
+        let ok = seald_tests::daemon::wait_until(std::time::Duration::from_secs(seconds), || {
+            ready(&self.job(id))
+        });
+        let now = self.job(id);
+        assert!(
+            ok,
+            "the job did not get there: {now}\n{}",
+            self.d.log_text()
+        );
+        now
+    }
+
+    /// The job's records: allowed sign records, and the distinct rows they name.
+    fn job_records(&self, id: &str) -> String {
+        self.setup.sql(&format!(
+            "SELECT count(*), count(DISTINCT json_extract(detail, '$.row')) FROM audit_records WHERE action = 'sign' AND decision = 'allowed' AND json_extract(detail, '$.job') = '{id}'"
+        ))
+    }
+}
+
+/// `n` valid rows.
+fn labour_rows(n: u32) -> String {
+    let mut csv = String::from("document_id,姓名,身份证号,入职日期\n");
+    for i in 1..=n {
+        csv.push_str(&format!("HR-{i:04},员工{i},{},2026-12-01\n", id_number(i)));
+    }
+    csv
+}
+
+fn sealed(job: &Value) -> u64 {
+    job["rows"]["sealed"].as_u64().unwrap_or(0)
+}
+
 #[test]
 fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_the_rest() {
     let mut w = World::new();
-    assert_eq!(w.create_seal("hr", "hr", "boss", &["alice"]).status, 200);
-    w.features(true, false);
-    assert_eq!(w.authorize("legal", "boss", "auto_sign", true).status, 200);
-    let template_pdf =
-        fs::read(w.setup.dir().join("samples/labour-template.pdf")).expect("template");
-    let labour = json!({
-        "name": "劳动合同", "allow_batch": true, "auto_sign_seal": "hr", "pdf_base64": b64(&template_pdf),
-        "areas": [{"id": "employer", "party": "用人单位", "seal_type": "hr", "page": 1, "x": 120, "y": 230, "width": 40}],
-        "fields": [
-            {"name": "姓名", "kind": "text", "required": true},
-            {"name": "身份证号", "kind": "id_number", "required": true},
-            {"name": "入职日期", "kind": "date"},
-        ],
-    });
-    assert_eq!(w.put_template("labour", "boss", labour).status, 200);
-    w.register_oa(&["hr"]);
+    w.labour_jobs();
     // 30 rows: 27 valid, and a wrong ID number, a missing name, an impossible date.
     let mut csv = String::from("document_id,姓名,身份证号,入职日期\n");
     for n in 1..=30u32 {
@@ -3261,14 +3321,7 @@ fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_th
         };
         csv.push_str(&format!("HR-{n:03},{name},{id},{date}\n"));
     }
-    let upload = |employee: &str, body: &str| {
-        send(
-            w.oa.post(format!("{}/v1/jobs?template_id=labour", w.d.api))
-                .header("Seald-Employee", employee)
-                .header("Content-Type", "text/csv")
-                .body(body.to_owned()),
-        )
-    };
+    let upload = |employee: &str, body: &str| w.upload(employee, "", body);
     // Only a holder of the auto-sign authorization starts one.
     assert_refused(&upload("alice", &csv), 403, "auto_sign_not_authorized");
     let bad_header = upload("boss", "姓名,工号\n张三,1\n");
@@ -3302,13 +3355,7 @@ fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_th
     );
     let id = report["id"].as_str().expect("id").to_owned();
     // Killed (SIGKILL) while it seals, then restarted: it goes on where it stopped.
-    assert!(
-        seald_tests::daemon::wait_until(std::time::Duration::from_secs(60), || {
-            w.job(&id)["rows"]["sealed"].as_u64().unwrap_or(0) >= 3
-        }),
-        "the job never got going: {}",
-        w.job(&id)
-    );
+    w.wait_job(&id, 60, |j| sealed(j) >= 3);
     w.d.signal("KILL");
     assert!(seald_tests::daemon::wait_until(
         std::time::Duration::from_secs(10),
@@ -3318,25 +3365,14 @@ fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_th
         .setup
         .sql("SELECT count(*) FROM job_rows WHERE status = 'sealed'");
     w.d = w.setup.start();
-    assert!(
-        seald_tests::daemon::wait_until(std::time::Duration::from_secs(120), || {
-            w.job(&id)["status"] == "completed"
-        }),
-        "the job did not complete after the restart: {}\n{}",
-        w.job(&id),
-        w.d.log_text()
-    );
-    let done = w.job(&id);
-    assert_eq!(done["rows"]["sealed"], 27, "{done}");
+    let done = w.wait_job(&id, 120, |j| j["status"] == "completed");
+    assert_eq!(sealed(&done), 27, "{done}");
     assert!(
         before.parse::<u64>().unwrap_or(0) < 27,
         "the kill came before the end ({before} sealed)"
     );
     // Exactly one audit record per sealed row, each row once.
-    let records = w.setup.sql(&format!(
-        "SELECT count(*), count(DISTINCT json_extract(detail, '$.row')) FROM audit_records WHERE action = 'sign' AND decision = 'allowed' AND json_extract(detail, '$.job') = '{id}'"
-    ));
-    assert_eq!(records, "27|27", "records, distinct rows");
+    assert_eq!(w.job_records(&id), "27|27", "records, distinct rows");
     // The results: a line per row.
     let results = send(w.oa.get(format!("{}/v1/jobs/{id}/results", w.d.api)));
     let results = String::from_utf8_lossy(&results.body).into_owned();
@@ -3365,4 +3401,58 @@ fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_th
     );
     let missing = send(w.oa.get(format!("{}/v1/jobs/{id}/rows/7/pdf", w.d.api)));
     assert_eq!(missing.status, 404, "an invalid row has no output");
+}
+
+#[test]
+fn a_batch_job_waits_out_a_tsa_outage_and_a_canceled_one_seals_no_further_row() {
+    let setup = Setup::new("[jobs]\ntsa_retry_seconds = 1\n");
+    let pki = setup.seal.pki.clone();
+    let tsa = seald_tests::pdf::Tsa::start(&pki);
+    let port: u16 = tsa
+        .url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the TSA's port");
+    let config = fs::read_to_string(&setup.config).expect("config")
+        + &format!(
+            "[tsa]\nurls = [\"{}\"]\nroots = [\"{}\"]\ntimeout_seconds = 2\n",
+            tsa.url,
+            setup.seal.root().display()
+        );
+    fs::write(&setup.config, config).expect("config");
+    let w = World::from_setup(setup);
+    w.labour_jobs();
+    // B-T: the TSA goes away mid-job; the job pauses rather than failing its rows…
+    let created = w.upload("boss", "&level=b-t", &labour_rows(12));
+    assert_eq!(created.status, 201, "{}", text(&created));
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    w.wait_job(&id, 60, |j| sealed(j) >= 2);
+    drop(tsa);
+    let paused = w.wait_job(&id, 60, |j| j["status"] == "paused");
+    assert_eq!(paused["error"], "tsa_unavailable", "{paused}");
+    let at_outage = sealed(&paused);
+    assert!(at_outage < 12, "{paused}");
+    // …and goes on once a TSA answers again.
+    let _back = seald_tests::pdf::Tsa::start_on(&pki, port);
+    let done = w.wait_job(&id, 120, |j| j["status"] == "completed");
+    assert_eq!(sealed(&done), 12, "{done}");
+    assert_eq!(w.job_records(&id), "12|12");
+    assert!(w.d.log_text().contains("no time-stamp authority answers"));
+
+    // A canceled job seals no row after the runner stops.
+    let created = w.upload("boss", "&level=b-b", &labour_rows(60));
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    w.wait_job(&id, 60, |j| sealed(j) >= 2);
+    let canceled = w.call(&w.oa, "POST", &format!("/v1/jobs/{id}/cancel"), None, None);
+    assert_eq!(canceled.status, 200, "{}", text(&canceled));
+    let stopped = w.wait_job(&id, 30, |j| j["runner_active"] == false);
+    assert_eq!(stopped["status"], "canceled", "{stopped}");
+    let count = sealed(&stopped);
+    assert!(count < 60, "{stopped}");
+    assert_eq!(w.job_records(&id), format!("{count}|{count}"));
+    let resumed = w.call(&w.oa, "POST", &format!("/v1/jobs/{id}/resume"), None, None);
+    assert_refused(&resumed, 409, "job_not_changeable");
+    assert_eq!(sealed(&w.job(&id)), count, "nothing more after cancel");
 }

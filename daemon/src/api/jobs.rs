@@ -415,7 +415,7 @@ pub async fn show(
         "area": j.spec.area, "level": j.spec.level, "started_by": j.spec.started_by,
         "rows": {"uploaded": j.spec.rows_uploaded, "valid": j.spec.rows_valid, "invalid": c.invalid,
                  "sealed": c.sealed, "pending": c.pending},
-        "rate_per_second": rate, "eta_seconds": eta,
+        "rate_per_second": rate, "eta_seconds": eta, "runner_active": state.jobs.is_running(&id),
         "created_at": j.created_at, "updated_at": j.updated_at,
     }))
     .into_response()
@@ -432,7 +432,7 @@ async fn change_status(state: St, peer: PeerExt, id: String, to: JobStatus) -> R
     let result = async {
         let j = visible(&state, &caller, &id, action).await?;
         let allowed = match to {
-            JobStatus::Canceled => matches!(j.status, JobStatus::Running | JobStatus::Stopped),
+            JobStatus::Canceled => j.status.is_live() || j.status == JobStatus::Stopped,
             _ => j.status == JobStatus::Stopped,
         };
         if !allowed {

@@ -320,6 +320,8 @@ pub enum JobStatus {
     /// Rows are being read and checked.
     Validating,
     Running,
+    /// No time-stamp authority answers (B-T): the job waits and retries, then goes on.
+    Paused,
     Completed,
     Canceled,
     /// Policy refused a row (auto-sign switched off, authorization revoked, quota used
@@ -330,10 +332,16 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    /// Its runner goes on (running, or paused waiting for a TSA).
+    pub fn is_live(self) -> bool {
+        matches!(self, JobStatus::Running | JobStatus::Paused)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Validating => "validating",
             JobStatus::Running => "running",
+            JobStatus::Paused => "paused",
             JobStatus::Completed => "completed",
             JobStatus::Canceled => "canceled",
             JobStatus::Stopped => "stopped",
