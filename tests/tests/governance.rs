@@ -3456,3 +3456,96 @@ fn a_batch_job_waits_out_a_tsa_outage_and_a_canceled_one_seals_no_further_row() 
     assert_refused(&resumed, 409, "job_not_changeable");
     assert_eq!(sealed(&w.job(&id)), count, "nothing more after cancel");
 }
+
+#[test]
+fn a_thousand_row_job_through_sealctl_every_output_valid_with_its_chinese_text_and_one_record_each()
+{
+    use seald_tests::run_ok;
+    let w = World::new();
+    w.labour_jobs();
+    let dir = w.setup.dir().join("thousand");
+    fs::create_dir_all(&dir).expect("dir");
+    let rows = dir.join("rows.csv");
+    fs::write(&rows, labour_rows(1000)).expect("rows");
+    let ctl = |args: &[&str]| {
+        let mut cmd = w.setup.sealctl(&w.d, "oa");
+        cmd.env("SEALD_EMPLOYEE", "boss").args(args);
+        cmd
+    };
+    let end: Value = serde_json::from_str(&run_ok(&mut ctl(&[
+        "batch",
+        "--json",
+        "run",
+        "labour",
+        rows.to_str().expect("utf-8"),
+    ])))
+    .expect("json");
+    assert_eq!(
+        (end["status"].clone(), end["rows"]["sealed"].clone()),
+        (json!("completed"), json!(1000)),
+        "{end}"
+    );
+    let id = end["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        w.job_records(&id),
+        "1000|1000",
+        "one audit record per sealed row"
+    );
+    let results = dir.join("results.csv");
+    run_ok(&mut ctl(&[
+        "batch",
+        "results",
+        &id,
+        "--out",
+        results.to_str().expect("utf-8"),
+    ]));
+    let text = fs::read_to_string(&results).expect("results");
+    assert_eq!(
+        text.lines().filter(|l| l.contains(",sealed,")).count(),
+        1000
+    );
+    let out = dir.join("out");
+    run_ok(&mut ctl(&[
+        "batch",
+        "download",
+        &id,
+        "--dir",
+        out.to_str().expect("utf-8"),
+    ]));
+    let mut pdfs: Vec<std::path::PathBuf> = fs::read_dir(&out)
+        .expect("out")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    pdfs.sort();
+    assert_eq!(pdfs.len(), 1000);
+    let v = Validators::new(&dir, &[w.setup.seal.root()]);
+    for (i, pdf) in pdfs.iter().enumerate() {
+        let sigs = v.pdfsig(pdf);
+        assert!(
+            sigs.len() == 1 && sigs[0].valid && sigs[0].trusted,
+            "{}: {sigs:?}",
+            pdf.display()
+        );
+        let n = i + 1;
+        let extracted = run_ok(std::process::Command::new("pdftotext").arg(pdf).arg("-"));
+        assert!(
+            extracted.contains(&format!("员工{n}")),
+            "{}: {extracted}",
+            pdf.display()
+        );
+    }
+    let judged = v.pyhanko_many(&pdfs);
+    assert_eq!(judged.len(), 1000);
+    for (path, sigs) in &judged {
+        let s = &sigs[0];
+        assert_eq!(
+            (
+                s["intact"].clone(),
+                s["valid"].clone(),
+                s["trusted"].clone()
+            ),
+            (json!(true), json!(true), json!(true)),
+            "{path}: {s}"
+        );
+    }
+}
