@@ -62,6 +62,9 @@ pub struct JobsConfig {
     pub concurrency: usize,
     /// While no time-stamp authority answers (B-T), the job waits this long between tries.
     pub tsa_retry_seconds: u64,
+    /// The key job webhooks' bodies are signed with (HMAC-SHA256); jobs with a webhook need
+    /// it.
+    pub webhook_secret_file: Option<PathBuf>,
 }
 
 impl JobsConfig {
@@ -78,6 +81,7 @@ impl Default for JobsConfig {
             max_rows: 100_000,
             concurrency: 2,
             tsa_retry_seconds: 5,
+            webhook_secret_file: None,
         }
     }
 }
@@ -348,6 +352,10 @@ impl Config {
         if let Some(tsa) = &mut self.tsa {
             tsa.roots.iter_mut().for_each(fix);
         }
+        fix(&mut self.jobs.font);
+        if let Some(p) = &mut self.jobs.webhook_secret_file {
+            fix(p);
+        }
         self.verify.trust_roots.iter_mut().for_each(fix);
         self.bootstrap.admin_certificates.iter_mut().for_each(fix);
     }
@@ -496,6 +504,9 @@ impl Config {
         }
         if !(1..=64).contains(&self.jobs.concurrency) {
             return Err(ConfigError::new("jobs.concurrency", "must be 1 to 64"));
+        }
+        if let Some(p) = &self.jobs.webhook_secret_file {
+            readable("jobs.webhook_secret_file", p)?;
         }
         if !(1..=3600).contains(&self.jobs.tsa_retry_seconds) {
             return Err(ConfigError::new(

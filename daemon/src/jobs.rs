@@ -148,7 +148,107 @@ pub async fn set_status(
         .audit
         .append(e, Change::PutJob(Box::new(j.clone())))
         .await?;
+    announce_end(state, &j).await;
     Ok(j)
+}
+
+/// A webhook URL a job may name: http or https, and a signing key configured.
+pub fn check_webhook(state: &AppState, url: &str) -> Result<(), ApiError> {
+    let ok = reqwest::Url::parse(url)
+        .ok()
+        .is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+    if !ok {
+        return Err(ApiError::bad_parameter(format!(
+            "webhook must be an http or https URL, not '{url}'"
+        )));
+    }
+    if state.config.jobs.webhook_secret_file.is_none() {
+        return Err(ApiError::bad_parameter(
+            "a job with a webhook needs jobs.webhook_secret_file configured (its bodies are signed)",
+        ));
+    }
+    Ok(())
+}
+
+/// HMAC-SHA256 (RFC 2104) of `body` with `key`, hex.
+pub fn hmac_sha256(key: &[u8], body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| k.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(body)
+        .finalize();
+    hex::encode(
+        Sha256::new()
+            .chain_update(pad(0x5c))
+            .chain_update(inner)
+            .finalize(),
+    )
+}
+
+/// Announces the end of `j` to its webhook, if it names one.
+pub async fn announce_end(state: &AppState, j: &JobRecord) {
+    if let (true, Some(url)) = (j.status.is_end(), &j.spec.webhook) {
+        announce(state, j, url.clone()).await;
+    }
+}
+
+/// POSTs the job's end to its webhook (three tries, in the background); failures are logged.
+async fn announce(state: &AppState, j: &JobRecord, url: String) {
+    let Some(path) = state.config.jobs.webhook_secret_file.clone() else {
+        return;
+    };
+    let counts = state.store.job_counts(&j.id).await.unwrap_or_default();
+    let body = json!({
+        "event": format!("job.{}", j.status.as_str()),
+        "job": j.id, "status": j.status, "error": j.error, "template": j.spec.template,
+        "rows": {"uploaded": j.spec.rows_uploaded, "valid": j.spec.rows_valid,
+                 "invalid": counts.invalid, "sealed": counts.sealed, "pending": counts.pending},
+    })
+    .to_string();
+    let event = format!("job.{}", j.status.as_str());
+    let id = j.id.clone();
+    tokio::task::spawn_blocking(move || {
+        let key = match std::fs::read(&path) {
+            Ok(k) => zeroize::Zeroizing::new(k),
+            Err(e) => {
+                tracing::error!(job = %id, error = %e, "cannot read jobs.webhook_secret_file");
+                return;
+            }
+        };
+        let signature = format!("sha256={}", hmac_sha256(key.trim_ascii(), body.as_bytes()));
+        let client = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build();
+        let Ok(client) = client else { return };
+        for attempt in 1..=3u32 {
+            let sent = client
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .header("Seald-Event", &event)
+                .header("Seald-Signature", &signature)
+                .body(body.clone())
+                .send();
+            match sent {
+                Ok(r) if r.status().is_success() => {
+                    tracing::info!(job = %id, %event, "webhook delivered");
+                    return;
+                }
+                Ok(r) => {
+                    tracing::warn!(job = %id, attempt, status = %r.status(), "webhook refused")
+                }
+                Err(e) => tracing::warn!(job = %id, attempt, error = %e, "webhook unreachable"),
+            }
+            std::thread::sleep(std::time::Duration::from_secs(u64::from(attempt)));
+        }
+        tracing::error!(job = %id, %event, "webhook not delivered after 3 tries");
+    });
 }
 
 /// What stopped a row: policy (the job stops with the code) or a failure.

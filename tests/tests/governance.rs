@@ -3302,10 +3302,74 @@ fn sealed(job: &Value) -> u64 {
     job["rows"]["sealed"].as_u64().unwrap_or(0)
 }
 
+/// A one-shot HTTP receiver on 127.0.0.1: its URL, and what the first POST to it carried
+/// (its headers, lower-cased, and its body).
+fn webhook_receiver() -> (
+    String,
+    std::sync::mpsc::Receiver<(Vec<(String, String)>, Vec<u8>)>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut reader = BufReader::new(stream);
+        let mut headers = Vec::new();
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.trim().split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+            }
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        let _ = reader.read_exact(&mut body);
+        let _ = reader
+            .get_mut()
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let _ = tx.send((headers, body));
+    });
+    (url, rx)
+}
+
+/// HMAC-SHA256 (RFC 2104), written here apart from seald's.
+fn hmac_sha256(key: &[u8], data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut block = key.to_vec();
+    block.resize(64, 0);
+    let xor = |b: u8| block.iter().map(|k| k ^ b).collect::<Vec<u8>>();
+    let mut inner = Sha256::new();
+    inner.update(xor(0x36));
+    inner.update(data);
+    let mut outer = Sha256::new();
+    outer.update(xor(0x5c));
+    outer.update(inner.finalize());
+    hex::encode(outer.finalize())
+}
+
 #[test]
 fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_the_rest() {
-    let mut w = World::new();
+    let setup = Setup::new("");
+    let secret = setup.dir().join("webhook.secret");
+    fs::write(&secret, "s3cret-key\n").expect("secret");
+    let config = fs::read_to_string(&setup.config).expect("config")
+        + &format!("[jobs]\nwebhook_secret_file = \"{}\"\n", secret.display());
+    fs::write(&setup.config, config).expect("config");
+    let mut w = World::from_setup(setup);
     w.labour_jobs();
+    let (hook, delivered) = webhook_receiver();
     // 30 rows: 27 valid, and a wrong ID number, a missing name, an impossible date.
     let mut csv = String::from("document_id,姓名,身份证号,入职日期\n");
     for n in 1..=30u32 {
@@ -3321,10 +3385,11 @@ fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_th
         };
         csv.push_str(&format!("HR-{n:03},{name},{id},{date}\n"));
     }
-    let upload = |employee: &str, body: &str| w.upload(employee, "", body);
+    let with_hook = format!("&webhook={hook}");
+    let upload = |employee: &str, body: &str| w.upload(employee, &with_hook, body);
     // Only a holder of the auto-sign authorization starts one.
     assert_refused(&upload("alice", &csv), 403, "auto_sign_not_authorized");
-    let bad_header = upload("boss", "姓名,工号\n张三,1\n");
+    let bad_header = w.upload("boss", "", "姓名,工号\n张三,1\n");
     assert_refused(&bad_header, 422, "unknown_column");
     let created = upload("boss", &csv);
     assert_eq!(created.status, 201, "{}", text(&created));
@@ -3373,6 +3438,25 @@ fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_th
     );
     // Exactly one audit record per sealed row, each row once.
     assert_eq!(w.job_records(&id), "27|27", "records, distinct rows");
+    // The webhook heard of the end, signed with the configured key.
+    let (headers, body) = delivered
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the webhook was called");
+    let header = |k: &str| headers.iter().find(|(h, _)| h == k).map(|(_, v)| v.clone());
+    assert_eq!(header("seald-event").as_deref(), Some("job.completed"));
+    assert_eq!(
+        header("seald-signature"),
+        Some(format!("sha256={}", hmac_sha256(b"s3cret-key", &body)))
+    );
+    let announced: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(
+        (
+            announced["job"].clone(),
+            announced["rows"]["sealed"].clone()
+        ),
+        (json!(id), json!(27)),
+        "{announced}"
+    );
     // The results: a line per row.
     let results = send(w.oa.get(format!("{}/v1/jobs/{id}/results", w.d.api)));
     let results = String::from_utf8_lossy(&results.body).into_owned();

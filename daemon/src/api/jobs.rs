@@ -35,6 +35,8 @@ pub struct JobQuery {
     level: Option<String>,
     /// The column naming each row's document id (default `document_id` when there is one).
     document_id_column: Option<String>,
+    /// An http(s) URL told of the job's end (a POST signed with HMAC-SHA256).
+    webhook: Option<String>,
 }
 
 fn unprocessable(code: &'static str, detail: impl Into<String>) -> ApiError {
@@ -116,6 +118,9 @@ async fn create_job(
         ));
     }
     state.jobs.font(state)?;
+    if let Some(url) = &q.webhook {
+        crate::jobs::check_webhook(state, url)?;
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -155,6 +160,7 @@ async fn create_job(
             rows_uploaded: 0,
             rows_valid: 0,
             rows_invalid: 0,
+            webhook: q.webhook.clone(),
         },
         status: JobStatus::Validating,
         error: None,
@@ -210,6 +216,8 @@ async fn create_job(
     .await?;
     if job.status == JobStatus::Running {
         jobs::start(state.clone(), id.clone());
+    } else {
+        jobs::announce_end(state, &job).await;
     }
     let body = json!({
         "id": id, "status": job.status, "template": t.id, "area": job.spec.area, "level": job.spec.level,

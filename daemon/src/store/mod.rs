@@ -312,6 +312,9 @@ pub struct JobSpec {
     pub rows_uploaded: u64,
     pub rows_valid: u64,
     pub rows_invalid: u64,
+    /// Where the job's end is announced (HMAC-signed), if anywhere.
+    #[serde(default)]
+    pub webhook: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -332,6 +335,14 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    /// The job ended (or stopped): its webhook hears of it.
+    pub fn is_end(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Canceled | JobStatus::Stopped | JobStatus::Failed
+        )
+    }
+
     /// Its runner goes on (running, or paused waiting for a TSA).
     pub fn is_live(self) -> bool {
         matches!(self, JobStatus::Running | JobStatus::Paused)
