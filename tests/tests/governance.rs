@@ -3304,10 +3304,10 @@ fn sealed(job: &Value) -> u64 {
 
 /// A one-shot HTTP receiver on 127.0.0.1: its URL, and what the first POST to it carried
 /// (its headers, lower-cased, and its body).
-fn webhook_receiver() -> (
-    String,
-    std::sync::mpsc::Receiver<(Vec<(String, String)>, Vec<u8>)>,
-) {
+/// What a webhook call carried: its headers (names lower-cased) and its body.
+type Delivery = (Vec<(String, String)>, Vec<u8>);
+
+fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<Delivery>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
