@@ -9,6 +9,10 @@
 #   bench/run.sh daemon [--seconds S] [--rounds N]
 #       1-page B-B signing over mTLS with keep-alive through seald vs bare C_Sign with the same
 #       sessions, and pyHanko on the same token (budget: ≥ 80 % of bare C_Sign).
+#   bench/run.sh jobs [--rows N] [--sessions N]
+#       a batch job of 10,000 rows (filled with Chinese text, sealed B-B) through seald vs bare
+#       C_Sign with the same sessions, seald's peak RSS, and pyHanko on the same token
+#       (budget: ≥ 70 % of bare C_Sign).
 # Each exits 1 when over budget. Figures go into docs/performance.md with the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +26,8 @@ case $what in
     need_packages softhsm2 gcc pkg-config
     cargo build --release --locked -p seald-bench
     ;;
-  pades|daemon)
-    need_packages softhsm2 gcc pkg-config openssl time python3-venv python3
+  pades|daemon|jobs)
+    need_packages softhsm2 gcc pkg-config openssl time python3-venv python3 fonts-wqy-microhei
     cargo build --release --locked --bins
     # The peer: pyHanko over python-pkcs11, pinned, in its own venv.
     VENV=$PWD/target/bench-venv
@@ -36,7 +40,7 @@ case $what in
     fi
     extra=(--python "$VENV/bin/python")
     ;;
-  *) die "unknown benchmark '$what' (pkcs11, pades or daemon)" ;;
+  *) die "unknown benchmark '$what' (pkcs11, pades, daemon or jobs)" ;;
 esac
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 target/release/seald-bench "$what" --module "$(softhsm_module)" "${extra[@]}" "$@"

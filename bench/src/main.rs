@@ -5,8 +5,11 @@
 //!   and pyHanko with the same token; peak memory.
 //! - `seald-bench daemon`: signing over mTLS through `seald` against `C_Sign` with the same
 //!   sessions, and pyHanko.
+//! - `seald-bench jobs`: a batch job of 10,000 rows (filled and sealed) against `C_Sign` with
+//!   the same sessions, peak memory, and pyHanko.
 
 mod daemon;
+mod jobs;
 mod pades;
 mod pkcs11;
 mod util;
@@ -22,8 +25,9 @@ fn main() {
         "pkcs11" => pkcs11::run(args),
         "pades" => pades::run(args),
         "daemon" => daemon::run(args),
+        "jobs" => jobs::run(args),
         _ => {
-            eprintln!("usage: seald-bench pkcs11|pades|daemon [options] (see --help of each)");
+            eprintln!("usage: seald-bench pkcs11|pades|daemon|jobs [options] (see --help of each)");
             std::process::exit(2)
         }
     }

@@ -24,6 +24,7 @@ mod spool;
 mod state;
 mod store;
 mod tls;
+mod zip;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -45,13 +45,16 @@ pub enum BatchCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// The sealed PDFs into --dir (named by document id), or one row's with --row.
+    /// The sealed PDFs into --dir (named by document id), or one row's with --row; or all of
+    /// them as one ZIP file with --zip.
     Download {
         id: String,
-        #[arg(long)]
-        dir: PathBuf,
+        #[arg(long, required_unless_present = "zip")]
+        dir: Option<PathBuf>,
         #[arg(long)]
         row: Option<u64>,
+        #[arg(long, conflicts_with_all = ["dir", "row"])]
+        zip: Option<PathBuf>,
     },
 }
 
@@ -213,7 +216,25 @@ pub fn run_batch(args: BatchArgs) -> Result<(), Failure> {
                 None => print!("{text}"),
             }
         }
-        BatchCommand::Download { id, dir, row } => {
+        BatchCommand::Download {
+            id,
+            zip: Some(path),
+            ..
+        } => {
+            let mut response = remote.get(&format!("/v1/jobs/{id}/outputs.zip"))?;
+            let mut file = std::fs::File::create(&path)
+                .map_err(|e| Failure::failed(format!("cannot create {}: {e}", path.display())))?;
+            let bytes = response
+                .copy_to(&mut file)
+                .map_err(|e| Failure::failed(format!("cannot download the ZIP: {e}")))?;
+            done(
+                &serde_json::json!({"job": id, "bytes": bytes}),
+                j,
+                &format!("{bytes} bytes written to {}", path.display()),
+            );
+        }
+        BatchCommand::Download { id, dir, row, .. } => {
+            let dir = dir.ok_or_else(|| Failure::usage("give --dir DIR or --zip FILE"))?;
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
             let text = remote

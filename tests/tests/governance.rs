@@ -3483,6 +3483,19 @@ fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_th
         extracted.contains("员工2") && extracted.contains(&id_number(2)),
         "{extracted}"
     );
+    // All of them as one ZIP, read back by Python's zipfile.
+    let zip = send(w.oa.get(format!("{}/v1/jobs/{id}/outputs.zip", w.d.api)));
+    assert_eq!(zip.status, 200, "{}", text(&zip));
+    let zip_path = w.setup.dir().join("outputs.zip");
+    fs::write(&zip_path, &zip.body).expect("write");
+    let listed = seald_tests::run_ok(
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg("import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; n = z.namelist(); print(len(n), n[1], z.read(n[1]) == open(sys.argv[2], 'rb').read())")
+            .arg(&zip_path)
+            .arg(&out),
+    );
+    assert_eq!(listed.trim(), "27 HR-002.pdf True", "{listed}");
     let missing = send(w.oa.get(format!("{}/v1/jobs/{id}/rows/7/pdf", w.d.api)));
     assert_eq!(missing.status, 404, "an invalid row has no output");
 }

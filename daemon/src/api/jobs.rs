@@ -581,3 +581,72 @@ pub async fn row_pdf(
         ))),
     }
 }
+
+/// A file name for a document id: anything but letters, digits, '-', '_' and '.' becomes '_'.
+fn file_name(document_id: &str) -> String {
+    let safe: String = document_id
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{}.pdf", safe.trim_start_matches('.'))
+}
+
+/// `GET /v1/jobs/{id}/outputs.zip`: every sealed PDF so far, one stored entry each (named by
+/// document id), streamed; ZIP64 when it outgrows the classic format.
+pub async fn outputs_zip(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    Path(id): Path<String>,
+) -> Response {
+    let caller = Caller::new(&state, peer);
+    if let Err(e) = visible(&state, &caller, &id, "job.download").await {
+        return caller.fail(e);
+    }
+    let name = format!(
+        "attachment; filename=\"{}.zip\"",
+        file_name(&id).trim_end_matches(".pdf")
+    );
+    let pages =
+        futures_util::stream::unfold(Some((0u64, crate::zip::Zip::default())), move |progress| {
+            let state = state.clone();
+            let id = id.clone();
+            async move {
+                let (after, mut zip) = progress?;
+                let rows = match state
+                    .store
+                    .job_rows(&id, Some(JobRowStatus::Sealed), after, 50)
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
+                };
+                let Some(last) = rows.last().map(|r| r.row) else {
+                    return Some((Ok(axum::body::Bytes::from(zip.finish())), None));
+                };
+                let mut chunk = Vec::new();
+                for r in &rows {
+                    match tokio::fs::read(jobs::output_path(&state, &id, r.row)).await {
+                        Ok(pdf) => chunk.extend(zip.entry(&file_name(&r.document_id), &pdf)),
+                        Err(e) => return Some((Err(e), None)),
+                    }
+                }
+                Some((Ok(axum::body::Bytes::from(chunk)), Some((last, zip))))
+            }
+        });
+    let mut response = Body::from_stream(pages).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&name) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
+}

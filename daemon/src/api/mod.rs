@@ -91,6 +91,11 @@ pub fn routes() -> Vec<(&'static str, Method, MethodRouter<Arc<AppState>>)> {
         ("/v1/jobs/{job_id}/resume", Method::POST, post(jobs::resume)),
         ("/v1/jobs/{job_id}/results", Method::GET, get(jobs::results)),
         (
+            "/v1/jobs/{job_id}/outputs.zip",
+            Method::GET,
+            get(jobs::outputs_zip),
+        ),
+        (
             "/v1/jobs/{job_id}/rows/{row}/pdf",
             Method::GET,
             get(jobs::row_pdf),

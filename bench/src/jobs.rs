@@ -1,0 +1,314 @@
+//! `seald-bench jobs`: a batch job of N rows (default 10,000), B-B, RSA-2048 on SoftHSM2 —
+//! every row filled with Chinese text and sealed — against the raw `C_Sign` rate of the same
+//! token with the same sessions, measured in the same run (before and after the job); seald's
+//! peak RSS during the job; and pyHanko signing the same template on the same token. Budget:
+//! the job reaches at least 70 % of the raw rate.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use cryptoki::mechanism::Mechanism;
+use seald_tests::daemon::{client_cert, send, Daemon, Setup};
+use seald_tests::pdf::TOKEN;
+use serde_json::{json, Value};
+
+use crate::util::{measure, BareToken};
+
+struct Options {
+    module: PathBuf,
+    python: Option<PathBuf>,
+    rows: u32,
+    sessions: usize,
+    min_ratio: f64,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: seald-bench jobs [--module PATH] [--python VENV_PYTHON] [--rows N] [--sessions N] [--min-ratio PCT]\n\
+         Runs a batch job of N rows (default 10000) through seald against bare C_Sign with the\n\
+         same sessions (default 2); exits 1 below PCT (default 70) %."
+    );
+    std::process::exit(2)
+}
+
+fn parse(args: Vec<String>) -> Options {
+    let mut o = Options {
+        module: PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"),
+        python: None,
+        rows: 10_000,
+        sessions: 2,
+        min_ratio: 70.0,
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let value = args.next().unwrap_or_else(|| usage());
+        match arg.as_str() {
+            "--module" => o.module = PathBuf::from(value),
+            "--python" => o.python = Some(PathBuf::from(value)),
+            "--rows" => o.rows = value.parse().unwrap_or_else(|_| usage()),
+            "--sessions" => o.sessions = value.parse().unwrap_or_else(|_| usage()),
+            "--min-ratio" => o.min_ratio = value.parse().unwrap_or_else(|_| usage()),
+            _ => usage(),
+        }
+    }
+    o
+}
+
+fn call(
+    d: &Daemon,
+    client: &reqwest::blocking::Client,
+    method: &str,
+    path: &str,
+    employee: Option<&str>,
+    body: Value,
+) -> Value {
+    let url = format!("{}{path}", d.api);
+    let mut r = match method {
+        "PUT" => client.put(url),
+        _ => client.post(url),
+    };
+    if let Some(e) = employee {
+        r = r.header("Seald-Employee", e);
+    }
+    let a = send(
+        r.header("Content-Type", "application/json")
+            .body(body.to_string()),
+    );
+    assert!(
+        a.status < 300,
+        "{method} {path}: {} {}",
+        a.status,
+        String::from_utf8_lossy(&a.body)
+    );
+    serde_json::from_slice(&a.body).unwrap_or(Value::Null)
+}
+
+/// A resident ID number (GB 11643) numbered `n`.
+fn id_number(n: u32) -> String {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let first = format!("110105199001{:05}", n % 100_000);
+    let first = &first[..17];
+    let sum: u32 = first
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    format!("{first}{}", b"10X98765432"[(sum % 11) as usize] as char)
+}
+
+/// Peak resident memory of `pid` since its last reset, in KiB (VmHWM).
+fn peak_rss_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn run(args: Vec<String>) {
+    let o = parse(args);
+    std::env::set_var("SEALD_TEST_SOFTHSM", &o.module);
+    if std::env::var_os("SEALD_BIN_DIR").is_none() {
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(PathBuf::from))
+        {
+            std::env::set_var("SEALD_BIN_DIR", dir);
+        }
+    }
+    let setup = Setup::with_sessions(
+        &format!(
+            "[jobs]\nconcurrency = {}\nmax_rows = 1000000\n",
+            o.sessions * 2
+        ),
+        o.sessions,
+    );
+    client_cert(&setup.tls, "oa", false);
+    let d = setup.start();
+    let admin = d.client("admin");
+    // The enterprise, the HR seal, auto-sign, the labour template, the OA system.
+    call(
+        &d,
+        &admin,
+        "POST",
+        "/v1/org",
+        None,
+        json!({
+            "enterprise": {"id": "acme", "name": "示例科技有限公司", "credit_code": "91350100M000100Y43"},
+            "department": {"id": "hq", "name": "总部"},
+            "super_administrator": {"id": "boss", "name": "王总", "phone": "13800138000"},
+        }),
+    );
+    let chain = std::fs::read_to_string(&setup.chain).expect("chain");
+    call(
+        &d,
+        &admin,
+        "POST",
+        "/v1/admin/seals",
+        Some("boss"),
+        json!({
+            "id": "hr", "name": "人事章", "token": "hsm", "key_label": "seal",
+            "certificate_chain_pem": chain, "kind": "hr",
+        }),
+    );
+    call(
+        &d,
+        &admin,
+        "PUT",
+        "/v1/org/features",
+        Some("boss"),
+        json!({"auto_sign": true, "page_seal": false, "forced_contract_approval": false}),
+    );
+    call(
+        &d,
+        &admin,
+        "PUT",
+        "/v1/org/employees/boss/authorizations/auto_sign",
+        Some("boss"),
+        json!({"granted": true}),
+    );
+    let template =
+        std::fs::read(setup.dir().join("samples/labour-template.pdf")).expect("template");
+    call(
+        &d,
+        &admin,
+        "PUT",
+        "/v1/templates/labour",
+        Some("boss"),
+        json!({
+            "name": "劳动合同", "allow_batch": true, "auto_sign_seal": "hr",
+            "pdf_base64": base64::engine::general_purpose::STANDARD.encode(&template),
+            "areas": [{"id": "employer", "party": "用人单位", "seal_type": "hr", "page": 1, "x": 120, "y": 230, "width": 40}],
+            "fields": [{"name": "姓名", "kind": "text", "required": true}, {"name": "身份证号", "kind": "id_number", "required": true}, {"name": "入职日期", "kind": "date"}],
+        }),
+    );
+    let cert = std::fs::read_to_string(setup.tls.join("oa.crt")).expect("oa cert");
+    call(
+        &d,
+        &admin,
+        "POST",
+        "/v1/admin/applications",
+        None,
+        json!({
+            "id": "oa", "name": "OA", "certificate_pem": cert, "roles": ["signer"], "seals": ["hr"], "acts_for_employees": true,
+        }),
+    );
+    let mut csv = String::from("document_id,姓名,身份证号,入职日期\n");
+    for i in 1..=o.rows {
+        csv.push_str(&format!(
+            "HR-{i:06},员工{i}号,{},2026-12-01\n",
+            id_number(i)
+        ));
+    }
+
+    // The bare token with the same sessions, before and after the job.
+    let (bare_token, _anchor) = BareToken::open(&o.module, TOKEN, seald_tests::USER_PIN);
+    let message = vec![0x31u8; 120];
+    let bare = || {
+        measure(o.sessions, Duration::from_secs(3), |_| {
+            let (session, handle) = bare_token.session_with_key("seal");
+            let message = message.clone();
+            Box::new(move || {
+                session
+                    .sign(&Mechanism::Sha256RsaPkcs, handle, &message)
+                    .expect("C_Sign");
+            })
+        })
+        .per_second
+    };
+    let bare_before = bare();
+    let oa = d.client("oa");
+    let pid = d.pid().to_string();
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    let rss_before = peak_rss_kib(&pid);
+    let began = Instant::now();
+    let created = send(
+        oa.post(format!("{}/v1/jobs?template_id=labour", d.api))
+            .header("Seald-Employee", "boss")
+            .header("Content-Type", "text/csv")
+            .body(csv),
+    );
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let validated = began.elapsed();
+    let job: Value = serde_json::from_slice(&created.body).expect("json");
+    let id = job["id"].as_str().expect("id").to_owned();
+    let mut peak = 0;
+    let status = loop {
+        let s: Value =
+            serde_json::from_slice(&send(oa.get(format!("{}/v1/jobs/{id}", d.api))).body)
+                .expect("json");
+        peak = peak.max(peak_rss_kib(&pid));
+        if s["status"] != "running" {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let took = began.elapsed();
+    peak = peak.max(peak_rss_kib(&pid));
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(
+        status["rows"]["sealed"].as_u64(),
+        Some(u64::from(o.rows)),
+        "{status}"
+    );
+    let bare_after = bare();
+    let bare_rate = (bare_before + bare_after) / 2.0;
+    let rate = f64::from(o.rows) / took.as_secs_f64();
+    let sealing = f64::from(o.rows) / (took - validated).as_secs_f64();
+    let ratio = 100.0 * rate / bare_rate;
+    println!("| rows | token sessions | bare C_Sign (sign/s, before / after) | job (rows/s, whole job) | sealing only (rows/s) | job / bare | validation of the file | seald peak RSS |");
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {bare_before:.0} / {bare_after:.0} | {rate:.1} | {sealing:.1} | {ratio:.1} % | {:.2} s | {:.1} MiB (from {:.1}) |",
+        o.rows,
+        o.sessions,
+        validated.as_secs_f64(),
+        peak as f64 / 1024.0,
+        rss_before as f64 / 1024.0,
+    );
+    let _ = d.terminate(Duration::from_secs(60));
+
+    if let Some(python) = &o.python {
+        let out = Command::new(python)
+            .arg(seald_tests::workspace_root().join("bench/pyhanko_sign.py"))
+            .arg(&o.module)
+            .arg(TOKEN)
+            .arg(setup.dir().join("user.pin"))
+            .arg("seal")
+            .arg(setup.dir().join("samples/labour-template.pdf"))
+            .arg(setup.dir().join("pyhanko.pdf"))
+            .arg("50")
+            .env("SOFTHSM2_CONF", setup.seal.hsm.conf())
+            .output()
+            .expect("run pyHanko");
+        assert!(
+            out.status.success(),
+            "pyHanko failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ms: f64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("pyHanko's ms");
+        println!("\npyHanko signing the same template on the same token, one process, 1 session (no form filling: pyHanko has none): {ms:.1} ms per document ({:.0} rows/s)", 1000.0 / ms);
+    }
+    if ratio < o.min_ratio {
+        println!(
+            "\nBELOW BUDGET ({} %): {ratio:.1} % of the bare C_Sign rate",
+            o.min_ratio
+        );
+        std::process::exit(1);
+    }
+    println!(
+        "\nwithin budget: {ratio:.1} % ≥ {} % of the bare C_Sign rate",
+        o.min_ratio
+    );
+}
