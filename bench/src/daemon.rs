@@ -11,7 +11,7 @@ use cryptoki::mechanism::Mechanism;
 use seald_tests::daemon::Setup;
 use seald_tests::pdf::TOKEN;
 
-use crate::util::{cpu_time_of, measure, median, BareToken};
+use crate::util::{cpu_time_of, measure, median, peak_rss_kib, BareToken};
 
 /// (sum of seconds, count) of the sign endpoint's latency histogram, from /metrics.
 fn sign_latency(daemon: &seald_tests::daemon::Daemon) -> (f64, f64) {
@@ -240,16 +240,6 @@ pub fn run(args: Vec<String>) {
         );
         std::process::exit(1);
     }
-}
-
-/// Peak resident memory of `pid` since its last reset, in KiB (VmHWM).
-fn peak_rss_kib(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// A large PDF through the daemon (the spool path): its time against `sha256sum` + `cp` of the

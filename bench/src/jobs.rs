@@ -14,7 +14,8 @@ use seald_tests::daemon::{client_cert, send, Daemon, Setup};
 use seald_tests::pdf::TOKEN;
 use serde_json::{json, Value};
 
-use crate::util::{measure, BareToken};
+use crate::util::{measure, peak_rss_kib, BareToken};
+use seald_tests::id_number;
 
 struct Options {
     module: PathBuf,
@@ -83,29 +84,6 @@ fn call(
         String::from_utf8_lossy(&a.body)
     );
     serde_json::from_slice(&a.body).unwrap_or(Value::Null)
-}
-
-/// A resident ID number (GB 11643) numbered `n`.
-fn id_number(n: u32) -> String {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let first = format!("110105199001{:05}", n % 100_000);
-    let first = &first[..17];
-    let sum: u32 = first
-        .bytes()
-        .zip(WEIGHTS)
-        .map(|(b, w)| u32::from(b - b'0') * w)
-        .sum();
-    format!("{first}{}", b"10X98765432"[(sum % 11) as usize] as char)
-}
-
-/// Peak resident memory of `pid` since its last reset, in KiB (VmHWM).
-fn peak_rss_kib(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 pub fn run(args: Vec<String>) {

@@ -126,3 +126,13 @@ impl BareToken {
         (session, handle)
     }
 }
+
+/// Peak resident memory of `pid` since its last reset (`clear_refs` 5), in KiB (VmHWM).
+pub fn peak_rss_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}

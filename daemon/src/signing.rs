@@ -79,10 +79,9 @@ pub struct Plan {
     pub query: SignQuery,
 }
 
-pub fn plan(state: &AppState, uri: &Uri) -> Result<Plan, ApiError> {
-    let Query(query) = Query::<SignQuery>::try_from_uri(uri)
-        .map_err(|e| ApiError::bad_parameter(e.body_text()))?;
-    let level = match query.level.as_deref() {
+/// The level asked for (`b-b`, `b-t`), else the configured default; b-t needs a TSA.
+pub fn level(state: &AppState, asked: Option<&str>) -> Result<Level, ApiError> {
+    let level = match asked {
         None => state
             .config
             .tsa
@@ -98,6 +97,13 @@ pub fn plan(state: &AppState, uri: &Uri) -> Result<Plan, ApiError> {
             "level b-t needs a time-stamp authority, and none is configured ([tsa])",
         ));
     }
+    Ok(level)
+}
+
+pub fn plan(state: &AppState, uri: &Uri) -> Result<Plan, ApiError> {
+    let Query(query) = Query::<SignQuery>::try_from_uri(uri)
+        .map_err(|e| ApiError::bad_parameter(e.body_text()))?;
+    let level = level(state, query.level.as_deref())?;
     for (name, v) in [("x", query.x), ("y", query.y)] {
         if v.is_some_and(|v| !v.is_finite() || !(0.0..=5000.0).contains(&v)) {
             return Err(ApiError::bad_parameter(format!(

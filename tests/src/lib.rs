@@ -278,3 +278,17 @@ pub fn pki_issue(dir: &Path, req: &Path, out: &Path) {
             .arg(out),
     );
 }
+
+/// A resident ID number (GB 11643, a valid check character) for someone born on 1990-01-01,
+/// numbered `n` (modulo 1000).
+pub fn id_number(n: u32) -> String {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let first = format!("11010519900101{:03}", n % 1000);
+    let sum: u32 = first
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    format!("{first}{check}")
+}

@@ -3210,18 +3210,7 @@ fn explain_agrees_with_the_real_decision_across_templates_auto_sign_partners_gro
     );
 }
 
-/// A resident ID number (GB 11643) for someone born on 1990-01-01, numbered `n`.
-fn id_number(n: u32) -> String {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let first = format!("11010519900101{:03}", n % 1000);
-    let sum: u32 = first
-        .bytes()
-        .zip(WEIGHTS)
-        .map(|(b, w)| u32::from(b - b'0') * w)
-        .sum();
-    let check = b"10X98765432"[(sum % 11) as usize] as char;
-    format!("{first}{check}")
-}
+use seald_tests::id_number;
 
 impl World {
     fn job(&self, id: &str) -> Value {

@@ -101,22 +101,7 @@ async fn create_job(
     }
     .id
     .clone();
-    let level = match q.level.as_deref() {
-        None => state
-            .config
-            .tsa
-            .as_ref()
-            .map(|t| t.default_level)
-            .unwrap_or_default(),
-        Some(l) => crate::config::Level::parse(l).ok_or_else(|| {
-            ApiError::bad_parameter(format!("level must be b-b or b-t, not '{l}'"))
-        })?,
-    };
-    if level == crate::config::Level::BT && state.timestamper.is_none() {
-        return Err(ApiError::bad_parameter(
-            "level b-t needs a time-stamp authority, and none is configured ([tsa])",
-        ));
-    }
+    let level = crate::signing::level(state, q.level.as_deref())?;
     state.jobs.font(state)?;
     if let Some(url) = &q.webhook {
         crate::jobs::check_webhook(state, url)?;
