@@ -79,7 +79,7 @@ pub fn start(state: Arc<AppState>, id: String) {
     tokio::spawn(async move {
         if let Err(e) = run(&state, &id).await {
             tracing::error!(job = %id, error = %e.detail, "job runner failed");
-            let _ = set_status(&state, &id, JobStatus::Failed, Some(e.code)).await;
+            let _ = set_status(&state, &id, LIVE, JobStatus::Failed, Some(e.code)).await;
         }
         state
             .jobs
@@ -87,6 +87,12 @@ pub fn start(state: Arc<AppState>, id: String) {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id);
+        // Resumed while this runner was finishing: the new state needs a runner.
+        if let Ok(Some(j)) = state.store.job(&id).await {
+            if j.status.is_live() {
+                start(state.clone(), id);
+            }
+        }
     });
 }
 
@@ -97,6 +103,7 @@ pub async fn resume_all(state: &Arc<AppState>) -> Result<(), StoreError> {
         let _ = set_status(
             state,
             &j.id,
+            &[JobStatus::Validating],
             JobStatus::Failed,
             Some("interrupted_while_validating"),
         )
@@ -127,30 +134,44 @@ fn entry(j: &JobRecord, action: &str, decision: Decision, reason: Option<&str>) 
     }
 }
 
-/// Sets a job's status (audited).
+/// Moves job `id` to `status` from one of `from` (audited). `Ok(None)` when the job was no
+/// longer in one of those (someone else changed it first: theirs stands).
 pub async fn set_status(
     state: &AppState,
     id: &str,
+    from: &[JobStatus],
     status: JobStatus,
     error: Option<&str>,
-) -> Result<JobRecord, ApiError> {
+) -> Result<Option<JobRecord>, ApiError> {
     let mut j = state
         .store
         .job(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("there is no job '{id}'")))?;
-    j.status = status;
-    j.error = error.map(str::to_owned);
-    j.updated_at = crate::clock::now_unix();
+    let now = crate::clock::now_unix();
     let mut e = entry(&j, "job.status", Decision::Allowed, None);
     e.detail = Some(json!({"job": id, "status": status, "error": error}).to_string());
-    state
-        .audit
-        .append(e, Change::PutJob(Box::new(j.clone())))
-        .await?;
+    let change = Change::JobStatus {
+        id: id.to_owned(),
+        from: from.to_vec(),
+        to: status,
+        error: error.map(str::to_owned),
+        now,
+    };
+    match state.audit.append(e, change).await {
+        Ok(_) => {}
+        Err(StoreError::Conflict(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    j.status = status;
+    j.error = error.map(str::to_owned);
+    j.updated_at = now;
     announce_end(state, &j).await;
-    Ok(j)
+    Ok(Some(j))
 }
+
+/// The states the runner moves a job from.
+const LIVE: &[JobStatus] = &[JobStatus::Running, JobStatus::Paused];
 
 /// A webhook URL a job may name: http or https, and a signing key configured.
 pub fn check_webhook(state: &AppState, url: &str) -> Result<(), ApiError> {
@@ -243,7 +264,10 @@ async fn announce(state: &AppState, j: &JobRecord, url: String) {
                 Ok(r) => {
                     tracing::warn!(job = %id, attempt, status = %r.status(), "webhook refused")
                 }
-                Err(e) => tracing::warn!(job = %id, attempt, error = %e, "webhook unreachable"),
+                Err(e) => {
+                    let e = e.without_url();
+                    tracing::warn!(job = %id, attempt, error = %e, "webhook unreachable")
+                }
             }
             std::thread::sleep(std::time::Duration::from_secs(u64::from(attempt)));
         }
@@ -306,7 +330,7 @@ async fn run(state: &Arc<AppState>, id: &str) -> Result<(), ApiError> {
             .await?;
         let Some(last) = rows.last() else {
             if state.store.job_counts(id).await?.pending == 0 {
-                set_status(state, id, JobStatus::Completed, None).await?;
+                set_status(state, id, LIVE, JobStatus::Completed, None).await?;
             }
             return Ok(());
         };
@@ -344,7 +368,15 @@ async fn run(state: &Arc<AppState>, id: &str) -> Result<(), ApiError> {
             if tsa_down {
                 if current.status != JobStatus::Paused {
                     tracing::warn!(job = %id, "no time-stamp authority answers: the job waits");
-                    set_status(state, id, JobStatus::Paused, Some("tsa_unavailable")).await?;
+                    let paused = &[JobStatus::Running];
+                    set_status(
+                        state,
+                        id,
+                        paused,
+                        JobStatus::Paused,
+                        Some("tsa_unavailable"),
+                    )
+                    .await?;
                 }
                 tokio::time::sleep(state.config.jobs.tsa_retry()).await;
                 // From the first pending row again.
@@ -353,7 +385,7 @@ async fn run(state: &Arc<AppState>, id: &str) -> Result<(), ApiError> {
             }
             if sealed_any && current.status == JobStatus::Paused {
                 tracing::info!(job = %id, "a time-stamp authority answers again: the job goes on");
-                set_status(state, id, JobStatus::Running, None).await?;
+                set_status(state, id, &[JobStatus::Paused], JobStatus::Running, None).await?;
             }
         }
     }
@@ -371,7 +403,7 @@ async fn refuse(
     denied.detail = Some(json!({"job": j.id, "row": row.map(|r| r.row)}).to_string());
     state.audit.append(denied, Change::None).await?;
     state.metrics.denied(e.code);
-    set_status(state, &j.id, JobStatus::Stopped, Some(e.code)).await?;
+    set_status(state, &j.id, LIVE, JobStatus::Stopped, Some(e.code)).await?;
     Ok(())
 }
 
@@ -395,6 +427,12 @@ async fn seal_row(
                 seald_policy::DenyCode::ApplicationDisabled,
             ))
         })?;
+    // The employee who started the job still may (resigned, or the authorization revoked:
+    // the job stops at the next row).
+    if let Some(org) = &registry.org {
+        seald_policy::template::authorize_auto_sign(org, &j.spec.started_by)
+            .map_err(|code| RowError::Refused(ApiError::denied(code)))?;
+    }
     let seal_id = template.auto_sign_seal().unwrap_or_default().to_owned();
     let seal =
         registry.seals.get(&seal_id).cloned().ok_or_else(|| {
@@ -498,7 +536,7 @@ async fn seal_row(
         output_sha256: output_sha,
         now: crate::clock::now_unix(),
     }];
-    if let Some(c) = consumption {
+    if let Some(c) = consumption.clone() {
         changes.push(Change::ConsumeLimits(Box::new(c)));
     }
     match state.audit.append(e, Change::Many(changes)).await {
@@ -513,9 +551,14 @@ async fn seal_row(
             Ok(())
         }
         // A limit a concurrent request took: the job stops with the limit's code.
-        Err(StoreError::Conflict(m)) if m.contains("seal '") => Err(RowError::Refused(
-            ApiError::denied(seald_policy::DenyCode::ContractQuotaExhausted),
-        )),
+        Err(StoreError::Conflict(_)) if consumption.is_some() => {
+            let code = match &consumption {
+                Some(c) => crate::api::limit_reached(state, c).await,
+                None => None,
+            };
+            let code = code.unwrap_or(seald_policy::DenyCode::ContractQuotaExhausted);
+            Err(RowError::Refused(ApiError::denied(code)))
+        }
         Err(e) => Err(failed(e.into())),
     }
 }

@@ -56,6 +56,9 @@ impl Snapshot {
 #[derive(Debug, Default)]
 pub struct Registry {
     current: RwLock<Arc<Snapshot>>,
+    /// One reload at a time: a reload that read the store before a change cannot install its
+    /// older state after that change's reload.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Registry {
@@ -67,6 +70,7 @@ impl Registry {
     }
 
     pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let _one_at_a_time = self.reloading.lock().await;
         let apps = store.applications().await?;
         let seals = store.seals().await?;
         let mut snap = Snapshot {

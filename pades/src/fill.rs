@@ -71,6 +71,16 @@ impl FillFont {
         Ok(FillFont { data, index, name })
     }
 
+    /// The first character of `text` the font has no glyph for (whitespace becomes a space
+    /// when filling, controls are dropped).
+    pub fn missing_glyph(&self, text: &str) -> Option<char> {
+        let face = self.face().ok()?;
+        text.chars()
+            .map(|c| if c.is_whitespace() { ' ' } else { c })
+            .filter(|c| !c.is_control())
+            .find(|c| face.glyph_index(*c).is_none())
+    }
+
     fn face(&self) -> Result<ttf_parser::Face<'_>> {
         ttf_parser::Face::parse(&self.data, self.index).map_err(font_error)
     }

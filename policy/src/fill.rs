@@ -134,6 +134,10 @@ fn valid_day(y: i64, m: i64, d: i64) -> bool {
 /// A mainland mobile number (1[3-9] and 9 digits, optionally after +86 or 86), or a landline
 /// with its area code (0 and 2–3 digits, an optional hyphen, 7–8 digits).
 fn is_phone(v: &str) -> bool {
+    // Byte positions below are character positions only in ASCII.
+    if !v.is_ascii() {
+        return false;
+    }
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     let mobile = v
         .strip_prefix("+86")
@@ -230,6 +234,8 @@ mod tests {
             (Phone, "0755-1234567", true),
             (Phone, "01012345678", true),
             (Phone, "1380013800", false),
+            (Phone, "中中中中", false),
+            (Phone, "a中中中a", false),
             // GB 11643's own example, and its check character broken.
             (IdNumber, "11010519491231002X", true),
             (IdNumber, "11010519491231002x", true),

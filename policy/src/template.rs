@@ -189,11 +189,20 @@ pub fn put(
     let Some(auto) = &template.auto_sign else {
         return Ok(t);
     };
-    let unchanged = existing
-        .and_then(|e| e.auto_sign.as_ref())
-        .is_some_and(|a| a.seal == auto.seal);
+    // Another document, batch jobs allowed, or contract approval dropped changes what gets
+    // sealed unattended: that needs the authorization, as another seal does.
+    let widened = existing.is_some_and(|e| {
+        e.pdf_sha256 != t.pdf_sha256
+            || (t.allow_batch && !e.allow_batch)
+            || (e.requires_contract_approval && !t.requires_contract_approval)
+    });
+    let unchanged = !widened
+        && existing
+            .and_then(|e| e.auto_sign.as_ref())
+            .is_some_and(|a| a.seal == auto.seal);
     if unchanged {
-        // Editing areas or fields keeps the authorizer; the seal is checked again below.
+        // Editing areas, fields or the name keeps the authorizer; the seal is checked again
+        // below.
         t.auto_sign = existing.and_then(|e| e.auto_sign.clone());
     } else {
         authorize_auto_sign(org, actor)?;

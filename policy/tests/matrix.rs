@@ -1054,6 +1054,29 @@ fn templates_and_authorizations_are_managed_by_whom_they_should_be() {
     };
     let kept = put(&with_ta, "tadmin", Some(&made), &s, &edited).expect("edited");
     assert_eq!(kept.auto_sign, made.auto_sign);
+    // Another PDF, batch jobs allowed or contract approval dropped need the authorization.
+    let widen: Vec<fn(&mut Template)> = vec![|t| t.pdf_sha256 = OTHER_SHA.to_owned(), |t| {
+        t.allow_batch = !t.allow_batch
+    }];
+    for edit in widen {
+        let mut changed = made.clone();
+        changed.allow_batch = false;
+        let base = Template { ..changed.clone() };
+        edit(&mut changed);
+        let from = if changed.allow_batch { &base } else { &made };
+        assert_eq!(
+            put(&with_ta, "tadmin", Some(from), &s, &changed),
+            Err(DenyCode::AutoSignNotAuthorized)
+        );
+    }
+    let approving = Template {
+        requires_contract_approval: true,
+        ..made.clone()
+    };
+    assert_eq!(
+        put(&with_ta, "tadmin", Some(&approving), &s, &made),
+        Err(DenyCode::AutoSignNotAuthorized)
+    );
     // Rebinding it to another seal needs the authorization again.
     let rebound = Template {
         auto_sign: Some(AutoSign {

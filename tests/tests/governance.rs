@@ -3359,10 +3359,13 @@ fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_th
     let mut w = World::from_setup(setup);
     w.labour_jobs();
     let (hook, delivered) = webhook_receiver();
-    // 30 rows: 27 valid, and a wrong ID number, a missing name, an impossible date.
+    // 31 rows: 27 valid, and a wrong ID number, a missing name, an impossible date, and a
+    // character the font lacks.
     let mut csv = String::from("document_id,姓名,身份证号,入职日期\n");
-    for n in 1..=30u32 {
+    for n in 1..=31u32 {
         let (name, id, date) = match n {
+            // A character the fill font cannot draw.
+            31 => ("员工\u{1F600}".to_owned(), id_number(n), "2026-12-01"),
             7 => (
                 "员工7".to_owned(),
                 "110105199001010071".to_owned(),
@@ -3385,7 +3388,7 @@ fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_th
     let report = created.json();
     assert_eq!(
         report["rows"],
-        json!({"uploaded": 30, "valid": 27, "invalid": 3}),
+        json!({"uploaded": 31, "valid": 27, "invalid": 4}),
         "{report}"
     );
     let codes: Vec<(u64, String)> = report["invalid_rows"]
@@ -3404,7 +3407,8 @@ fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_th
         [
             (7, "invalid_id_number".to_owned()),
             (13, "field_required".to_owned()),
-            (21, "invalid_date".to_owned())
+            (21, "invalid_date".to_owned()),
+            (31, "unsupported_character".to_owned())
         ]
     );
     let id = report["id"].as_str().expect("id").to_owned();
@@ -3449,7 +3453,7 @@ fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_th
     // The results: a line per row.
     let results = send(w.oa.get(format!("{}/v1/jobs/{id}/results", w.d.api)));
     let results = String::from_utf8_lossy(&results.body).into_owned();
-    assert_eq!(results.lines().count(), 31, "{results}");
+    assert_eq!(results.lines().count(), 32, "{results}");
     assert_eq!(
         results.lines().filter(|l| l.contains(",sealed,")).count(),
         27,
@@ -3538,7 +3542,13 @@ fn a_batch_job_waits_out_a_tsa_outage_and_a_canceled_one_seals_no_further_row() 
     let count = sealed(&stopped);
     assert!(count < 60, "{stopped}");
     assert_eq!(w.job_records(&id), format!("{count}|{count}"));
-    let resumed = w.call(&w.oa, "POST", &format!("/v1/jobs/{id}/resume"), None, None);
+    let resumed = w.call(
+        &w.oa,
+        "POST",
+        &format!("/v1/jobs/{id}/resume"),
+        Some("boss"),
+        None,
+    );
     assert_refused(&resumed, 409, "job_not_changeable");
     assert_eq!(sealed(&w.job(&id)), count, "nothing more after cancel");
 }

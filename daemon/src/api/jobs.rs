@@ -96,13 +96,13 @@ async fn create_job(
         None => t
             .areas
             .iter()
-            .find(|a| a.seal_type.is_none() || a.seal_type == seal_kind)
+            .find(|a| !a.page_seal && (a.seal_type.is_none() || a.seal_type == seal_kind))
             .ok_or_else(|| ApiError::governance(DenyCode::SealTypeMismatch))?,
     }
     .id
     .clone();
     let level = crate::signing::level(state, q.level.as_deref())?;
-    state.jobs.font(state)?;
+    let font = state.jobs.font(state)?;
     if let Some(url) = &q.webhook {
         crate::jobs::check_webhook(state, url)?;
     }
@@ -162,10 +162,28 @@ async fn create_job(
     .await?;
     let read = match &received.content {
         Content::Memory { bytes, .. } => {
-            read_rows(state, &job, &t, q.document_id_column.as_deref(), &bytes[..]).await
+            read_rows(
+                state,
+                &job,
+                &t,
+                &font,
+                q.document_id_column.as_deref(),
+                &bytes[..],
+            )
+            .await
         }
         Content::File(f) => match std::fs::File::open(f.path()) {
-            Ok(file) => read_rows(state, &job, &t, q.document_id_column.as_deref(), file).await,
+            Ok(file) => {
+                read_rows(
+                    state,
+                    &job,
+                    &t,
+                    &font,
+                    q.document_id_column.as_deref(),
+                    file,
+                )
+                .await
+            }
             Err(e) => Err(ApiError::internal(format!(
                 "cannot read the spooled rows: {e}"
             ))),
@@ -174,7 +192,8 @@ async fn create_job(
     let report = match read {
         Ok(r) => r,
         Err(e) => {
-            let _ = jobs::set_status(state, &id, JobStatus::Failed, Some(e.code)).await;
+            let validating = &[JobStatus::Validating];
+            let _ = jobs::set_status(state, &id, validating, JobStatus::Failed, Some(e.code)).await;
             return Err(e);
         }
     };
@@ -225,6 +244,7 @@ async fn read_rows(
     state: &AppState,
     job: &JobRecord,
     t: &seald_policy::Template,
+    font: &seald_pades::FillFont,
     id_column: Option<&str>,
     input: impl std::io::Read,
 ) -> Result<Report, ApiError> {
@@ -304,10 +324,20 @@ async fn read_rows(
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
-                let errors: Vec<Value> = fill::check_values(t, &as_ref)
+                let mut errors: Vec<Value> = fill::check_values(t, &as_ref)
                     .into_iter()
                     .map(|(field, e)| json!({"field": field, "code": e.code(), "message": e.explain()}))
                     .collect();
+                // Every character must be drawable with the fill font.
+                for f in &t.fields {
+                    let missing = values.get(&f.name).and_then(|v| font.missing_glyph(v));
+                    if let Some(c) = missing {
+                        errors.push(json!({
+                            "field": f.name, "code": "unsupported_character",
+                            "message": format!("the fill font has no glyph for '{c}' (U+{:04X})", u32::from(c)),
+                        }));
+                    }
+                }
                 (values, errors)
             }
             Err(e) => (
@@ -414,46 +444,75 @@ pub async fn show(
     .into_response()
 }
 
-async fn change_status(state: St, peer: PeerExt, id: String, to: JobStatus) -> Response {
-    let (State(state), axum::Extension(peer)) = (state, peer);
+fn not_changeable(j: &JobRecord) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "job_not_changeable",
+        "The job cannot change so",
+        format!("the job is {}", j.status.as_str()),
+    )
+}
+
+/// `POST /v1/jobs/{id}/cancel`: no further row is sealed (a cancel is never undone by the
+/// runner).
+pub async fn cancel(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    Path(id): Path<String>,
+) -> Response {
     let caller = Caller::new(&state, peer);
-    let action = if to == JobStatus::Canceled {
-        "job.cancel"
-    } else {
-        "job.resume"
-    };
     let result = async {
-        let j = visible(&state, &caller, &id, action).await?;
-        let allowed = match to {
-            JobStatus::Canceled => j.status.is_live() || j.status == JobStatus::Stopped,
-            _ => j.status == JobStatus::Stopped,
-        };
-        if !allowed {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "job_not_changeable",
-                "The job cannot change so",
-                format!("the job is {}", j.status.as_str()),
-            ));
+        let j = visible(&state, &caller, &id, "job.cancel").await?;
+        let from = [
+            JobStatus::Running,
+            JobStatus::Paused,
+            JobStatus::Stopped,
+            JobStatus::Failed,
+        ];
+        match jobs::set_status(&state, &id, &from, JobStatus::Canceled, None).await? {
+            Some(j) => Ok(Json(json!({"id": id, "status": j.status})).into_response()),
+            None => Err(not_changeable(&state.store.job(&id).await?.unwrap_or(j))),
         }
-        let j = jobs::set_status(&state, &id, to, None).await?;
-        if to == JobStatus::Running {
-            jobs::start(state.clone(), id.clone());
-        }
-        Ok(Json(json!({"id": id, "status": j.status})).into_response())
     }
     .await;
     result.unwrap_or_else(|e| caller.fail(e))
 }
 
-/// `POST /v1/jobs/{id}/cancel`: no further row is sealed.
-pub async fn cancel(state: St, peer: PeerExt, Path(id): Path<String>) -> Response {
-    change_status(state, peer, id, JobStatus::Canceled).await
-}
-
-/// `POST /v1/jobs/{id}/resume`: a stopped job goes on (once what stopped it is fixed).
-pub async fn resume(state: St, peer: PeerExt, Path(id): Path<String>) -> Response {
-    change_status(state, peer, id, JobStatus::Running).await
+/// `POST /v1/jobs/{id}/resume`: a stopped (or failed) job goes on, once what stopped it is
+/// fixed — resumed by an employee who may start jobs of its template now.
+pub async fn resume(
+    State(state): St,
+    axum::Extension(peer): PeerExt,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    const ACTION: &str = "job.resume";
+    let caller = Caller::new(&state, peer);
+    let act = match Acting::begin(&state, caller, &headers, ACTION).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let result = async {
+        let j = visible(&state, &act.caller, &id, ACTION).await?;
+        let t = act
+            .caller
+            .registry
+            .templates
+            .get(&j.spec.template)
+            .cloned()
+            .ok_or_else(|| ApiError::governance(DenyCode::TemplateNotFound))?;
+        act.policy(template::may_start_job(&act.org, &act.employee, &t))?;
+        let from = [JobStatus::Stopped, JobStatus::Failed];
+        match jobs::set_status(&state, &id, &from, JobStatus::Running, None).await? {
+            Some(j) => {
+                jobs::start(state.clone(), id.clone());
+                Ok(Json(json!({"id": id, "status": j.status})).into_response())
+            }
+            None => Err(not_changeable(&j)),
+        }
+    }
+    .await;
+    act.finish(&state, ACTION, result).await
 }
 
 fn csv_field(v: &str) -> String {
@@ -597,12 +656,17 @@ pub async fn outputs_zip(
         "attachment; filename=\"{}.zip\"",
         file_name(&id).trim_end_matches(".pdf")
     );
-    let pages =
-        futures_util::stream::unfold(Some((0u64, crate::zip::Zip::default())), move |progress| {
+    let pages = futures_util::stream::unfold(
+        Some((
+            0u64,
+            crate::zip::Zip::default(),
+            std::collections::HashSet::new(),
+        )),
+        move |progress| {
             let state = state.clone();
             let id = id.clone();
             async move {
-                let (after, mut zip) = progress?;
+                let (after, mut zip, mut names) = progress?;
                 let rows = match state
                     .store
                     .job_rows(&id, Some(JobRowStatus::Sealed), after, 50)
@@ -616,14 +680,21 @@ pub async fn outputs_zip(
                 };
                 let mut chunk = Vec::new();
                 for r in &rows {
+                    // Distinct ids can make one file name: the row number tells them apart.
+                    let mut entry = file_name(&r.document_id);
+                    if !names.insert(entry.clone()) {
+                        entry = format!("{}-row{}.pdf", entry.trim_end_matches(".pdf"), r.row);
+                        names.insert(entry.clone());
+                    }
                     match tokio::fs::read(jobs::output_path(&state, &id, r.row)).await {
-                        Ok(pdf) => chunk.extend(zip.entry(&file_name(&r.document_id), &pdf)),
+                        Ok(pdf) => chunk.extend(zip.entry(&entry, &pdf)),
                         Err(e) => return Some((Err(e), None)),
                     }
                 }
-                Some((Ok(axum::body::Bytes::from(chunk)), Some((last, zip))))
+                Some((Ok(axum::body::Bytes::from(chunk)), Some((last, zip, names))))
             }
-        });
+        },
+    );
     let mut response = Body::from_stream(pages).into_response();
     let h = response.headers_mut();
     h.insert(

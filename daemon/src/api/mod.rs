@@ -29,7 +29,7 @@ mod jobs;
 mod partners;
 mod seals;
 mod sign;
-pub(crate) use sign::decide_job_row;
+pub(crate) use sign::{decide_job_row, limit_reached};
 mod templates;
 
 pub type St = State<Arc<AppState>>;

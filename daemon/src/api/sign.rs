@@ -305,7 +305,10 @@ fn is_limit(code: seald_policy::DenyCode) -> bool {
 }
 
 /// Which limit a consumption would now pass, if any.
-async fn limit_reached(state: &AppState, c: &Consumption) -> Option<seald_policy::DenyCode> {
+pub(crate) async fn limit_reached(
+    state: &AppState,
+    c: &Consumption,
+) -> Option<seald_policy::DenyCode> {
     let org = state.registry.snapshot().org.clone()?;
     let at = seald_policy::limits::local_time(
         crate::clock::now_unix(),

@@ -59,6 +59,36 @@ pub(super) async fn put_job(conn: &mut SqliteConnection, j: &JobRecord) -> Resul
     Ok(())
 }
 
+/// Job `id` goes to `to` only from one of `from`.
+pub(super) async fn set_status(
+    conn: &mut SqliteConnection,
+    id: &str,
+    from: &[super::JobStatus],
+    to: super::JobStatus,
+    error: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+    let done = sqlx::query(
+        "UPDATE jobs SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status IN (SELECT value FROM json_each(?))",
+    )
+    .bind(to.as_str())
+    .bind(error)
+    .bind(now)
+    .bind(id)
+    .bind(to_json(&allowed))
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict(format!(
+            "job {id} is no longer {}",
+            allowed.join(" or ")
+        )));
+    }
+    Ok(())
+}
+
 /// Seals row `row` of `job`: only a pending row, in the record's transaction (at most once).
 pub(super) async fn seal_row(
     conn: &mut SqliteConnection,

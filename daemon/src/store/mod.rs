@@ -285,6 +285,15 @@ pub enum Change {
     AcceptInvitation(Box<PartnerInvitation>),
     /// Inserts or replaces a batch job (its status too).
     PutJob(Box<JobRecord>),
+    /// Moves job `id` to `to` (with `error`) only from one of `from`; a conflict otherwise
+    /// (someone else changed it: a cancel is never overwritten by the runner).
+    JobStatus {
+        id: String,
+        from: Vec<JobStatus>,
+        to: JobStatus,
+        error: Option<String>,
+        now: i64,
+    },
     /// Row `row` of `job` goes from pending to sealed with this output, pointing at the
     /// record; a conflict if it is not pending (it was sealed already).
     SealJobRow {

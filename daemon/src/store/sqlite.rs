@@ -378,6 +378,13 @@ async fn apply_one(
             templates::accept_invitation(tx, invitation).await?
         }
         Change::PutJob(j) => jobs::put_job(tx, j).await?,
+        Change::JobStatus {
+            id,
+            from,
+            to,
+            error,
+            now,
+        } => jobs::set_status(tx, id, from, *to, error.as_deref(), *now).await?,
         Change::SealJobRow {
             job,
             row,
