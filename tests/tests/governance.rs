@@ -2480,7 +2480,9 @@ fn a_partner_invites_is_authorized_seals_within_its_scope_and_is_refused_once_re
         "areas": [{"id": "party-a", "party": "甲方", "seal_type": "contract", "page": 1, "x": 120, "y": 30, "width": 40}],
         "pdf_base64": b64(&template_pdf),
     });
-    assert_eq!(w.put_template("order", "boss", nda).status, 200);
+    assert_eq!(w.put_template("order", "boss", nda.clone()).status, 200);
+    // A template of this enterprise's own, which no partner is authorized for.
+    assert_eq!(w.put_template("internal", "boss", nda).status, 200);
     // The partner's system: signer for the contract seal, registered for the partner.
     let partner_app = json!({"seals": ["contract"], "partner": PARTNER});
     let mut bad = partner_app.clone();
@@ -2492,6 +2494,17 @@ fn a_partner_invites_is_authorized_seals_within_its_scope_and_is_refused_once_re
     let q = "template_id=order&area=party-a";
     let r = sign_query(&w, &partner, "contract", q, &[], &template_pdf);
     assert_refused(&r, 403, "partner_not_authorized");
+    // A partner's system sees only the templates its enterprise is authorized for: none yet.
+    let listed = |client: &Client| -> Vec<String> {
+        let v = send(client.get(format!("{}/v1/templates", w.d.api))).json();
+        ids(&v["templates"])
+    };
+    assert!(listed(&partner).is_empty());
+    assert_eq!(
+        listed(&w.oa),
+        ["internal", "order"],
+        "this enterprise's systems see all"
+    );
 
     // The partner sends an invitation link; only its own kind of application may.
     let invite = |client: &Client| {
@@ -2546,6 +2559,15 @@ fn a_partner_invites_is_authorized_seals_within_its_scope_and_is_refused_once_re
         (409, "invitation_used".to_owned()),
         "single use: {}",
         text(&r)
+    );
+    assert_eq!(listed(&partner), ["order"]);
+    for path in ["/v1/templates/internal", "/v1/templates/internal/pdf"] {
+        let hidden = send(partner.get(format!("{}{path}", w.d.api)));
+        assert_refused(&hidden, 404, "template_not_found");
+    }
+    assert_eq!(
+        send(partner.get(format!("{}/v1/templates/order/pdf", w.d.api))).body,
+        template_pdf
     );
 
     // Within its scope the partner's documents are sealed; outside it, refused.

@@ -235,13 +235,85 @@ pub async fn delete_template(
     })
 }
 
-/// `GET /v1/templates`: every registered template (without its PDF).
+/// The templates an application may see: all, unless it is restricted to some, or it is
+/// another enterprise's system (a partner's or a group member's), which sees only the
+/// templates its authorizations or its member scope name.
+async fn visible_templates(
+    state: &crate::state::AppState,
+    caller: &Caller,
+    app: &crate::registry::AppEntry,
+) -> Result<Option<std::collections::HashSet<String>>, ApiError> {
+    let mut visible: Option<std::collections::HashSet<String>> = app
+        .policy
+        .templates
+        .as_ref()
+        .map(|t| t.iter().cloned().collect());
+    if let Some(code) = &app.policy.partner {
+        let now = crate::clock::now_unix();
+        let mut theirs = std::collections::HashSet::new();
+        for a in state
+            .store
+            .partner_authorizations(Some(code.as_str()))
+            .await?
+        {
+            if let seald_policy::partner::PartnerScope::Templates { templates } = &a.scope {
+                if a.revoked_at.is_none() && now < a.expires_at {
+                    theirs.extend(templates.iter().cloned());
+                }
+            }
+        }
+        if let Some(m) = caller
+            .registry
+            .org
+            .as_ref()
+            .and_then(|o| o.member(code.as_str()))
+        {
+            theirs.extend(m.scope.templates.iter().cloned());
+        }
+        visible = Some(match visible {
+            Some(v) => v.intersection(&theirs).cloned().collect(),
+            None => theirs,
+        });
+    }
+    Ok(visible)
+}
+
+/// The template `id`, if the caller may see it.
+async fn visible_template(
+    state: &crate::state::AppState,
+    caller: &Caller,
+    action: &str,
+    id: &str,
+) -> Result<std::sync::Arc<Template>, ApiError> {
+    let app = caller.require_app(state, action).await?;
+    let visible = visible_templates(state, caller, &app).await?;
+    caller
+        .registry
+        .templates
+        .get(id)
+        .filter(|_| visible.as_ref().is_none_or(|v| v.contains(id)))
+        .cloned()
+        .ok_or_else(template_not_found)
+}
+
+/// `GET /v1/templates`: the registered templates the caller may see (without their PDFs).
 pub async fn list_templates(State(state): St, axum::Extension(peer): PeerExt) -> Response {
     let caller = Caller::new(&state, peer);
-    if let Err(e) = caller.require_app(&state, "template.list").await {
-        return caller.fail(e);
-    }
-    let all: Vec<&Template> = caller.registry.templates.values().map(|t| &**t).collect();
+    let app = match caller.require_app(&state, "template.list").await {
+        Ok(a) => a,
+        Err(e) => return caller.fail(e),
+    };
+    let visible = match visible_templates(&state, &caller, &app).await {
+        Ok(v) => v,
+        Err(e) => return caller.fail(e),
+    };
+    let all: Vec<&Template> = caller
+        .registry
+        .templates
+        .values()
+        .filter(|t| visible.as_ref().is_none_or(|v| v.contains(&t.id)))
+        .map(|t| &**t)
+        .collect();
     Json(json!({ "templates": all })).into_response()
 }
 
@@ -252,12 +324,9 @@ pub async fn show_template(
     Path(id): Path<String>,
 ) -> Response {
     let caller = Caller::new(&state, peer);
-    if let Err(e) = caller.require_app(&state, "template.show").await {
-        return caller.fail(e);
-    }
-    match caller.registry.templates.get(&id) {
-        Some(t) => Json(&**t).into_response(),
-        None => caller.fail(template_not_found()),
+    match visible_template(&state, &caller, "template.show", &id).await {
+        Ok(t) => Json(&*t).into_response(),
+        Err(e) => caller.fail(e),
     }
 }
 
@@ -268,11 +337,9 @@ pub async fn template_pdf_of(
     Path(id): Path<String>,
 ) -> Response {
     let caller = Caller::new(&state, peer);
-    if let Err(e) = caller.require_app(&state, "template.pdf").await {
-        return caller.fail(e);
-    }
-    let Some(t) = caller.registry.templates.get(&id).cloned() else {
-        return caller.fail(template_not_found());
+    let t = match visible_template(&state, &caller, "template.pdf", &id).await {
+        Ok(t) => t,
+        Err(e) => return caller.fail(e),
     };
     match state.store.template_pdf(&t.pdf_sha256).await {
         Ok(Some(pdf)) => {
