@@ -97,32 +97,36 @@ fn confirmation(row: &SqliteRow) -> Result<BatchConfirmation, StoreError> {
     })
 }
 
+/// The confirmation whose `column` (its id, or its token's SHA-256) is `value`.
+async fn confirmation_where(
+    pool: &SqlitePool,
+    column: &'static str,
+    value: &str,
+) -> Result<Option<BatchConfirmation>, StoreError> {
+    sqlx::query(&format!(
+        "SELECT * FROM batch_confirmations WHERE {column} = ?"
+    ))
+    .bind(value)
+    .fetch_optional(pool)
+    .await
+    .map_err(unavailable)?
+    .as_ref()
+    .map(confirmation)
+    .transpose()
+}
+
 pub(super) async fn batch_confirmation(
     pool: &SqlitePool,
     token_sha256: &str,
 ) -> Result<Option<BatchConfirmation>, StoreError> {
-    sqlx::query("SELECT * FROM batch_confirmations WHERE token_sha256 = ?")
-        .bind(token_sha256)
-        .fetch_optional(pool)
-        .await
-        .map_err(unavailable)?
-        .as_ref()
-        .map(confirmation)
-        .transpose()
+    confirmation_where(pool, "token_sha256", token_sha256).await
 }
 
 pub(super) async fn batch_confirmation_by_id(
     pool: &SqlitePool,
     id: &str,
 ) -> Result<Option<BatchConfirmation>, StoreError> {
-    sqlx::query("SELECT * FROM batch_confirmations WHERE id = ?")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(unavailable)?
-        .as_ref()
-        .map(confirmation)
-        .transpose()
+    confirmation_where(pool, "id", id).await
 }
 
 pub(super) async fn open_batch(
