@@ -95,9 +95,9 @@ impl SealImage {
         Ok(SealImage {
             width,
             height,
-            color: crate::filter::deflate(&color).into(),
+            color: crate::filter::deflate(&color, 6).into(),
             gray,
-            alpha: alpha.map(|a| crate::filter::deflate(&a).into()),
+            alpha: alpha.map(|a| crate::filter::deflate(&a, 6).into()),
         })
     }
 

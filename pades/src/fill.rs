@@ -55,6 +55,9 @@ impl FillFont {
 
     pub fn from_bytes(data: impl Into<Arc<[u8]>>, index: u32) -> Result<FillFont> {
         let data: Arc<[u8]> = data.into();
+        ttf_parser::Face::parse(&data, index).map_err(font_error)?;
+        let data: Arc<[u8]> = standalone_face(&data, index)?.into();
+        let index = 0;
         let face = ttf_parser::Face::parse(&data, index).map_err(font_error)?;
         if face.tables().glyf.is_none() {
             return Err(font_error(
@@ -84,6 +87,77 @@ impl FillFont {
     fn face(&self) -> Result<ttf_parser::Face<'_>> {
         ttf_parser::Face::parse(&self.data, self.index).map_err(font_error)
     }
+}
+
+/// Face `index` of a font or collection, copied out as a font of its own whose `post` table
+/// keeps only its header (version 3: no glyph names). A CJK font names tens of thousands of
+/// glyphs there, and the subsetter would read every name for each filling; the PDF maps CIDs
+/// to text with its own ToUnicode, so the names serve nothing.
+fn standalone_face(data: &[u8], index: u32) -> Result<Vec<u8>> {
+    let truncated = || font_error("its table directory is truncated");
+    let u32_at = |at: usize| -> Result<u32> {
+        data.get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(truncated)
+    };
+    let u16_at = |at: usize| -> Result<u16> {
+        data.get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or_else(truncated)
+    };
+    let start = if data.starts_with(b"ttcf") {
+        u32_at(12 + 4 * index as usize)? as usize
+    } else {
+        0
+    };
+    let version = u32_at(start)?;
+    let count = u16_at(start + 4)? as usize;
+    let mut tables = Vec::with_capacity(count);
+    for i in 0..count {
+        let record = start + 12 + 16 * i;
+        let tag = data.get(record..record + 4).ok_or_else(truncated)?;
+        let (offset, length) = (u32_at(record + 8)? as usize, u32_at(record + 12)? as usize);
+        let mut table = data
+            .get(offset..offset.saturating_add(length))
+            .ok_or_else(|| font_error("a table lies outside the file"))?
+            .to_vec();
+        if tag == b"post" && table.len() >= 32 {
+            table.truncate(32);
+            table[..4].copy_from_slice(&0x0003_0000u32.to_be_bytes());
+        }
+        tables.push(([tag[0], tag[1], tag[2], tag[3]], table));
+    }
+    tables.sort_by_key(|(tag, _)| *tag);
+    let n = tables.len() as u16;
+    let selector = if n == 0 {
+        0
+    } else {
+        15 - n.leading_zeros() as u16
+    };
+    let range = 16u16 << selector;
+    let mut out = Vec::with_capacity(data.len().min(1 << 26));
+    out.extend_from_slice(&version.to_be_bytes());
+    for v in [n, range, selector, (n * 16).saturating_sub(range)] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    let mut at = 12 + 16 * tables.len();
+    for (tag, table) in &tables {
+        let checksum = table.chunks(4).fold(0u32, |sum, c| {
+            let mut word = [0u8; 4];
+            word[..c.len()].copy_from_slice(c);
+            sum.wrapping_add(u32::from_be_bytes(word))
+        });
+        out.extend_from_slice(tag);
+        out.extend_from_slice(&checksum.to_be_bytes());
+        out.extend_from_slice(&(at as u32).to_be_bytes());
+        out.extend_from_slice(&(table.len() as u32).to_be_bytes());
+        at += table.len().next_multiple_of(4);
+    }
+    for (_, table) in &tables {
+        out.extend_from_slice(table);
+        out.resize(out.len().next_multiple_of(4), 0);
+    }
+    Ok(out)
 }
 
 /// What a filling did.

@@ -62,9 +62,45 @@ fn inflate(data: &[u8], max: usize) -> Result<Vec<u8>> {
     }
 }
 
-/// Zlib-compresses (for new streams seald writes).
-pub(crate) fn deflate(data: &[u8]) -> Vec<u8> {
-    miniz_oxide::deflate::compress_to_vec_zlib(data, 6)
+/// Zlib-compresses (for new streams seald writes) at `level` (1 fast … 9 small).
+///
+/// A compressor's state is some 300 KiB; made afresh for every stream, its allocation and
+/// page faults cost more than compressing the small streams a filling or a signature
+/// writes, so each thread keeps one and resets it.
+pub(crate) fn deflate(data: &[u8], level: u8) -> Vec<u8> {
+    use miniz_oxide::deflate::core::{compress, CompressorOxide, TDEFLFlush, TDEFLStatus};
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<Box<CompressorOxide>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let compressor = slot.get_or_insert_with(Box::default);
+        compressor.reset();
+        compressor.set_format_and_level(miniz_oxide::DataFormat::Zlib, level);
+        let mut out = vec![0u8; (data.len() / 2).max(64)];
+        let (mut input, mut at) = (data, 0usize);
+        loop {
+            let (status, read, written) =
+                compress(compressor, input, &mut out[at..], TDEFLFlush::Finish);
+            at += written;
+            input = &input[read.min(input.len())..];
+            match status {
+                TDEFLStatus::Done => {
+                    out.truncate(at);
+                    return out;
+                }
+                TDEFLStatus::Okay => {
+                    if out.len() - at < 64 {
+                        out.resize(out.len() * 2, 0);
+                    }
+                }
+                // Only a bad parameter or a broken callback, neither possible here: fall
+                // back to the one-shot compressor.
+                _ => return miniz_oxide::deflate::compress_to_vec_zlib(data, level),
+            }
+        }
+    })
 }
 
 fn unpredict(data: Vec<u8>, params: Option<&Dict>) -> Result<Vec<u8>> {
@@ -151,7 +187,7 @@ mod tests {
     fn flate_with_png_up_predictor_round_trips() {
         // Two rows of 3 bytes, PNG "Up" filter on the second.
         let raw = [0u8, 1, 2, 3, 2, 1, 1, 1];
-        let compressed = deflate(&raw);
+        let compressed = deflate(&raw, 6);
         let mut params = Dict::new();
         params.set("Predictor", 12i64);
         params.set("Columns", 3i64);
@@ -164,12 +200,40 @@ mod tests {
 
     #[test]
     fn a_zip_bomb_stops_at_the_limit() {
-        let bomb = deflate(&vec![0u8; 10 << 20]);
+        let bomb = deflate(&vec![0u8; 10 << 20], 1);
         let mut dict = Dict::new();
         dict.set("Filter", name("FlateDecode"));
         assert!(matches!(
             decode(&dict, bomb, 1 << 20),
             Err(Error::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn the_reused_compressor_round_trips_streams_of_every_size_and_level_in_turn() {
+        let mut dict = Dict::new();
+        dict.set("Filter", name("FlateDecode"));
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for (i, len) in [0usize, 1, 100, 5000, 70_000, 3, 300_000, 64]
+            .into_iter()
+            .enumerate()
+        {
+            // Half text-like (compressible), half noise.
+            let data: Vec<u8> = (0..len)
+                .map(|k| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if k % 2 == 0 {
+                        b"seal "[k % 5]
+                    } else {
+                        x as u8
+                    }
+                })
+                .collect();
+            let level = [1u8, 6, 9][i % 3];
+            let out = decode(&dict, deflate(&data, level), 1 << 20).expect("decode");
+            assert_eq!(out, data, "{len} bytes at level {level}");
+        }
     }
 }

@@ -10,6 +10,12 @@ use crate::object::{name, Dict, ObjRef, Object};
 use crate::xref::XrefStyle;
 
 /// The objects of one new revision.
+/// Streams shorter than this are written as they are.
+const MIN_DEFLATE: usize = 1024;
+/// The compression level of streams written per document (a font subset, an xref stream):
+/// level 6 would take as long as the rest of a filling for a few percent fewer bytes.
+const FAST: u8 = 1;
+
 pub(crate) struct Update<'d> {
     doc: &'d Document,
     next: u32,
@@ -53,10 +59,11 @@ impl<'d> Update<'d> {
         self.objects.insert(r, bytes);
     }
 
-    /// Writes a new stream object, Flate-compressed unless `compress` is false.
+    /// Writes a new stream object, Flate-compressed unless `compress` is false or the data is
+    /// too short to gain from it (a Huffman table costs more than it saves).
     pub(crate) fn put_stream(&mut self, r: ObjRef, dict: Dict, data: &[u8], compress: bool) {
-        if compress {
-            return self.put_deflated_stream(r, dict, &filter::deflate(data));
+        if compress && data.len() >= MIN_DEFLATE {
+            return self.put_deflated_stream(r, dict, &filter::deflate(data, FAST));
         }
         self.put_raw_stream(r, dict, data);
     }
@@ -142,7 +149,7 @@ impl<'d> Update<'d> {
                     "W",
                     vec![Object::Int(1), Object::Int(width as i64), Object::Int(2)],
                 );
-                let compressed = filter::deflate(&data);
+                let compressed = filter::deflate(&data, FAST);
                 dict.set("Filter", name("FlateDecode"));
                 dict.set("Length", compressed.len() as i64);
                 out.extend_from_slice(
