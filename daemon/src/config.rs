@@ -58,8 +58,12 @@ pub struct JobsConfig {
     pub font_index: u32,
     /// Rows per job, at most.
     pub max_rows: u64,
-    /// Rows sealed at once (at most the seal token's sessions are used).
+    /// Rows under way at once (filled, sealed, written or being recorded); at most the seal
+    /// token's sessions sign at a time.
     pub concurrency: usize,
+    /// A finished job (completed, canceled, stopped, failed) is deleted, with its outputs,
+    /// this long after its last change; its audit records stay.
+    pub keep_finished_seconds: u64,
     /// While no time-stamp authority answers (B-T), the job waits this long between tries.
     pub tsa_retry_seconds: u64,
     /// The key job webhooks' bodies are signed with (HMAC-SHA256); jobs with a webhook need
@@ -79,7 +83,8 @@ impl Default for JobsConfig {
             font: PathBuf::from("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
             font_index: 0,
             max_rows: 100_000,
-            concurrency: 2,
+            concurrency: 8,
+            keep_finished_seconds: 30 * 86_400,
             tsa_retry_seconds: 5,
             webhook_secret_file: None,
         }
@@ -502,8 +507,14 @@ impl Config {
         if !(1..=1_000_000).contains(&self.jobs.max_rows) {
             return Err(ConfigError::new("jobs.max_rows", "must be 1 to 1000000"));
         }
-        if !(1..=64).contains(&self.jobs.concurrency) {
-            return Err(ConfigError::new("jobs.concurrency", "must be 1 to 64"));
+        if !(1..=256).contains(&self.jobs.concurrency) {
+            return Err(ConfigError::new("jobs.concurrency", "must be 1 to 256"));
+        }
+        if !(1..=10 * 366 * 86_400).contains(&self.jobs.keep_finished_seconds) {
+            return Err(ConfigError::new(
+                "jobs.keep_finished_seconds",
+                "must be 1 second to 10 years",
+            ));
         }
         if let Some(p) = &self.jobs.webhook_secret_file {
             readable("jobs.webhook_secret_file", p)?;

@@ -5,7 +5,7 @@
 //! row as the sign path decides an auto-sign request; a refusal stops the job with its code.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use seald_audit::{Decision, Entry};
@@ -19,10 +19,11 @@ use crate::spool;
 use crate::state::AppState;
 use crate::store::{Change, JobRecord, JobRow, JobRowStatus, JobStatus, StoreError};
 
-/// Which jobs have a runner now, and the fill font (read once).
+/// Which jobs have a runner now, their output files, and the fill font (read once).
 #[derive(Debug, Default)]
 pub struct Jobs {
     running: Mutex<HashSet<String>>,
+    files: crate::outputs::OpenFiles,
     font: OnceLock<Result<Arc<FillFont>, String>>,
 }
 
@@ -56,13 +57,29 @@ impl Jobs {
     }
 }
 
-/// Where a job's outputs go.
-pub fn job_dir(state: &AppState, id: &str) -> PathBuf {
-    state.config.storage.data_dir.join("jobs").join(id)
+/// Where jobs' outputs go: a directory per job.
+fn jobs_dir(state: &AppState) -> PathBuf {
+    state.config.storage.data_dir.join("jobs")
 }
 
-pub fn output_path(state: &AppState, id: &str, row: u64) -> PathBuf {
-    job_dir(state, id).join(format!("{row:06}.pdf"))
+/// A sealed row's PDF, read back and checked against its recorded SHA-256.
+pub async fn read_output(state: &AppState, id: &str, row: &JobRow) -> Result<Vec<u8>, ApiError> {
+    let (Some(sha256), JobRowStatus::Sealed) = (row.output_sha256.clone(), row.status) else {
+        return Err(ApiError::not_found(format!(
+            "row {} of job {id} is not sealed",
+            row.row
+        )));
+    };
+    let dir = jobs_dir(state).join(id);
+    let (extent, n) = (row.output, row.row);
+    let read = tokio::task::spawn_blocking(move || match extent {
+        Some(extent) => crate::outputs::read(&dir.join("outputs.pdfs"), extent, &sha256),
+        // Sealed before outputs shared one file (migration 0010).
+        None => std::fs::read(dir.join(format!("{n:06}.pdf"))),
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    read.map_err(|e| ApiError::internal(format!("the output of row {n} is unreadable: {e}")))
 }
 
 /// Starts the runner of job `id` unless one runs.
@@ -87,6 +104,7 @@ pub fn start(state: Arc<AppState>, id: String) {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id);
+        state.jobs.files.close(&id);
         // Resumed while this runner was finishing: the new state needs a runner.
         if let Ok(Some(j)) = state.store.job(&id).await {
             if j.status.is_live() {
@@ -132,6 +150,64 @@ fn entry(j: &JobRecord, action: &str, decision: Decision, reason: Option<&str>) 
         request_id: format!("job:{}", j.id),
         detail: None,
     }
+}
+
+/// Deletes the jobs that ended more than `[jobs] keep_finished_seconds` ago, with their rows
+/// and output files (audited: `job.expired`; the rows' own records stay). Returns how many.
+pub async fn expire(state: &AppState) -> Result<usize, ApiError> {
+    let before = crate::clock::now_unix()
+        - i64::try_from(state.config.jobs.keep_finished_seconds).unwrap_or(i64::MAX);
+    let mut expired = 0;
+    for status in [
+        JobStatus::Completed,
+        JobStatus::Canceled,
+        JobStatus::Stopped,
+        JobStatus::Failed,
+    ] {
+        for j in state.store.jobs_in(status).await? {
+            if j.updated_at >= before || state.jobs.is_running(&j.id) {
+                continue;
+            }
+            let mut e = entry(&j, "job.expired", Decision::Allowed, None);
+            e.detail = Some(
+                json!({"job": j.id, "status": j.status, "updated_at": j.updated_at}).to_string(),
+            );
+            let change = Change::DeleteJob {
+                id: j.id.clone(),
+                before,
+            };
+            match state.audit.append(e, change).await {
+                Ok(_) => {}
+                // Resumed (or changed) meanwhile: kept.
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let dir = jobs_dir(state).join(&j.id);
+            if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(job = %j.id, error = %e, "cannot remove an expired job's outputs");
+                }
+            }
+            tracing::info!(job = %j.id, "finished job expired");
+            expired += 1;
+        }
+    }
+    Ok(expired)
+}
+
+/// Runs [`expire`] at startup and then every quarter of the keeping time (at most every
+/// ten minutes).
+pub fn spawn_expiry(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = (state.config.jobs.keep_finished_seconds / 4).clamp(1, 600);
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(every));
+        loop {
+            tick.tick().await;
+            if let Err(e) = expire(&state).await {
+                tracing::warn!(error = %e.detail, "cannot expire finished jobs");
+            }
+        }
+    })
 }
 
 /// Moves job `id` to `status` from one of `from` (audited). `Ok(None)` when the job was no
@@ -281,10 +357,23 @@ enum RowError {
     Failed(ApiError),
 }
 
+/// Pending rows read from the store at a time.
+const PAGE: u32 = 256;
+/// How often the runner looks whether the job was canceled or stopped meanwhile.
+const STATUS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Why the runner stopped taking rows.
+enum Halt {
+    /// No time-stamp authority answers: the rows stay pending and the job waits.
+    TsaDown,
+    /// The job is no longer live (canceled, stopped).
+    Gone,
+}
+
 async fn run(state: &Arc<AppState>, id: &str) -> Result<(), ApiError> {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
     let font = state.jobs.font(state)?;
     let mut pdf: Option<(String, Arc<[u8]>)> = None;
-    let mut after = 0u64;
     loop {
         let Some(j) = state.store.job(id).await? else {
             return Ok(());
@@ -318,74 +407,106 @@ async fn run(state: &Arc<AppState>, id: &str) -> Result<(), ApiError> {
         let Some((_, template_pdf)) = pdf.clone() else {
             return Ok(());
         };
+        // Rows go through in a pipeline: up to `concurrency` at once are being filled,
+        // sealed (at most the token's sessions sign at a time), written or recorded, so the
+        // token never waits for a disk or the store. Once something stops the job, no further
+        // row starts, and those under way finish (each is recorded or stays pending).
         let concurrency = state.config.jobs.concurrency;
-        let rows = state
-            .store
-            .job_rows(
-                id,
-                Some(JobRowStatus::Pending),
-                after,
-                (concurrency * 4) as u32,
-            )
-            .await?;
-        let Some(last) = rows.last() else {
-            if state.store.job_counts(id).await?.pending == 0 {
-                set_status(state, id, LIVE, JobStatus::Completed, None).await?;
-            }
-            return Ok(());
-        };
-        after = last.row;
-        for chunk in rows.chunks(concurrency) {
-            let work = chunk.iter().map(|row| {
-                seal_row(
+        let mut after = 0u64;
+        let mut page = std::collections::VecDeque::new();
+        let mut exhausted = false;
+        let mut under_way = FuturesUnordered::new();
+        let mut halt: Option<Halt> = None;
+        let mut refusal: Option<ApiError> = None;
+        let mut failure: Option<ApiError> = None;
+        let mut sealed_any = false;
+        let mut looked = std::time::Instant::now();
+        loop {
+            while halt.is_none() && refusal.is_none() && failure.is_none() {
+                if under_way.len() >= concurrency {
+                    break;
+                }
+                if page.is_empty() && !exhausted {
+                    let rows = state
+                        .store
+                        .job_rows(id, Some(JobRowStatus::Pending), after, PAGE)
+                        .await?;
+                    exhausted = rows.len() < PAGE as usize;
+                    if let Some(last) = rows.last() {
+                        after = last.row;
+                    }
+                    page.extend(rows);
+                }
+                let Some(row) = page.pop_front() else { break };
+                under_way.push(seal_row(
                     state,
                     &j,
                     &template,
                     template_pdf.clone(),
                     font.clone(),
                     row,
-                )
-            });
-            let mut tsa_down = false;
-            let mut sealed_any = false;
-            for outcome in futures_util::future::join_all(work).await {
-                match outcome {
-                    Ok(()) => sealed_any = true,
-                    Err(RowError::Refused(e)) => {
-                        refuse(state, &j, None, &e).await?;
-                        return Ok(());
+                ));
+            }
+            let Some(outcome) = under_way.next().await else {
+                break;
+            };
+            match outcome {
+                Ok(()) => sealed_any = true,
+                Err(RowError::Refused(e)) => refusal = refusal.or(Some(e)),
+                // The rows stay pending: the job waits for a TSA instead of failing them.
+                Err(RowError::Failed(e)) if e.code == "tsa_unavailable" => {
+                    halt = Some(Halt::TsaDown)
+                }
+                Err(RowError::Failed(e)) => failure = failure.or(Some(e)),
+            }
+            if halt.is_none() && looked.elapsed() >= STATUS_EVERY {
+                looked = std::time::Instant::now();
+                let live = state.store.job(id).await?.filter(|j| j.status.is_live());
+                match live {
+                    None => halt = Some(Halt::Gone),
+                    Some(current) if sealed_any && current.status == JobStatus::Paused => {
+                        tracing::info!(job = %id, "a time-stamp authority answers again: the job goes on");
+                        set_status(state, id, &[JobStatus::Paused], JobStatus::Running, None)
+                            .await?;
                     }
-                    // The rows stay pending: the job waits for a TSA instead of failing them.
-                    Err(RowError::Failed(e)) if e.code == "tsa_unavailable" => tsa_down = true,
-                    Err(RowError::Failed(e)) => return Err(e),
+                    Some(_) => {}
                 }
             }
-            let now = state.store.job(id).await?;
-            let Some(current) = now.filter(|j| j.status.is_live()) else {
-                // Canceled (or stopped) meanwhile: no further row.
-                return Ok(());
-            };
-            if tsa_down {
+        }
+        if let Some(e) = refusal {
+            refuse(state, &j, None, &e).await?;
+            return Ok(());
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        match halt {
+            Some(Halt::Gone) => return Ok(()),
+            Some(Halt::TsaDown) => {
+                let current = state.store.job(id).await?;
+                let Some(current) = current.filter(|j| j.status.is_live()) else {
+                    return Ok(());
+                };
                 if current.status != JobStatus::Paused {
                     tracing::warn!(job = %id, "no time-stamp authority answers: the job waits");
-                    let paused = &[JobStatus::Running];
+                    let running = &[JobStatus::Running];
                     set_status(
                         state,
                         id,
-                        paused,
+                        running,
                         JobStatus::Paused,
                         Some("tsa_unavailable"),
                     )
                     .await?;
                 }
                 tokio::time::sleep(state.config.jobs.tsa_retry()).await;
-                // From the first pending row again.
-                after = 0;
-                break;
             }
-            if sealed_any && current.status == JobStatus::Paused {
-                tracing::info!(job = %id, "a time-stamp authority answers again: the job goes on");
-                set_status(state, id, &[JobStatus::Paused], JobStatus::Running, None).await?;
+            None => {
+                if state.store.job_counts(id).await?.pending == 0 {
+                    set_status(state, id, LIVE, JobStatus::Completed, None).await?;
+                    return Ok(());
+                }
+                // Rows still pending (a resumed job's, say): from the first again.
             }
         }
     }
@@ -414,7 +535,7 @@ async fn seal_row(
     template: &seald_policy::Template,
     template_pdf: Arc<[u8]>,
     font: Arc<FillFont>,
-    row: &JobRow,
+    row: JobRow,
 ) -> Result<(), RowError> {
     let failed = RowError::Failed;
     let registry = state.registry.snapshot();
@@ -443,77 +564,79 @@ async fn seal_row(
             seald_policy::DenyCode::SigningAreaNotFound,
         ))
     })?;
-    // Filled on a blocking thread; decided on the filled document (a contract approval, say,
-    // is for that version); then sealed on a blocking thread, where the token signs.
     let values: BTreeMap<String, String> = row
         .values
         .iter()
         .filter(|(_, v)| !v.is_empty())
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let fill = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
-        if values.is_empty() {
-            return Ok(template_pdf.to_vec());
-        }
-        let doc =
-            seald_pades::Document::from_bytes(template_pdf).map_err(|e| problem::from_pades(&e))?;
-        seald_pades::fill_document_to_vec(&doc, &font, &values)
-            .map(|(_, bytes)| bytes)
-            .map_err(|e| problem::from_pades(&e))
-    });
-    let filled = match fill.await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(e)) => return Err(failed(e)),
-        Err(join) => return Err(failed(ApiError::internal(join.to_string()))),
-    };
-    let filled_sha = spool::sha256(&filled);
-    let decided = crate::api::decide_job_row(
-        state,
-        &app.policy,
-        template,
-        &j.spec.area,
-        (&row.document_id, &filled_sha),
-    )
-    .await;
-    let (permit, consumption) = match decided {
-        Ok(d) => d,
-        Err(e) if e.by_policy => return Err(RowError::Refused(e)),
-        Err(e) => return Err(failed(e)),
-    };
+    let outputs = state.jobs.files.get(&jobs_dir(state), &j.id).map_err(|e| {
+        failed(ApiError::internal(format!(
+            "cannot open the job's output file: {e}"
+        )))
+    })?;
     let level = Level::parse(&j.spec.level).unwrap_or_default();
-    let st = state.clone();
+    let (st, handle) = (state.clone(), tokio::runtime::Handle::current());
+    let (policy, tpl, area_id) = (app.policy.clone(), template.clone(), j.spec.area.clone());
     let document_id = row.document_id.clone();
-    let sign = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
-        let ready = st.keys.seal(&seal.row)?;
+    // Filled, decided on the filled document (a contract approval, say, is for that
+    // version), sealed, hashed and written durably, all on one blocking thread: every hop
+    // between threads costs the token a share of a core.
+    let work = tokio::task::spawn_blocking(move || -> Result<_, RowError> {
+        let failed = RowError::Failed;
+        let pades = |e: seald_pades::Error| failed(problem::from_pades(&e));
+        let filled = if values.is_empty() {
+            template_pdf.to_vec()
+        } else {
+            let doc = seald_pades::Document::from_bytes(template_pdf).map_err(pades)?;
+            seald_pades::fill_document_to_vec(&doc, &font, &values)
+                .map_err(pades)?
+                .1
+        };
+        let filled_sha = spool::sha256(&filled);
+        let decided = handle.block_on(crate::api::decide_job_row(
+            &st,
+            &policy,
+            &tpl,
+            &area_id,
+            (&document_id, &filled_sha),
+        ));
+        let (permit, consumption) = match decided {
+            Ok(d) => d,
+            Err(e) if e.by_policy => return Err(RowError::Refused(e)),
+            Err(e) => return Err(failed(e)),
+        };
+        let ready = st.keys.seal(&seal.row).map_err(failed)?;
         let mut query = SignQuery {
             document_id: Some(document_id),
             ..Default::default()
         };
-        place_in_area(&mut query, &area)?;
+        place_in_area(&mut query, &area).map_err(failed)?;
         let plan = Plan { level, query };
         let timestamper = st
             .timestamper
             .as_deref()
             .map(|t| t as &dyn seald_pades::Timestamper);
         let options = sign_options(&ready, &plan, timestamper, false);
-        let doc = seald_pades::Document::from_bytes(filled).map_err(|e| problem::from_pades(&e))?;
-        seald_pades::sign_document_to_vec(&doc, &options)
-            .map(|(_, bytes)| bytes)
-            .map_err(|e| problem::from_pades(&e))
+        let doc = seald_pades::Document::from_bytes(filled).map_err(pades)?;
+        let (_, signed) = seald_pades::sign_document_to_vec(&doc, &options).map_err(pades)?;
+        let extent = outputs.append(&signed).map_err(|e| {
+            failed(ApiError::internal(format!(
+                "cannot write the job's output file: {e}"
+            )))
+        })?;
+        Ok((
+            permit,
+            consumption,
+            filled_sha,
+            spool::sha256(&signed),
+            extent,
+        ))
     });
-    let signed = match sign.await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(e)) => return Err(failed(e)),
+    let (permit, consumption, filled_sha, output_sha, extent) = match work.await {
+        Ok(done) => done?,
         Err(join) => return Err(failed(ApiError::internal(join.to_string()))),
     };
-    let path = output_path(state, &j.id, row.row);
-    let output_sha = spool::sha256(&signed);
-    write_durably(&path, &signed).await.map_err(|e| {
-        failed(ApiError::internal(format!(
-            "cannot write {}: {e}",
-            path.display()
-        )))
-    })?;
     let mut e = entry(j, "sign", Decision::Allowed, None);
     e.seal = Some(seal_id);
     e.document_id = Some(row.document_id.clone());
@@ -530,16 +653,19 @@ async fn seal_row(
         })
         .to_string(),
     );
-    let mut changes = vec![Change::SealJobRow {
+    let sealed = Change::SealJobRow {
         job: j.id.clone(),
         row: row.row,
         output_sha256: output_sha,
+        output: extent,
         now: crate::clock::now_unix(),
-    }];
-    if let Some(c) = consumption.clone() {
-        changes.push(Change::ConsumeLimits(Box::new(c)));
-    }
-    match state.audit.append(e, Change::Many(changes)).await {
+    };
+    // A row that consumes no limit goes in with the batch's other rows in one statement.
+    let change = match consumption.clone() {
+        Some(c) => Change::Many(vec![sealed, Change::ConsumeLimits(Box::new(c))]),
+        None => sealed,
+    };
+    match state.audit.append(e, change).await {
         Ok(record) => {
             state.metrics.audit_head.set(record.seq as i64);
             let seal = template.auto_sign_seal().unwrap_or_default();
@@ -561,19 +687,4 @@ async fn seal_row(
         }
         Err(e) => Err(failed(e.into())),
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file, synced, then renamed: a committed row's
-/// output is whole on disk.
-async fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use tokio::io::AsyncWriteExt;
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await?;
-    }
-    let tmp = path.with_extension("pdf.tmp");
-    let mut f = tokio::fs::File::create(&tmp).await?;
-    f.write_all(bytes).await?;
-    f.sync_all().await?;
-    drop(f);
-    tokio::fs::rename(&tmp, path).await
 }

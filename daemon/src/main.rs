@@ -15,6 +15,7 @@ mod clock;
 mod config;
 mod jobs;
 mod metrics;
+mod outputs;
 mod password;
 mod problem;
 mod registry;

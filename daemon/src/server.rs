@@ -109,6 +109,7 @@ pub async fn run(prepared: Prepared) -> Result<(), String> {
         config.audit.checkpoint_interval_seconds,
     ));
     let expiry = spawn_expiry(state.clone());
+    let job_expiry = crate::jobs::spawn_expiry(state.clone());
     // Jobs a restart interrupted go on where they stopped.
     if let Err(e) = crate::jobs::resume_all(&state).await {
         tracing::error!(error = %e, "cannot resume batch jobs");
@@ -201,6 +202,7 @@ pub async fn run(prepared: Prepared) -> Result<(), String> {
     }
     periodic.abort();
     expiry.abort();
+    job_expiry.abort();
     audit.close().await;
     match checkpointer.checkpoint().await {
         Ok(Some(seq)) => tracing::info!(seq, "final audit checkpoint signed"),

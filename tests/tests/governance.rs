@@ -3576,6 +3576,49 @@ fn a_batch_job_waits_out_a_tsa_outage_and_a_canceled_one_seals_no_further_row() 
 }
 
 #[test]
+fn a_finished_job_is_kept_for_its_configured_time_then_deleted_with_its_outputs_and_its_records_stay(
+) {
+    let w = World::with_config("[jobs]\nkeep_finished_seconds = 3\n");
+    w.labour_jobs();
+    let created = w.upload("boss", "", &labour_rows(3));
+    assert_eq!(created.status, 201, "{}", text(&created));
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    let done = w.wait_job(&id, 60, |j| j["status"] == "completed");
+    assert_eq!(sealed(&done), 3, "{done}");
+    let outputs = w.setup.data.join("jobs").join(&id);
+    assert!(
+        outputs.join("outputs.pdfs").is_file(),
+        "the outputs are stored"
+    );
+    // Kept at first: the PDFs download.
+    let row = send(w.oa.get(format!("{}/v1/jobs/{id}/rows/1/pdf", w.d.api)));
+    assert_eq!(row.status, 200, "{}", text(&row));
+    // Then gone, outputs and all.
+    let gone = seald_tests::daemon::wait_until(std::time::Duration::from_secs(30), || {
+        w.call(&w.oa, "GET", &format!("/v1/jobs/{id}"), None, None)
+            .status
+            == 404
+    });
+    assert!(gone, "the job was not deleted: {}", w.d.log_text());
+    assert!(!outputs.exists(), "its outputs are deleted too");
+    let row = send(w.oa.get(format!("{}/v1/jobs/{id}/rows/1/pdf", w.d.api)));
+    assert_eq!(row.status, 404, "{}", text(&row));
+    assert_eq!(
+        w.setup
+            .sql(&format!("SELECT count(*) FROM job_rows WHERE job = '{id}'")),
+        "0"
+    );
+    // The audit keeps the three signatures and says when the job went.
+    assert_eq!(w.job_records(&id), "3|3");
+    assert_eq!(
+        w.setup.sql(&format!(
+            "SELECT count(*) FROM audit_records WHERE action = 'job.expired' AND json_extract(detail, '$.job') = '{id}'"
+        )),
+        "1"
+    );
+}
+
+#[test]
 fn a_thousand_row_job_through_sealctl_every_output_valid_with_its_chinese_text_and_one_record_each()
 {
     use seald_tests::run_ok;

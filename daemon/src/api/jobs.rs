@@ -377,6 +377,7 @@ async fn read_rows(
             values,
             errors: (!errors.is_empty()).then_some(Value::Array(errors)),
             output_sha256: None,
+            output: None,
             audit_seq: None,
             done_at: None,
         });
@@ -602,16 +603,18 @@ pub async fn row_pdf(
         .store
         .job_rows(&id, Some(JobRowStatus::Sealed), row.saturating_sub(1), 1)
         .await;
-    match sealed {
-        Ok(rows) if rows.first().is_some_and(|r| r.row == row) => {}
-        Ok(_) => {
-            return caller.fail(ApiError::not_found(format!(
-                "row {row} of job {id} is not sealed"
-            )))
-        }
+    let sealed = match sealed {
+        Ok(rows) => match rows.into_iter().next().filter(|r| r.row == row) {
+            Some(r) => r,
+            None => {
+                return caller.fail(ApiError::not_found(format!(
+                    "row {row} of job {id} is not sealed"
+                )))
+            }
+        },
         Err(e) => return caller.fail(e.into()),
-    }
-    match tokio::fs::read(jobs::output_path(&state, &id, row)).await {
+    };
+    match jobs::read_output(&state, &id, &sealed).await {
         Ok(bytes) => {
             let mut r = bytes.into_response();
             r.headers_mut().insert(
@@ -620,9 +623,7 @@ pub async fn row_pdf(
             );
             r
         }
-        Err(e) => caller.fail(ApiError::internal(format!(
-            "the output of row {row} is unreadable: {e}"
-        ))),
+        Err(e) => caller.fail(e),
     }
 }
 
@@ -686,9 +687,9 @@ pub async fn outputs_zip(
                         entry = format!("{}-row{}.pdf", entry.trim_end_matches(".pdf"), r.row);
                         names.insert(entry.clone());
                     }
-                    match tokio::fs::read(jobs::output_path(&state, &id, r.row)).await {
+                    match jobs::read_output(&state, &id, r).await {
                         Ok(pdf) => chunk.extend(zip.entry(&entry, &pdf)),
-                        Err(e) => return Some((Err(e), None)),
+                        Err(e) => return Some((Err(std::io::Error::other(e.detail)), None)),
                     }
                 }
                 Some((Ok(axum::body::Bytes::from(chunk)), Some((last, zip, names))))

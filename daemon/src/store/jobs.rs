@@ -1,4 +1,4 @@
-//! SQLite rows of batch jobs and their rows (migration 0009).
+//! SQLite rows of batch jobs and their rows (migrations 0009, 0010).
 
 use std::collections::BTreeMap;
 
@@ -37,6 +37,16 @@ fn job_row(row: &SqliteRow) -> Result<JobRow, StoreError> {
         )?,
         errors: errors.map(|e| json_list(&e, "row errors")).transpose()?,
         output_sha256: col(row, "output_sha256")?,
+        output: match (
+            col::<Option<i64>>(row, "output_offset")?,
+            col::<Option<i64>>(row, "output_length")?,
+        ) {
+            (Some(offset), Some(length)) => Some(crate::outputs::Extent {
+                offset: offset.max(0) as u64,
+                length: length.max(0) as u64,
+            }),
+            _ => None,
+        },
         audit_seq: col::<Option<i64>>(row, "audit_seq")?.map(|s| s.max(0) as u64),
         done_at: col(row, "done_at")?,
     })
@@ -56,6 +66,39 @@ pub(super) async fn put_job(conn: &mut SqliteConnection, j: &JobRecord) -> Resul
     .execute(&mut *conn)
     .await
     .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Deletes job `id` and its rows if it ended before `before`.
+pub(super) async fn delete_job(
+    conn: &mut SqliteConnection,
+    id: &str,
+    before: i64,
+) -> Result<(), StoreError> {
+    const ENDED: &str = "status IN ('completed', 'canceled', 'stopped', 'failed')";
+    // The rows first (they reference the job), and only a job that qualifies; the caller
+    // rolls back on a conflict.
+    sqlx::query(&format!(
+        "DELETE FROM job_rows WHERE job = ?1 AND EXISTS (SELECT 1 FROM jobs WHERE id = ?1 AND updated_at < ?2 AND {ENDED})"
+    ))
+    .bind(id)
+    .bind(before)
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    let done = sqlx::query(&format!(
+        "DELETE FROM jobs WHERE id = ? AND updated_at < ? AND {ENDED}"
+    ))
+    .bind(id)
+    .bind(before)
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict(format!(
+            "job {id} changed since or has not ended"
+        )));
+    }
     Ok(())
 }
 
@@ -89,19 +132,66 @@ pub(super) async fn set_status(
     Ok(())
 }
 
+/// A row to seal, with its record's sequence number.
+pub(super) struct Sealed<'a> {
+    pub job: &'a str,
+    pub row: u64,
+    pub output_sha256: &'a str,
+    pub output: crate::outputs::Extent,
+    pub audit_seq: u64,
+    pub now: i64,
+}
+
+/// Seals the `rows` in one statement: all pending, or a conflict (and nothing changed by it:
+/// the caller rolls back).
+pub(super) async fn seal_rows(
+    conn: &mut SqliteConnection,
+    rows: &[Sealed<'_>],
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "UPDATE job_rows SET status = 'sealed', output_sha256 = v.column3, output_offset = v.column4, \
+         output_length = v.column5, audit_seq = v.column6, done_at = v.column7 \
+         FROM (VALUES {}) AS v \
+         WHERE job_rows.job = v.column1 AND job_rows.row = v.column2 AND job_rows.status = 'pending'",
+        super::sqlite::placeholders(rows.len(), 7)
+    );
+    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let mut update = sqlx::query(&sql);
+    for r in rows {
+        update = update
+            .bind(r.job)
+            .bind(int(r.row))
+            .bind(r.output_sha256)
+            .bind(int(r.output.offset))
+            .bind(int(r.output.length))
+            .bind(int(r.audit_seq))
+            .bind(r.now);
+    }
+    let done = update.execute(&mut *conn).await.map_err(unavailable)?;
+    if done.rows_affected() != rows.len() as u64 {
+        return Err(StoreError::Conflict(
+            "a job row is not pending (sealed already?)".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// Seals row `row` of `job`: only a pending row, in the record's transaction (at most once).
 pub(super) async fn seal_row(
     conn: &mut SqliteConnection,
     job: &str,
     row: u64,
     output_sha256: &str,
+    output: crate::outputs::Extent,
     audit_seq: u64,
     now: i64,
 ) -> Result<(), StoreError> {
     let done = sqlx::query(
-        "UPDATE job_rows SET status = 'sealed', output_sha256 = ?, audit_seq = ?, done_at = ? WHERE job = ? AND row = ? AND status = 'pending'",
+        "UPDATE job_rows SET status = 'sealed', output_sha256 = ?, output_offset = ?, output_length = ?, audit_seq = ?, done_at = ? WHERE job = ? AND row = ? AND status = 'pending'",
     )
     .bind(output_sha256)
+    .bind(i64::try_from(output.offset).unwrap_or(i64::MAX))
+    .bind(i64::try_from(output.length).unwrap_or(i64::MAX))
     .bind(i64::try_from(audit_seq).unwrap_or(i64::MAX))
     .bind(now)
     .bind(job)

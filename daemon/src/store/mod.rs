@@ -285,6 +285,12 @@ pub enum Change {
     AcceptInvitation(Box<PartnerInvitation>),
     /// Inserts or replaces a batch job (its status too).
     PutJob(Box<JobRecord>),
+    /// Deletes job `id` and its rows, only if it has ended and not changed since `before`
+    /// (a conflict otherwise: resumed meanwhile, say).
+    DeleteJob {
+        id: String,
+        before: i64,
+    },
     /// Moves job `id` to `to` (with `error`) only from one of `from`; a conflict otherwise
     /// (someone else changed it: a cancel is never overwritten by the runner).
     JobStatus {
@@ -300,6 +306,8 @@ pub enum Change {
         job: String,
         row: u64,
         output_sha256: String,
+        /// Where its bytes lie in the job's output file.
+        output: crate::outputs::Extent,
         now: i64,
     },
     /// Several changes in one record (a resignation, an approval that activates a seal).
@@ -399,6 +407,9 @@ pub struct JobRow {
     /// Why an invalid row is: `[{field, code, message}]`.
     pub errors: Option<serde_json::Value>,
     pub output_sha256: Option<String>,
+    /// Where a sealed row's bytes lie in the job's output file (none for rows sealed before
+    /// migration 0010, which have a file of their own).
+    pub output: Option<crate::outputs::Extent>,
     pub audit_seq: Option<u64>,
     pub done_at: Option<i64>,
 }

@@ -36,6 +36,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../../migrations/0007_partners.sql")),
     (8, include_str!("../../migrations/0008_groups.sql")),
     (9, include_str!("../../migrations/0009_jobs.sql")),
+    (
+        10,
+        include_str!("../../migrations/0010_job_output_file.sql"),
+    ),
 ];
 
 /// The store. It assumes it is the only writer of its database (one seald per data dir):
@@ -378,6 +382,7 @@ async fn apply_one(
             templates::accept_invitation(tx, invitation).await?
         }
         Change::PutJob(j) => jobs::put_job(tx, j).await?,
+        Change::DeleteJob { id, before } => jobs::delete_job(tx, id, *before).await?,
         Change::JobStatus {
             id,
             from,
@@ -389,8 +394,9 @@ async fn apply_one(
             job,
             row,
             output_sha256,
+            output,
             now,
-        } => jobs::seal_row(tx, job, *row, output_sha256, record.seq, *now).await?,
+        } => jobs::seal_row(tx, job, *row, output_sha256, *output, record.seq, *now).await?,
         Change::Many(_) => {
             return Err(StoreError::Corrupt(
                 "a change of changes inside another".to_owned(),
@@ -415,7 +421,7 @@ async fn read_head<'e, E: sqlx::Executor<'e, Database = Sqlite>>(
 }
 
 /// `(?, ?, …), (?, ?, …), …`: `rows` groups of `columns` placeholders.
-fn placeholders(rows: usize, columns: usize) -> String {
+pub(super) fn placeholders(rows: usize, columns: usize) -> String {
     let one = format!("({})", vec!["?"; columns].join(", "));
     vec![one; rows].join(", ")
 }
@@ -450,6 +456,32 @@ impl SqliteStore {
             .collect();
         if !kept.is_empty() {
             insert_kept(&mut tx, &kept).await?;
+        }
+        let sealed: Vec<jobs::Sealed<'_>> = batch
+            .iter()
+            .zip(&records)
+            .filter_map(|(a, r)| match &a.change {
+                Change::SealJobRow {
+                    job,
+                    row,
+                    output_sha256,
+                    output,
+                    now,
+                } => Some(jobs::Sealed {
+                    job,
+                    row: *row,
+                    output_sha256,
+                    output: *output,
+                    audit_seq: r.seq,
+                    now: *now,
+                }),
+                _ => None,
+            })
+            .collect();
+        if !sealed.is_empty() {
+            // A row not pending (sealed already) is a conflict: the whole batch is rolled
+            // back and goes again item by item, where that row alone fails.
+            jobs::seal_rows(&mut tx, &sealed).await?;
         }
         tx.commit().await.map_err(unavailable)?;
         self.set_head(Some((seq, hash)));
@@ -697,11 +729,15 @@ impl Store for SqliteStore {
 
     fn append(&self, batch: Vec<Append>) -> Fut<'_, Vec<Result<Record, StoreError>>> {
         Box::pin(async move {
-            // Signatures and refusals (the bulk) go in with a few statements per batch; a
-            // batch with an administrative change, or one that conflicts, item by item.
-            let simple = batch
-                .iter()
-                .all(|a| matches!(a.change, Change::None | Change::Idempotency(_)));
+            // Signatures, refusals and sealed job rows (the bulk) go in with a few statements
+            // per batch; a batch with an administrative change, or one that conflicts, item by
+            // item.
+            let simple = batch.iter().all(|a| {
+                matches!(
+                    a.change,
+                    Change::None | Change::Idempotency(_) | Change::SealJobRow { .. }
+                )
+            });
             if simple {
                 match self.append_simple(&batch).await {
                     Ok(records) => return Ok(records.into_iter().map(Ok).collect()),
