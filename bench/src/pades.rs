@@ -21,9 +21,9 @@ use crate::util::{median, BareToken};
 
 /// The seal key's algorithm and chain with a signature computed once: signing through it costs
 /// nothing, so timing seald with it measures everything *besides* `C_Sign`.
-struct Replay<'a> {
-    key: &'a seald_pkcs11::PoolKey,
-    signature: Vec<u8>,
+pub(crate) struct Replay<'a> {
+    pub(crate) key: &'a seald_pkcs11::PoolKey,
+    pub(crate) signature: Vec<u8>,
 }
 
 impl seald_signer::Signer for Replay<'_> {
