@@ -29,6 +29,10 @@ pub enum BatchCommand {
         level: Option<String>,
         #[arg(long)]
         document_id_column: Option<String>,
+        /// How each sealed PDF is named: `{document_id}` (the default), `{row}` and
+        /// `{FIELD}` (a field's value), e.g. `{姓名}-劳动合同`.
+        #[arg(long)]
+        output_name: Option<String>,
         /// Start it and print its id, without following it.
         #[arg(long)]
         no_wait: bool,
@@ -120,19 +124,18 @@ fn follow(remote: &Remote, id: &str, json_out: bool) -> Result<Value, Failure> {
     }
 }
 
-/// A file name for a document id: path separators and the like become '_'.
-fn file_name(document_id: &str) -> String {
-    let safe: String = document_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{}.pdf", safe.trim_start_matches('.'))
+/// The file name seald gave row `n` (the job's output-name pattern), if it is a plain name;
+/// else `row-N.pdf`.
+fn file_name(given: &str, n: &str) -> String {
+    let plain = !given.is_empty()
+        && !given.starts_with('.')
+        && !given.contains(['/', '\\', '\0'])
+        && given.ends_with(".pdf");
+    if plain {
+        given.to_owned()
+    } else {
+        format!("row-{n}.pdf")
+    }
 }
 
 pub fn run_batch(args: BatchArgs) -> Result<(), Failure> {
@@ -145,18 +148,26 @@ pub fn run_batch(args: BatchArgs) -> Result<(), Failure> {
             area,
             level,
             document_id_column,
+            output_name,
             no_wait,
         } => {
-            let mut query = format!("template_id={template}");
-            for (k, v) in [
-                ("area", area),
-                ("level", level),
-                ("document_id_column", document_id_column),
-            ] {
-                if let Some(v) = v {
-                    query.push_str(&format!("&{k}={v}"));
+            // Percent-encoded (a pattern or a column may be Chinese).
+            let mut url = reqwest::Url::parse("http://query/").expect("a constant URL");
+            {
+                let mut q = url.query_pairs_mut();
+                q.append_pair("template_id", &template);
+                for (k, v) in [
+                    ("area", area),
+                    ("level", level),
+                    ("document_id_column", document_id_column),
+                    ("output_name", output_name),
+                ] {
+                    if let Some(v) = v {
+                        q.append_pair(k, &v);
+                    }
                 }
             }
+            let query = url.query().unwrap_or_default().to_owned();
             let rows = crate::read_file(&file)?;
             let created = remote.post_bytes(&format!("/v1/jobs?{query}"), "text/csv", rows)?;
             let id = created["id"].as_str().unwrap_or("").to_owned();
@@ -243,12 +254,13 @@ pub fn run_batch(args: BatchArgs) -> Result<(), Failure> {
                 .map_err(|e| Failure::failed(format!("cannot read the results: {e}")))?;
             let mut reader = csv::Reader::from_reader(text.as_bytes());
             let mut written = 0u64;
+            let mut taken = std::collections::HashSet::new();
             for record in reader.records() {
                 let record = record.map_err(|e| Failure::failed(format!("the results: {e}")))?;
-                let (n, status, document) = (
+                let (n, status, given) = (
                     record.get(0).unwrap_or(""),
                     record.get(1).unwrap_or(""),
-                    record.get(4).unwrap_or(""),
+                    record.get(7).unwrap_or(""),
                 );
                 if status != "sealed" || row.is_some_and(|r| r.to_string() != n) {
                     continue;
@@ -257,7 +269,13 @@ pub fn run_batch(args: BatchArgs) -> Result<(), Failure> {
                     .get(&format!("/v1/jobs/{id}/rows/{n}/pdf"))?
                     .bytes()
                     .map_err(|e| Failure::failed(format!("cannot read row {n}: {e}")))?;
-                let path = dir.join(file_name(document));
+                // Two rows can make one name: the row number tells them apart.
+                let mut name = file_name(given, n);
+                if !taken.insert(name.clone()) {
+                    name = format!("{}-row{n}.pdf", name.trim_end_matches(".pdf"));
+                    taken.insert(name.clone());
+                }
+                let path = dir.join(name);
                 std::fs::write(&path, &bytes).map_err(|e| {
                     Failure::failed(format!("cannot write {}: {e}", path.display()))
                 })?;

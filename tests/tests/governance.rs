@@ -3619,6 +3619,103 @@ fn a_finished_job_is_kept_for_its_configured_time_then_deleted_with_its_outputs_
 }
 
 #[test]
+fn sealed_pdfs_are_named_by_the_jobs_output_name_pattern_in_results_zip_downloads_and_sealctl() {
+    let w = World::new();
+    w.labour_jobs();
+    // A placeholder that is no field is refused before anything is stored.
+    let bad = w.upload(
+        "boss",
+        "&output_name=%7B%E5%B7%A5%E5%8F%B7%7D",
+        &labour_rows(2),
+    );
+    assert_refused(&bad, 400, "invalid_parameter");
+    assert!(text(&bad).contains("{工号}"), "{}", text(&bad));
+    let open = w.upload("boss", "&output_name=%7Brow", &labour_rows(2));
+    assert_refused(&open, 400, "invalid_parameter");
+    assert_eq!(w.setup.sql("SELECT count(*) FROM jobs"), "0");
+    // {姓名}-劳动合同-{row}; two rows share a name on purpose.
+    let mut csv = labour_rows(3);
+    csv = csv.replace("员工3,", "员工1,");
+    let created = w.upload(
+        "boss",
+        "&output_name=%7B%E5%A7%93%E5%90%8D%7D-%E5%8A%B3%E5%8A%A8%E5%90%88%E5%90%8C",
+        &csv,
+    );
+    assert_eq!(created.status, 201, "{}", text(&created));
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    w.wait_job(&id, 60, |j| j["status"] == "completed");
+    let results = send(w.oa.get(format!("{}/v1/jobs/{id}/results", w.d.api)));
+    let results = String::from_utf8_lossy(&results.body).into_owned();
+    assert!(
+        results.starts_with(
+            "row,status,code,message,document_id,output_sha256,audit_record,file_name\n"
+        ),
+        "{results}"
+    );
+    let names: Vec<&str> = results
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.rsplit(',').next())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "员工1-劳动合同.pdf",
+            "员工2-劳动合同.pdf",
+            "员工1-劳动合同.pdf"
+        ]
+    );
+    let row = send(w.oa.get(format!("{}/v1/jobs/{id}/rows/2/pdf", w.d.api)));
+    assert_eq!(
+        row.headers
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok()),
+        Some("attachment; filename*=UTF-8''%E5%91%98%E5%B7%A52-%E5%8A%B3%E5%8A%A8%E5%90%88%E5%90%8C.pdf")
+    );
+    let zip = send(w.oa.get(format!("{}/v1/jobs/{id}/outputs.zip", w.d.api)));
+    let zip_path = w.setup.dir().join("named.zip");
+    fs::write(&zip_path, &zip.body).expect("write");
+    let listed = seald_tests::run_ok(
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg("import sys, zipfile; print('|'.join(zipfile.ZipFile(sys.argv[1]).namelist()))")
+            .arg(&zip_path),
+    );
+    assert_eq!(
+        listed.trim(),
+        "员工1-劳动合同.pdf|员工2-劳动合同.pdf|员工1-劳动合同-row3.pdf"
+    );
+    let out = w.setup.dir().join("named");
+    let mut cmd = w.setup.sealctl(&w.d, "oa");
+    cmd.args([
+        "batch",
+        "download",
+        &id,
+        "--dir",
+        out.to_str().expect("utf-8"),
+    ]);
+    seald_tests::run_ok(&mut cmd);
+    let mut files: Vec<String> = fs::read_dir(&out)
+        .expect("out")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "员工1-劳动合同-row3.pdf",
+            "员工1-劳动合同.pdf",
+            "员工2-劳动合同.pdf"
+        ]
+    );
+    assert_eq!(
+        fs::read(out.join("员工2-劳动合同.pdf")).expect("pdf"),
+        row.body,
+        "the same bytes as the row's download"
+    );
+}
+
+#[test]
 fn a_thousand_row_job_through_sealctl_every_output_valid_with_its_chinese_text_and_one_record_each()
 {
     use seald_tests::run_ok;

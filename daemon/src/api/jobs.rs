@@ -37,6 +37,9 @@ pub struct JobQuery {
     document_id_column: Option<String>,
     /// An http(s) URL told of the job's end (a POST signed with HMAC-SHA256).
     webhook: Option<String>,
+    /// How each row's PDF is named: a pattern of `{document_id}`, `{row}` and `{FIELD}` (a
+    /// template field's value); default `{document_id}`.
+    output_name: Option<String>,
 }
 
 fn unprocessable(code: &'static str, detail: impl Into<String>) -> ApiError {
@@ -106,6 +109,9 @@ async fn create_job(
     if let Some(url) = &q.webhook {
         crate::jobs::check_webhook(state, url)?;
     }
+    if let Some(pattern) = &q.output_name {
+        check_output_name(pattern, &t)?;
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -146,6 +152,7 @@ async fn create_job(
             rows_valid: 0,
             rows_invalid: 0,
             webhook: q.webhook.clone(),
+            output_name: q.output_name.clone(),
         },
         status: JobStatus::Validating,
         error: None,
@@ -532,13 +539,16 @@ pub async fn results(
     Path(id): Path<String>,
 ) -> Response {
     let caller = Caller::new(&state, peer);
-    if let Err(e) = visible(&state, &caller, &id, "job.results").await {
-        return caller.fail(e);
-    }
-    let header = "row,status,code,message,document_id,output_sha256,audit_record\n".to_owned();
+    let pattern = match visible(&state, &caller, &id, "job.results").await {
+        Ok(j) => j.spec.output_name,
+        Err(e) => return caller.fail(e),
+    };
+    let header =
+        "row,status,code,message,document_id,output_sha256,audit_record,file_name\n".to_owned();
     let pages = futures_util::stream::unfold(Some(0u64), move |after| {
         let state = state.clone();
         let id = id.clone();
+        let pattern = pattern.clone();
         async move {
             let after = after?;
             let rows = match state.store.job_rows(&id, None, after, 1000).await {
@@ -568,12 +578,13 @@ pub async fn results(
                     JobRowStatus::Sealed => "sealed",
                 };
                 text.push_str(&format!(
-                    "{},{status},{code},{},{},{},{}\n",
+                    "{},{status},{code},{},{},{},{},{}\n",
                     r.row,
                     csv_field(&message),
                     csv_field(&r.document_id),
                     r.output_sha256.as_deref().unwrap_or(""),
                     r.audit_seq.map(|s| s.to_string()).unwrap_or_default(),
+                    csv_field(&output_name(pattern.as_deref(), r)),
                 ));
             }
             Some((Ok(axum::body::Bytes::from(text)), Some(last)))
@@ -596,9 +607,10 @@ pub async fn row_pdf(
     Path((id, row)): Path<(String, u64)>,
 ) -> Response {
     let caller = Caller::new(&state, peer);
-    if let Err(e) = visible(&state, &caller, &id, "job.download").await {
-        return caller.fail(e);
-    }
+    let pattern = match visible(&state, &caller, &id, "job.download").await {
+        Ok(j) => j.spec.output_name,
+        Err(e) => return caller.fail(e),
+    };
     let sealed = state
         .store
         .job_rows(&id, Some(JobRowStatus::Sealed), row.saturating_sub(1), 1)
@@ -621,15 +633,80 @@ pub async fn row_pdf(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/pdf"),
             );
+            // RFC 6266 / 8187: the UTF-8 name percent-encoded.
+            let encoded: String = output_name(pattern.as_deref(), &sealed)
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                        char::from(b).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename*=UTF-8''{encoded}"))
+            {
+                r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            }
             r
         }
         Err(e) => caller.fail(e),
     }
 }
 
-/// A file name for a document id: anything but letters, digits, '-', '_' and '.' becomes '_'.
-fn file_name(document_id: &str) -> String {
-    let safe: String = document_id
+/// The placeholders an output-name pattern may use besides the template's fields.
+const NAME_PLACEHOLDERS: [&str; 2] = ["document_id", "row"];
+
+/// Checks an output-name pattern: balanced braces, known placeholders, at most 200 chars.
+fn check_output_name(pattern: &str, t: &seald_policy::Template) -> Result<(), ApiError> {
+    let bad = |why: String| ApiError::bad_parameter(format!("output_name '{pattern}': {why}"));
+    if pattern.chars().count() > 200 || pattern.trim().is_empty() {
+        return Err(bad("give 1 to 200 characters".to_owned()));
+    }
+    let mut rest = pattern;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest[open..].starts_with('}') {
+            return Err(bad("a '}' without its '{'".to_owned()));
+        }
+        let Some(close) = rest[open..].find('}') else {
+            return Err(bad("a '{' without its '}'".to_owned()));
+        };
+        let name = &rest[open + 1..open + close];
+        let known = NAME_PLACEHOLDERS.contains(&name) || t.fields.iter().any(|f| f.name == name);
+        if !known {
+            let fields: Vec<&str> = t.fields.iter().map(|f| f.name.as_str()).collect();
+            return Err(bad(format!(
+                "no placeholder {{{name}}}: use {{document_id}}, {{row}} or a field of template '{}' ({})",
+                t.id,
+                fields.join(", ")
+            )));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    Ok(())
+}
+
+/// Row `r`'s PDF file name: `pattern` (default `{document_id}`) with its placeholders
+/// filled, made safe — anything but letters, digits, '-', '_' and '.' becomes '_', no
+/// leading dot, at most 200 characters — and `.pdf` appended.
+pub(crate) fn output_name(pattern: Option<&str>, r: &JobRow) -> String {
+    let mut name = String::new();
+    let mut rest = pattern.unwrap_or("{document_id}");
+    while let Some(open) = rest.find('{') {
+        name.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let key = &rest[open + 1..open + close];
+        match key {
+            "document_id" => name.push_str(&r.document_id),
+            "row" => name.push_str(&r.row.to_string()),
+            field => name.push_str(r.values.get(field).map_or("", String::as_str)),
+        }
+        rest = &rest[open + close + 1..];
+    }
+    name.push_str(rest);
+    let safe: String = name
         .chars()
         .map(|c| {
             if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
@@ -638,8 +715,14 @@ fn file_name(document_id: &str) -> String {
                 '_'
             }
         })
+        .take(200)
         .collect();
-    format!("{}.pdf", safe.trim_start_matches('.'))
+    let safe = safe.trim_start_matches('.');
+    if safe.is_empty() {
+        format!("row-{}.pdf", r.row)
+    } else {
+        format!("{safe}.pdf")
+    }
 }
 
 /// `GET /v1/jobs/{id}/outputs.zip`: every sealed PDF so far, one stored entry each (named by
@@ -650,13 +733,11 @@ pub async fn outputs_zip(
     Path(id): Path<String>,
 ) -> Response {
     let caller = Caller::new(&state, peer);
-    if let Err(e) = visible(&state, &caller, &id, "job.download").await {
-        return caller.fail(e);
-    }
-    let name = format!(
-        "attachment; filename=\"{}.zip\"",
-        file_name(&id).trim_end_matches(".pdf")
-    );
+    let pattern = match visible(&state, &caller, &id, "job.download").await {
+        Ok(j) => j.spec.output_name,
+        Err(e) => return caller.fail(e),
+    };
+    let name = format!("attachment; filename=\"{id}.zip\"");
     let pages = futures_util::stream::unfold(
         Some((
             0u64,
@@ -666,6 +747,7 @@ pub async fn outputs_zip(
         move |progress| {
             let state = state.clone();
             let id = id.clone();
+            let pattern = pattern.clone();
             async move {
                 let (after, mut zip, mut names) = progress?;
                 let rows = match state
@@ -682,7 +764,7 @@ pub async fn outputs_zip(
                 let mut chunk = Vec::new();
                 for r in &rows {
                     // Distinct ids can make one file name: the row number tells them apart.
-                    let mut entry = file_name(&r.document_id);
+                    let mut entry = output_name(pattern.as_deref(), r);
                     if !names.insert(entry.clone()) {
                         entry = format!("{}-row{}.pdf", entry.trim_end_matches(".pdf"), r.row);
                         names.insert(entry.clone());

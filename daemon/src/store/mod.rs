@@ -332,6 +332,9 @@ pub struct JobSpec {
     /// Where the job's end is announced (HMAC-signed), if anywhere.
     #[serde(default)]
     pub webhook: Option<String>,
+    /// The output-name pattern (`{document_id}` when none).
+    #[serde(default)]
+    pub output_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
