@@ -142,6 +142,29 @@ pub(super) struct Sealed<'a> {
     pub now: i64,
 }
 
+impl<'a> Sealed<'a> {
+    /// The row a `Change::SealJobRow` seals, recorded as record `audit_seq`.
+    pub fn of(change: &'a super::Change, audit_seq: u64) -> Option<Sealed<'a>> {
+        match change {
+            super::Change::SealJobRow {
+                job,
+                row,
+                output_sha256,
+                output,
+                now,
+            } => Some(Sealed {
+                job,
+                row: *row,
+                output_sha256,
+                output: *output,
+                audit_seq,
+                now: *now,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// Seals the `rows` in one statement: all pending, or a conflict (and nothing changed by it:
 /// the caller rolls back).
 pub(super) async fn seal_rows(
@@ -172,37 +195,6 @@ pub(super) async fn seal_rows(
         return Err(StoreError::Conflict(
             "a job row is not pending (sealed already?)".to_owned(),
         ));
-    }
-    Ok(())
-}
-
-/// Seals row `row` of `job`: only a pending row, in the record's transaction (at most once).
-pub(super) async fn seal_row(
-    conn: &mut SqliteConnection,
-    job: &str,
-    row: u64,
-    output_sha256: &str,
-    output: crate::outputs::Extent,
-    audit_seq: u64,
-    now: i64,
-) -> Result<(), StoreError> {
-    let done = sqlx::query(
-        "UPDATE job_rows SET status = 'sealed', output_sha256 = ?, output_offset = ?, output_length = ?, audit_seq = ?, done_at = ? WHERE job = ? AND row = ? AND status = 'pending'",
-    )
-    .bind(output_sha256)
-    .bind(i64::try_from(output.offset).unwrap_or(i64::MAX))
-    .bind(i64::try_from(output.length).unwrap_or(i64::MAX))
-    .bind(i64::try_from(audit_seq).unwrap_or(i64::MAX))
-    .bind(now)
-    .bind(job)
-    .bind(i64::try_from(row).unwrap_or(i64::MAX))
-    .execute(&mut *conn)
-    .await
-    .map_err(unavailable)?;
-    if done.rows_affected() != 1 {
-        return Err(StoreError::Conflict(format!(
-            "row {row} of job {job} is not pending (sealed already?)"
-        )));
     }
     Ok(())
 }

@@ -390,13 +390,10 @@ async fn apply_one(
             error,
             now,
         } => jobs::set_status(tx, id, from, *to, error.as_deref(), *now).await?,
-        Change::SealJobRow {
-            job,
-            row,
-            output_sha256,
-            output,
-            now,
-        } => jobs::seal_row(tx, job, *row, output_sha256, *output, record.seq, *now).await?,
+        Change::SealJobRow { .. } => {
+            let sealed: Vec<_> = jobs::Sealed::of(change, record.seq).into_iter().collect();
+            jobs::seal_rows(tx, &sealed).await?
+        }
         Change::Many(_) => {
             return Err(StoreError::Corrupt(
                 "a change of changes inside another".to_owned(),
@@ -460,23 +457,7 @@ impl SqliteStore {
         let sealed: Vec<jobs::Sealed<'_>> = batch
             .iter()
             .zip(&records)
-            .filter_map(|(a, r)| match &a.change {
-                Change::SealJobRow {
-                    job,
-                    row,
-                    output_sha256,
-                    output,
-                    now,
-                } => Some(jobs::Sealed {
-                    job,
-                    row: *row,
-                    output_sha256,
-                    output: *output,
-                    audit_seq: r.seq,
-                    now: *now,
-                }),
-                _ => None,
-            })
+            .filter_map(|(a, r)| jobs::Sealed::of(&a.change, r.seq))
             .collect();
         if !sealed.is_empty() {
             // A row not pending (sealed already) is a conflict: the whole batch is rolled
