@@ -74,8 +74,16 @@ pub async fn read_output(state: &AppState, id: &str, row: &JobRow) -> Result<Vec
     let (extent, n) = (row.output, row.row);
     let read = tokio::task::spawn_blocking(move || match extent {
         Some(extent) => crate::outputs::read(&dir.join("outputs.pdfs"), extent, &sha256),
-        // Sealed before outputs shared one file (migration 0010).
-        None => std::fs::read(dir.join(format!("{n:06}.pdf"))),
+        // Sealed before outputs shared one file (migration 0010): checked the same way.
+        None => std::fs::read(dir.join(format!("{n:06}.pdf"))).and_then(|bytes| {
+            if spool::sha256(&bytes) == sha256 {
+                Ok(bytes)
+            } else {
+                Err(std::io::Error::other(
+                    "it does not match the recorded SHA-256",
+                ))
+            }
+        }),
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -427,10 +435,19 @@ async fn run(state: &Arc<AppState>, id: &str) -> Result<(), ApiError> {
                     break;
                 }
                 if page.is_empty() && !exhausted {
-                    let rows = state
+                    let read = state
                         .store
                         .job_rows(id, Some(JobRowStatus::Pending), after, PAGE)
-                        .await?;
+                        .await;
+                    // No `?` while rows are under way: they are drained first, so none goes
+                    // on signing and writing without a runner.
+                    let rows = match read {
+                        Ok(rows) => rows,
+                        Err(e) => {
+                            failure = Some(e.into());
+                            break;
+                        }
+                    };
                     exhausted = rows.len() < PAGE as usize;
                     if let Some(last) = rows.last() {
                         after = last.row;
@@ -461,13 +478,23 @@ async fn run(state: &Arc<AppState>, id: &str) -> Result<(), ApiError> {
             }
             if halt.is_none() && looked.elapsed() >= STATUS_EVERY {
                 looked = std::time::Instant::now();
-                let live = state.store.job(id).await?.filter(|j| j.status.is_live());
+                let live = match state.store.job(id).await {
+                    Ok(j) => j.filter(|j| j.status.is_live()),
+                    Err(e) => {
+                        failure = failure.or(Some(e.into()));
+                        continue;
+                    }
+                };
                 match live {
                     None => halt = Some(Halt::Gone),
                     Some(current) if sealed_any && current.status == JobStatus::Paused => {
                         tracing::info!(job = %id, "a time-stamp authority answers again: the job goes on");
-                        set_status(state, id, &[JobStatus::Paused], JobStatus::Running, None)
-                            .await?;
+                        let resumed =
+                            set_status(state, id, &[JobStatus::Paused], JobStatus::Running, None)
+                                .await;
+                        if let Err(e) = resumed {
+                            failure = failure.or(Some(e));
+                        }
                     }
                     Some(_) => {}
                 }
@@ -570,11 +597,7 @@ async fn seal_row(
         .filter(|(_, v)| !v.is_empty())
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let outputs = state.jobs.files.get(&jobs_dir(state), &j.id).map_err(|e| {
-        failed(ApiError::internal(format!(
-            "cannot open the job's output file: {e}"
-        )))
-    })?;
+    let (jobs_at, job_id) = (jobs_dir(state), j.id.clone());
     let level = Level::parse(&j.spec.level).unwrap_or_default();
     let (st, handle) = (state.clone(), tokio::runtime::Handle::current());
     let (policy, tpl, area_id) = (app.policy.clone(), template.clone(), j.spec.area.clone());
@@ -620,6 +643,11 @@ async fn seal_row(
         let options = sign_options(&ready, &plan, timestamper, false);
         let doc = seald_pades::Document::from_bytes(filled).map_err(pades)?;
         let (_, signed) = seald_pades::sign_document_to_vec(&doc, &options).map_err(pades)?;
+        let outputs = st.jobs.files.get(&jobs_at, &job_id).map_err(|e| {
+            failed(ApiError::internal(format!(
+                "cannot open the job's output file: {e}"
+            )))
+        })?;
         let extent = outputs.append(&signed).map_err(|e| {
             failed(ApiError::internal(format!(
                 "cannot write the job's output file: {e}"

@@ -43,6 +43,10 @@ struct Flush {
     durable: u64,
     /// A flush is under way.
     busy: bool,
+    /// A flush failed. The kernel reports a write-back error once and may then call the
+    /// pages clean, so no later flush can vouch for them: every append fails from then on
+    /// (the job fails, its rows stay pending; a new runner opens the file afresh).
+    failed: bool,
 }
 
 /// The file of job `id` under `jobs_dir`.
@@ -55,7 +59,6 @@ impl OutputFile {
     /// whatever it holds.
     pub fn open(path: &Path) -> std::io::Result<OutputFile> {
         let dir = path.parent().unwrap_or(Path::new("."));
-        let fresh = !path.exists();
         std::fs::create_dir_all(dir)?;
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -63,10 +66,11 @@ impl OutputFile {
             .create(true)
             .truncate(false)
             .open(path)?;
-        if fresh {
-            // The file's directory entry, durable before any row points into it.
-            file.sync_all()?;
-            std::fs::File::open(dir)?.sync_all()?;
+        // The file and its directory entries up to the data dir, durable before any row
+        // points into it (every open: a crash may have come between creating and syncing).
+        file.sync_all()?;
+        for d in dir.ancestors().take(3) {
+            std::fs::File::open(d)?.sync_all()?;
         }
         let end = file.metadata()?.len();
         Ok(OutputFile {
@@ -98,6 +102,11 @@ impl OutputFile {
         f.issued += 1;
         let ticket = f.issued;
         loop {
+            if f.failed {
+                return Err(std::io::Error::other(
+                    "an earlier flush of this output file failed",
+                ));
+            }
             if f.durable >= ticket {
                 return Ok(());
             }
@@ -113,8 +122,9 @@ impl OutputFile {
         let synced = self.file.sync_data();
         let mut f = self.flush.lock().unwrap_or_else(PoisonError::into_inner);
         f.busy = false;
-        if synced.is_ok() {
-            f.durable = f.durable.max(covers);
+        match &synced {
+            Ok(()) => f.durable = f.durable.max(covers),
+            Err(_) => f.failed = true,
         }
         drop(f);
         self.flushed.notify_all();
@@ -159,12 +169,13 @@ impl OpenFiles {
         Ok(f)
     }
 
-    /// Closes job `id`'s file (its runner ended).
+    /// Closes job `id`'s file (its runner ended) unless a row still holds it: a second
+    /// `OutputFile` on the same file would hand out offsets the first one also hands out.
     pub fn close(&self, id: &str) {
-        self.files
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(id);
+        let mut files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
+        if files.get(id).is_some_and(|f| Arc::strong_count(f) == 1) {
+            files.remove(id);
+        }
     }
 }
 
@@ -237,7 +248,10 @@ mod tests {
             all.extend(t.join().expect("thread"));
         }
         let flush = f.flush.lock().expect("lock");
-        assert_eq!((flush.issued, flush.durable, flush.busy), (400, 400, false));
+        assert_eq!(
+            (flush.issued, flush.durable, flush.busy, flush.failed),
+            (400, 400, false, false)
+        );
         drop(flush);
         let mut extents: Vec<Extent> = all.iter().map(|(e, _)| *e).collect();
         extents.sort_by_key(|e| e.offset);

@@ -112,6 +112,11 @@ fn standalone_face(data: &[u8], index: u32) -> Result<Vec<u8>> {
     };
     let version = u32_at(start)?;
     let count = u16_at(start + 4)? as usize;
+    // A font has a few dozen tables; each is copied, so a directory naming thousands (or
+    // tables overlapping to many times the file) is refused rather than allocated.
+    if count > 256 {
+        return Err(font_error(format!("its directory names {count} tables")));
+    }
     let mut tables = Vec::with_capacity(count);
     for i in 0..count {
         let record = start + 12 + 16 * i;
@@ -126,6 +131,13 @@ fn standalone_face(data: &[u8], index: u32) -> Result<Vec<u8>> {
             table[..4].copy_from_slice(&0x0003_0000u32.to_be_bytes());
         }
         tables.push(([tag[0], tag[1], tag[2], tag[3]], table));
+    }
+    let total: usize = tables
+        .iter()
+        .map(|(_, t)| t.len().next_multiple_of(4))
+        .sum();
+    if total > data.len().saturating_mul(2) {
+        return Err(font_error("its tables overlap to more than the file holds"));
     }
     tables.sort_by_key(|(tag, _)| *tag);
     let n = tables.len() as u16;

@@ -9,12 +9,13 @@ use crate::filter;
 use crate::object::{name, Dict, ObjRef, Object};
 use crate::xref::XrefStyle;
 
-/// The objects of one new revision.
 /// Streams shorter than this are written as they are.
 const MIN_DEFLATE: usize = 1024;
 /// The compression level of streams written per document (a font subset, an xref stream):
 /// level 6 would take as long as the rest of a filling for a few percent fewer bytes.
 const FAST: u8 = 1;
+
+/// The objects of one new revision.
 
 pub(crate) struct Update<'d> {
     doc: &'d Document,

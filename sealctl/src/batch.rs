@@ -129,7 +129,7 @@ fn follow(remote: &Remote, id: &str, json_out: bool) -> Result<Value, Failure> {
 fn file_name(given: &str, n: &str) -> String {
     let plain = !given.is_empty()
         && !given.starts_with('.')
-        && !given.contains(['/', '\\', '\0'])
+        && !given.contains(['/', '\\', '\0', ':'])
         && given.ends_with(".pdf");
     if plain {
         given.to_owned()
@@ -270,10 +270,16 @@ pub fn run_batch(args: BatchArgs) -> Result<(), Failure> {
                     .bytes()
                     .map_err(|e| Failure::failed(format!("cannot read row {n}: {e}")))?;
                 // Two rows can make one name: the row number tells them apart.
-                let mut name = file_name(given, n);
-                if !taken.insert(name.clone()) {
-                    name = format!("{}-row{n}.pdf", name.trim_end_matches(".pdf"));
-                    taken.insert(name.clone());
+                let name = file_name(given, n);
+                let stem = name.trim_end_matches(".pdf").to_owned();
+                let mut name = name;
+                let mut k = 1;
+                while !taken.insert(name.clone()) {
+                    name = match k {
+                        1 => format!("{stem}-row{n}.pdf"),
+                        _ => format!("{stem}-row{n}-{k}.pdf"),
+                    };
+                    k += 1;
                 }
                 let path = dir.join(name);
                 std::fs::write(&path, &bytes).map_err(|e| {

@@ -654,6 +654,22 @@ pub async fn row_pdf(
     }
 }
 
+/// `name`, or (taken already) `name-rowN.pdf`, `name-rowN-2.pdf`…: the first not in `taken`,
+/// which it joins.
+fn unique(taken: &mut std::collections::HashSet<String>, name: String, row: u64) -> String {
+    let stem = name.trim_end_matches(".pdf").to_owned();
+    let mut candidate = name;
+    let mut n = 1;
+    while !taken.insert(candidate.clone()) {
+        candidate = match n {
+            1 => format!("{stem}-row{row}.pdf"),
+            _ => format!("{stem}-row{row}-{n}.pdf"),
+        };
+        n += 1;
+    }
+    candidate
+}
+
 /// The placeholders an output-name pattern may use besides the template's fields.
 const NAME_PLACEHOLDERS: [&str; 2] = ["document_id", "row"];
 
@@ -764,11 +780,7 @@ pub async fn outputs_zip(
                 let mut chunk = Vec::new();
                 for r in &rows {
                     // Distinct ids can make one file name: the row number tells them apart.
-                    let mut entry = output_name(pattern.as_deref(), r);
-                    if !names.insert(entry.clone()) {
-                        entry = format!("{}-row{}.pdf", entry.trim_end_matches(".pdf"), r.row);
-                        names.insert(entry.clone());
-                    }
+                    let entry = unique(&mut names, output_name(pattern.as_deref(), r), r.row);
                     match jobs::read_output(&state, &id, r).await {
                         Ok(pdf) => chunk.extend(zip.entry(&entry, &pdf)),
                         Err(e) => return Some((Err(std::io::Error::other(e.detail)), None)),
