@@ -16,7 +16,6 @@ const MIN_DEFLATE: usize = 1024;
 const FAST: u8 = 1;
 
 /// The objects of one new revision.
-
 pub(crate) struct Update<'d> {
     doc: &'d Document,
     next: u32,
