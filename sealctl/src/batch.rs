@@ -269,17 +269,11 @@ pub fn run_batch(args: BatchArgs) -> Result<(), Failure> {
                     .get(&format!("/v1/jobs/{id}/rows/{n}/pdf"))?
                     .bytes()
                     .map_err(|e| Failure::failed(format!("cannot read row {n}: {e}")))?;
-                // Two rows can make one name: the row number tells them apart.
-                let name = file_name(given, n);
-                let stem = name.trim_end_matches(".pdf").to_owned();
-                let mut name = name;
-                let mut k = 1;
-                while !taken.insert(name.clone()) {
-                    name = match k {
-                        1 => format!("{stem}-row{n}.pdf"),
-                        _ => format!("{stem}-row{n}-{k}.pdf"),
-                    };
-                    k += 1;
+                // seald makes sealed rows' names unique; a name given twice (an older or a
+                // broken server) falls back to the row number rather than overwrite.
+                let mut name = file_name(given, n);
+                if !taken.insert(name.clone()) {
+                    name = format!("row-{n}.pdf");
                 }
                 let path = dir.join(name);
                 std::fs::write(&path, &bytes).map_err(|e| {

@@ -3662,7 +3662,7 @@ fn sealed_pdfs_are_named_by_the_jobs_output_name_pattern_in_results_zip_download
         [
             "员工1-劳动合同.pdf",
             "员工2-劳动合同.pdf",
-            "员工1-劳动合同.pdf"
+            "员工1-劳动合同-row3.pdf"
         ]
     );
     let row = send(w.oa.get(format!("{}/v1/jobs/{id}/rows/2/pdf", w.d.api)));

@@ -545,12 +545,14 @@ pub async fn results(
     };
     let header =
         "row,status,code,message,document_id,output_sha256,audit_record,file_name\n".to_owned();
-    let pages = futures_util::stream::unfold(Some(0u64), move |after| {
+    // Sealed rows' file names, unique as in the ZIP (both go in row order).
+    let start = Some((0u64, std::collections::HashSet::new()));
+    let pages = futures_util::stream::unfold(start, move |progress| {
         let state = state.clone();
         let id = id.clone();
         let pattern = pattern.clone();
         async move {
-            let after = after?;
+            let (after, mut names) = progress?;
             let rows = match state.store.job_rows(&id, None, after, 1000).await {
                 Ok(r) => r,
                 Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
@@ -584,10 +586,15 @@ pub async fn results(
                     csv_field(&r.document_id),
                     r.output_sha256.as_deref().unwrap_or(""),
                     r.audit_seq.map(|s| s.to_string()).unwrap_or_default(),
-                    csv_field(&output_name(pattern.as_deref(), r)),
+                    csv_field(&match r.status {
+                        JobRowStatus::Sealed => {
+                            unique(&mut names, output_name(pattern.as_deref(), r), r.row)
+                        }
+                        _ => String::new(),
+                    }),
                 ));
             }
-            Some((Ok(axum::body::Bytes::from(text)), Some(last)))
+            Some((Ok(axum::body::Bytes::from(text)), Some((last, names))))
         }
     });
     let head = futures_util::stream::once(async move { Ok(axum::body::Bytes::from(header)) });
