@@ -222,6 +222,67 @@ pub enum Level {
     BT,
 }
 
+/// One of `[tsa] urls`: a URL, or a URL with its own rate budget.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum TsaUrl {
+    Url(String),
+    Paced(PacedTsa),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacedTsa {
+    pub url: String,
+    pub rate_per_second: Option<f64>,
+    pub burst: Option<u32>,
+}
+
+impl TsaUrl {
+    pub fn url(&self) -> &str {
+        match self {
+            TsaUrl::Url(u) => u,
+            TsaUrl::Paced(p) => &p.url,
+        }
+    }
+}
+
+impl TsaConfig {
+    /// The TSAs in order, each with its rate budget (its own, else `[tsa]`'s).
+    pub fn authorities(&self) -> Result<Vec<seald_tsa_client::Authority>, ConfigError> {
+        self.urls
+            .iter()
+            .map(|u| {
+                let (rate, burst) = match u {
+                    TsaUrl::Url(_) => (self.rate_per_second, self.burst),
+                    TsaUrl::Paced(p) => (
+                        p.rate_per_second.or(self.rate_per_second),
+                        p.burst.or(self.burst),
+                    ),
+                };
+                let budget = match (rate, burst) {
+                    (None, None) => None,
+                    (None, Some(_)) => {
+                        return Err(ConfigError::new(
+                            "tsa.burst",
+                            format!("{}: a burst needs a rate_per_second", u.url()),
+                        ))
+                    }
+                    (Some(r), b) => Some(
+                        seald_tsa_client::Budget::new(r, b.unwrap_or(1)).map_err(|e| {
+                            ConfigError::new("tsa.rate_per_second", format!("{}: {e}", u.url()))
+                        })?,
+                    ),
+                };
+                Ok(seald_tsa_client::Authority {
+                    url: u.url().to_owned(),
+                    budget,
+                })
+            })
+            .collect()
+    }
+}
+
 impl Level {
     pub fn parse(s: &str) -> Option<Level> {
         match s {
@@ -235,12 +296,26 @@ impl Level {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TsaConfig {
-    /// Tried in order, failing over to the next.
-    pub urls: Vec<String>,
+    /// Tried in order, failing over to the next: URLs, or tables with a URL and its own rate
+    /// budget (`{ url = "…", rate_per_second = 20, burst = 5 }`).
+    pub urls: Vec<TsaUrl>,
     /// PEM roots a TSA certificate must chain to.
     pub roots: Vec<PathBuf>,
     #[serde(default = "default_tsa_timeout")]
     pub timeout_seconds: u64,
+    /// Each TSA's rate budget unless its entry gives its own (default: none, asked as often
+    /// as signatures need).
+    #[serde(default)]
+    pub rate_per_second: Option<f64>,
+    /// Requests a TSA may get at once within its budget (default 1).
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// How long a signature waits at most for room in some TSA's budget.
+    #[serde(default = "default_tsa_wait")]
+    pub max_wait_seconds: u64,
+    /// How long a TSA that failed is asked only after the others.
+    #[serde(default = "default_tsa_wait")]
+    pub rest_seconds: u64,
     /// The level when a request does not say.
     #[serde(default)]
     pub default_level: Level,
@@ -315,6 +390,10 @@ fn default_checkpoint_interval() -> u64 {
 
 fn default_tsa_timeout() -> u64 {
     10
+}
+
+fn default_tsa_wait() -> u64 {
+    30
 }
 
 impl Config {
@@ -442,7 +521,7 @@ impl Config {
             if tsa.urls.is_empty() {
                 return Err(ConfigError::new("tsa.urls", "list at least one TSA URL"));
             }
-            for u in &tsa.urls {
+            for u in tsa.urls.iter().map(TsaUrl::url) {
                 if !(u.starts_with("http://") || u.starts_with("https://")) {
                     return Err(ConfigError::new(
                         "tsa.urls",
@@ -465,6 +544,16 @@ impl Config {
                     "must be at least 1",
                 ));
             }
+            if tsa.max_wait_seconds > 3600 {
+                return Err(ConfigError::new(
+                    "tsa.max_wait_seconds",
+                    "must be at most 3600",
+                ));
+            }
+            if tsa.rest_seconds > 3600 {
+                return Err(ConfigError::new("tsa.rest_seconds", "must be at most 3600"));
+            }
+            tsa.authorities()?;
         }
         let l = &self.limits;
         if l.max_body_mib == 0 || l.max_body_mib > 4096 {
@@ -615,6 +704,16 @@ key = "audit"
         let config: Config = toml::from_str(text).expect("deploy/seald.example.toml");
         assert_eq!(config.tokens.len(), 1);
         assert!(config.tsa.is_some() && config.server.plain_listen.is_some());
+        // Its TSAs: the first with its own budget, the second with [tsa]'s.
+        let budgets: Vec<(f64, u32)> = config
+            .tsa
+            .as_ref()
+            .map(|t| t.authorities().expect("budgets"))
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|a| a.budget.map(|b| (b.per_second(), b.burst())))
+            .collect();
+        assert_eq!(budgets, [(20.0, 5), (10.0, 1)]);
         let defaults = Limits::default();
         assert_eq!(config.limits.max_body_mib, defaults.max_body_mib);
         assert_eq!(config.limits.queue_depth, defaults.queue_depth);
@@ -650,6 +749,20 @@ key = "audit"
             (
                 good.clone() + "[tsa]\nurls = [\"ftp://x\"]\nroots = [\"ca.crt\"]\n",
                 "tsa.urls",
+            ),
+            (
+                good.clone()
+                    + "[tsa]\nurls = [{ url = \"http://x/\", rate_per_second = 0 }]\nroots = [\"ca.crt\"]\n",
+                "tsa.rate_per_second",
+            ),
+            (
+                good.clone() + "[tsa]\nurls = [\"http://x/\"]\nburst = 3\nroots = [\"ca.crt\"]\n",
+                "tsa.burst",
+            ),
+            (
+                good.clone()
+                    + "[tsa]\nurls = [{ url = \"http://x/\", rate = 1 }]\nroots = [\"ca.crt\"]\n",
+                "urls",
             ),
             (
                 good.replace("listen = \"127.0.0.1:8443\"", "listen = \"nowhere\""),

@@ -19,6 +19,7 @@ mod outputs;
 mod password;
 mod problem;
 mod registry;
+mod rows;
 mod server;
 mod signing;
 mod spool;
@@ -69,11 +70,15 @@ fn prepare(args: &Args) -> Result<server::Prepared, config::ConfigError> {
     let timestamper = match &config.tsa {
         Some(t) => Some(Arc::new(
             seald_tsa_client::HttpTimestamper::new(
-                t.urls.clone(),
+                t.authorities()?,
                 read_roots("tsa.roots", &t.roots)?,
                 Duration::from_secs(t.timeout_seconds),
             )
-            .map_err(|e| config::ConfigError::new("tsa", e))?,
+            .map_err(|e| config::ConfigError::new("tsa", e))?
+            .with_limits(
+                Duration::from_secs(t.max_wait_seconds),
+                Duration::from_secs(t.rest_seconds),
+            ),
         )),
         None => None,
     };

@@ -5,6 +5,12 @@
 
 /// CRC-32 (IEEE 802.3), as ZIP uses it.
 pub fn crc32(data: &[u8]) -> u32 {
+    crc32_continue(0, data)
+}
+
+/// The CRC-32 of some bytes whose first part's CRC-32 is `crc`, given the rest (`crc32` of the
+/// whole is `crc32_continue(crc32(first), rest)`).
+pub fn crc32_continue(crc: u32, data: &[u8]) -> u32 {
     static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
     let table = TABLE.get_or_init(|| {
         let mut t = [0u32; 256];
@@ -21,7 +27,7 @@ pub fn crc32(data: &[u8]) -> u32 {
         }
         t
     });
-    let mut c = !0u32;
+    let mut c = !crc;
     for b in data {
         c = table[((c ^ u32::from(*b)) & 0xFF) as usize] ^ (c >> 8);
     }

@@ -16,9 +16,10 @@ use crate::Failure;
 
 #[derive(Subcommand, Debug)]
 pub enum BatchCommand {
-    /// Start a job of TEMPLATE with the rows of FILE (CSV, a header row naming the template's
-    /// fields and optionally document_id), as an employee holding the auto-sign authorization;
-    /// then follow it until it ends (unless --no-wait).
+    /// Start a job of TEMPLATE with the rows of FILE (CSV, or an XLSX workbook when its name
+    /// ends in .xlsx; a header row naming the template's fields and optionally document_id), as
+    /// an employee holding the auto-sign authorization; then follow it until it ends (unless
+    /// --no-wait).
     Run {
         template: String,
         file: PathBuf,
@@ -33,6 +34,9 @@ pub enum BatchCommand {
         /// `{FIELD}` (a field's value), e.g. `{姓名}-劳动合同`.
         #[arg(long)]
         output_name: Option<String>,
+        /// The sheet of an XLSX workbook holding the rows (default: its first sheet).
+        #[arg(long)]
+        sheet: Option<String>,
         /// Start it and print its id, without following it.
         #[arg(long)]
         no_wait: bool,
@@ -149,6 +153,7 @@ pub fn run_batch(args: BatchArgs) -> Result<(), Failure> {
             level,
             document_id_column,
             output_name,
+            sheet,
             no_wait,
         } => {
             // Percent-encoded (a pattern or a column may be Chinese).
@@ -161,6 +166,7 @@ pub fn run_batch(args: BatchArgs) -> Result<(), Failure> {
                     ("level", level),
                     ("document_id_column", document_id_column),
                     ("output_name", output_name),
+                    ("sheet", sheet),
                 ] {
                     if let Some(v) = v {
                         q.append_pair(k, &v);
@@ -169,7 +175,15 @@ pub fn run_batch(args: BatchArgs) -> Result<(), Failure> {
             }
             let query = url.query().unwrap_or_default().to_owned();
             let rows = crate::read_file(&file)?;
-            let created = remote.post_bytes(&format!("/v1/jobs?{query}"), "text/csv", rows)?;
+            let xlsx = file
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+            let media_type = if xlsx {
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            } else {
+                "text/csv"
+            };
+            let created = remote.post_bytes(&format!("/v1/jobs?{query}"), media_type, rows)?;
             let id = created["id"].as_str().unwrap_or("").to_owned();
             if !j {
                 let r = &created["rows"];

@@ -10,7 +10,7 @@ use seald_signer::{SignError, SignatureAlgorithm, Signer};
 
 use crate::secrets::PinSource;
 use crate::Failure;
-use seald_tsa_client::HttpTimestamper;
+use seald_tsa_client::{Authority, HttpTimestamper};
 
 #[derive(Args, Debug)]
 pub struct SignArgs {
@@ -138,7 +138,7 @@ pub fn run(args: SignArgs) -> Result<(), Failure> {
             let roots = crate::read_certificates(&args.tsa_root)?;
             Some(
                 HttpTimestamper::new(
-                    args.tsa.clone(),
+                    args.tsa.iter().map(Authority::unpaced).collect(),
                     roots,
                     std::time::Duration::from_secs(args.tsa_timeout.max(1)),
                 )

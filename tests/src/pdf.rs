@@ -110,7 +110,15 @@ pub struct Validators {
 
 impl Validators {
     pub fn new(dir: &Path, roots: &[PathBuf]) -> Self {
-        let nss = dir.join("nssdb");
+        // A database of its own each time: `certutil -N` on an existing one asks for its
+        // password on the terminal instead of failing.
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nss = dir.join(if n == 0 {
+            "nssdb".to_owned()
+        } else {
+            format!("nssdb-{n}")
+        });
         fs::create_dir_all(&nss).expect("nss dir");
         run_ok(
             Command::new("certutil")
@@ -236,6 +244,8 @@ pub fn by_field<'a>(sigs: &'a [Value], field: &str) -> &'a Value {
 pub struct Tsa {
     child: Child,
     pub url: String,
+    /// Where the TSA notes when each request arrived.
+    arrivals: PathBuf,
 }
 
 impl Tsa {
@@ -251,10 +261,15 @@ impl Tsa {
                 .arg("tsa")
                 .arg(pki),
         );
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let arrivals = pki.join(format!("tsa-arrivals-{n}.log"));
+        let _ = fs::remove_file(&arrivals);
         let mut child = Command::new("python3")
             .arg(workspace_root().join("tests/support/tsa_server.py"))
             .arg(pki.join("tsa.cnf"))
             .arg(port.to_string())
+            .env("TSA_ARRIVALS", &arrivals)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -268,7 +283,17 @@ impl Tsa {
         Tsa {
             child,
             url: format!("http://127.0.0.1:{port}/"),
+            arrivals,
         }
+    }
+
+    /// When each request so far arrived (Unix seconds), in order.
+    pub fn arrivals(&self) -> Vec<f64> {
+        fs::read_to_string(&self.arrivals)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
     }
 }
 

@@ -1,9 +1,11 @@
 """An independent RFC 3161 time-stamping authority for tests: `openssl ts -reply` behind a
 tiny HTTP server on 127.0.0.1.
 
-usage: tsa_server.py TSA_CONFIG
+usage: tsa_server.py TSA_CONFIG [PORT]
 Prints the port it listens on (first line of stdout) once it accepts connections.
 `openssl ts -reply` rewrites its serial file, so requests are answered one at a time.
+With TSA_ARRIVALS set, the time each request arrives (Unix seconds) is appended to that file,
+a line each, before it is answered: tests check rate budgets with it.
 """
 import http.server
 import os
@@ -11,13 +13,19 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 CONFIG = sys.argv[1]
 LOCK = threading.Lock()
+ARRIVALS = os.environ.get("TSA_ARRIVALS")
+ARRIVALS_LOCK = threading.Lock()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
+        if ARRIVALS:
+            with ARRIVALS_LOCK, open(ARRIVALS, "a") as f:
+                f.write(f"{time.time():.6f}\n")
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length)
         with LOCK, tempfile.TemporaryDirectory() as work:

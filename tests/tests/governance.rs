@@ -3269,12 +3269,17 @@ impl World {
 
     /// POST /v1/jobs?template_id=labour&{query} with `csv`, as `employee`.
     fn upload(&self, employee: &str, query: &str, csv: &str) -> Answer {
+        self.upload_as(employee, query, "text/csv", csv.as_bytes().to_vec())
+    }
+
+    /// POST /v1/jobs?template_id=labour&{query} with `body` of `media_type`, as `employee`.
+    fn upload_as(&self, employee: &str, query: &str, media_type: &str, body: Vec<u8>) -> Answer {
         send(
             self.oa
                 .post(format!("{}/v1/jobs?template_id=labour{query}", self.d.api))
                 .header("Seald-Employee", employee)
-                .header("Content-Type", "text/csv")
-                .body(csv.to_owned()),
+                .header("Content-Type", media_type)
+                .body(body),
         )
     }
 
@@ -3381,10 +3386,10 @@ fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_th
     let mut w = World::from_setup(setup);
     w.labour_jobs();
     let (hook, delivered) = webhook_receiver();
-    // 31 rows: 27 valid, and a wrong ID number, a missing name, an impossible date, and a
-    // character the font lacks.
+    // 330 rows: 326 valid, and a wrong ID number, a missing name, an impossible date, and a
+    // character the font lacks. (Enough rows that the kill comes while the job runs.)
     let mut csv = String::from("document_id,姓名,身份证号,入职日期\n");
-    for n in 1..=31u32 {
+    for n in 1..=330u32 {
         let (name, id, date) = match n {
             // A character the fill font cannot draw.
             31 => ("员工\u{1F600}".to_owned(), id_number(n), "2026-12-01"),
@@ -3410,7 +3415,7 @@ fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_th
     let report = created.json();
     assert_eq!(
         report["rows"],
-        json!({"uploaded": 31, "valid": 27, "invalid": 4}),
+        json!({"uploaded": 330, "valid": 326, "invalid": 4}),
         "{report}"
     );
     let codes: Vec<(u64, String)> = report["invalid_rows"]
@@ -3446,13 +3451,13 @@ fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_th
         .sql("SELECT count(*) FROM job_rows WHERE status = 'sealed'");
     w.d = w.setup.start();
     let done = w.wait_job(&id, 120, |j| j["status"] == "completed");
-    assert_eq!(sealed(&done), 27, "{done}");
+    assert_eq!(sealed(&done), 326, "{done}");
     assert!(
-        before.parse::<u64>().unwrap_or(0) < 27,
+        before.parse::<u64>().unwrap_or(0) < 326,
         "the kill came before the end ({before} sealed)"
     );
     // Exactly one audit record per sealed row, each row once.
-    assert_eq!(w.job_records(&id), "27|27", "records, distinct rows");
+    assert_eq!(w.job_records(&id), "326|326", "records, distinct rows");
     // The webhook heard of the end, signed with the configured key.
     let (headers, body) = delivered
         .recv_timeout(std::time::Duration::from_secs(30))
@@ -3469,16 +3474,16 @@ fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_th
             announced["job"].clone(),
             announced["rows"]["sealed"].clone()
         ),
-        (json!(id), json!(27)),
+        (json!(id), json!(326)),
         "{announced}"
     );
     // The results: a line per row.
     let results = send(w.oa.get(format!("{}/v1/jobs/{id}/results", w.d.api)));
     let results = String::from_utf8_lossy(&results.body).into_owned();
-    assert_eq!(results.lines().count(), 32, "{results}");
+    assert_eq!(results.lines().count(), 331, "{results}");
     assert_eq!(
         results.lines().filter(|l| l.contains(",sealed,")).count(),
-        27,
+        326,
         "{results}"
     );
     assert!(
@@ -3510,9 +3515,21 @@ fn a_batch_job_seals_every_valid_row_exactly_once_across_a_kill_9_and_reports_th
             .arg(&zip_path)
             .arg(&out),
     );
-    assert_eq!(listed.trim(), "27 HR-002.pdf True", "{listed}");
+    assert_eq!(listed.trim(), "326 HR-002.pdf True", "{listed}");
     let missing = send(w.oa.get(format!("{}/v1/jobs/{id}/rows/7/pdf", w.d.api)));
     assert_eq!(missing.status, 404, "an invalid row has no output");
+}
+
+/// A world whose seald has a `[tsa]` section of `keys` (its URLs and more), trusting the test
+/// PKI's TSAs, with a 2 s timeout.
+fn with_tsa(setup: Setup, keys: &str) -> World {
+    let config = fs::read_to_string(&setup.config).expect("config")
+        + &format!(
+            "[tsa]\n{keys}roots = [\"{}\"]\ntimeout_seconds = 2\n",
+            setup.seal.root().display()
+        );
+    fs::write(&setup.config, config).expect("config");
+    World::from_setup(setup)
 }
 
 #[test]
@@ -3527,14 +3544,7 @@ fn a_batch_job_waits_out_a_tsa_outage_and_a_canceled_one_seals_no_further_row() 
         .next()
         .and_then(|p| p.parse().ok())
         .expect("the TSA's port");
-    let config = fs::read_to_string(&setup.config).expect("config")
-        + &format!(
-            "[tsa]\nurls = [\"{}\"]\nroots = [\"{}\"]\ntimeout_seconds = 2\n",
-            tsa.url,
-            setup.seal.root().display()
-        );
-    fs::write(&setup.config, config).expect("config");
-    let w = World::from_setup(setup);
+    let w = with_tsa(setup, &format!("urls = [\"{}\"]\n", tsa.url));
     w.labour_jobs();
     // B-T: the TSA goes away mid-job; the job pauses rather than failing its rows…
     let created = w.upload("boss", "&level=b-t", &labour_rows(12));
@@ -3553,8 +3563,9 @@ fn a_batch_job_waits_out_a_tsa_outage_and_a_canceled_one_seals_no_further_row() 
     assert_eq!(w.job_records(&id), "12|12");
     assert!(w.d.log_text().contains("no time-stamp authority answers"));
 
-    // A canceled job seals no row after the runner stops.
-    let created = w.upload("boss", "&level=b-b", &labour_rows(60));
+    // A canceled job seals no row after the runner stops. (Enough rows that the cancel comes
+    // while the job runs.)
+    let created = w.upload("boss", "&level=b-b", &labour_rows(1000));
     let id = created.json()["id"].as_str().expect("id").to_owned();
     w.wait_job(&id, 60, |j| sealed(j) >= 2);
     let canceled = w.call(&w.oa, "POST", &format!("/v1/jobs/{id}/cancel"), None, None);
@@ -3562,7 +3573,7 @@ fn a_batch_job_waits_out_a_tsa_outage_and_a_canceled_one_seals_no_further_row() 
     let stopped = w.wait_job(&id, 30, |j| j["runner_active"] == false);
     assert_eq!(stopped["status"], "canceled", "{stopped}");
     let count = sealed(&stopped);
-    assert!(count < 60, "{stopped}");
+    assert!(count < 1000, "{stopped}");
     assert_eq!(w.job_records(&id), format!("{count}|{count}"));
     let resumed = w.call(
         &w.oa,
@@ -3573,6 +3584,229 @@ fn a_batch_job_waits_out_a_tsa_outage_and_a_canceled_one_seals_no_further_row() 
     );
     assert_refused(&resumed, 409, "job_not_changeable");
     assert_eq!(sealed(&w.job(&id)), count, "nothing more after cancel");
+}
+
+/// Whether `arrivals` (seconds, in order) kept within `rate` per second with `burst` at once:
+/// every run of requests from the i-th to the j-th fits burst + rate × its length (with
+/// `slack` seconds for the way from seald to the TSA's log).
+fn within_budget(arrivals: &[f64], rate: f64, burst: f64, slack: f64) -> Result<(), String> {
+    for (i, a) in arrivals.iter().enumerate() {
+        for (j, b) in arrivals.iter().enumerate().skip(i + 1) {
+            let n = (j - i + 1) as f64;
+            if n > burst + rate * (b - a + slack) {
+                return Err(format!("{n} requests in {:.3} s: {arrivals:?}", b - a));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn b_t_rows_keep_within_each_tsas_rate_budget_spill_over_to_the_next_and_a_failed_tsa_rests() {
+    let setup = Setup::new("[jobs]\nconcurrency = 2\n");
+    let pki = setup.seal.pki.clone();
+    let first = seald_tests::pdf::Tsa::start(&pki);
+    let second = seald_tests::pdf::Tsa::start(&pki);
+    // A TSA that refuses connections (a port nobody listens on), preferred to both.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://127.0.0.1:{}/", l.local_addr().expect("addr").port())
+    };
+    let w = with_tsa(
+        setup,
+        &format!(
+            "urls = [\"{dead}\", {{ url = \"{}\", rate_per_second = 4, burst = 2 }}, \"{}\"]\n\
+             rate_per_second = 2\nrest_seconds = 600\n",
+            first.url, second.url
+        ),
+    );
+    w.labour_jobs();
+    let created = w.upload("boss", "&level=b-t", &labour_rows(16));
+    assert_eq!(created.status, 201, "{}", text(&created));
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    let done = w.wait_job(&id, 120, |j| j["status"] != "running");
+    assert_eq!(
+        (done["status"].clone(), sealed(&done)),
+        (json!("completed"), 16),
+        "{done}"
+    );
+    let (a, b) = (first.arrivals(), second.arrivals());
+    // One time-stamp a row; the preferred TSA's budget spent, the rest went to the next.
+    assert_eq!(a.len() + b.len(), 16, "{a:?} {b:?}");
+    assert!(a.len() >= 8 && !b.is_empty(), "{a:?} {b:?}");
+    within_budget(&a, 4.0, 2.0, 0.08).expect("the first TSA's own budget");
+    within_budget(&b, 2.0, 1.0, 0.08).expect("the [tsa] budget");
+    // The dead TSA failed once a row under way (two at a time), then rested behind the others.
+    let failures =
+        w.d.log_text()
+            .matches("time-stamp authority failed")
+            .count();
+    assert!((1..=2).contains(&failures), "{failures} failures");
+    let row = send(w.oa.get(format!("{}/v1/jobs/{id}/rows/16/pdf", w.d.api)));
+    assert_eq!(row.status, 200, "{}", text(&row));
+    w.validated(&row.body);
+}
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// An XLSX workbook written by openpyxl (tests/support/rows_xlsx.py) from `spec`, at `path`.
+fn openpyxl_workbook(path: &std::path::Path, spec: &Value) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(seald_tests::pdf::pyhanko_python())
+        .arg(seald_tests::workspace_root().join("tests/support/rows_xlsx.py"))
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("python");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(spec.to_string().as_bytes())
+        .expect("spec");
+    assert!(child.wait().expect("python").success(), "openpyxl failed");
+    fs::read(path).expect("the workbook")
+}
+
+#[test]
+fn a_batch_job_reads_its_rows_from_an_xlsx_workbook_made_by_openpyxl() {
+    let w = World::new();
+    w.labour_jobs();
+    // The first sheet explains; the rows are on the sheet 员工, typed as people type them:
+    // real date cells (one in a Chinese date format), and mistakes.
+    let mut rows = vec![json!(["document_id", "姓名", "身份证号", "入职日期"])];
+    for n in 1..=6u32 {
+        let date = if n % 2 == 0 {
+            json!({"date": "2026-12-01", "format": "yyyy\"年\"m\"月\"d\"日\""})
+        } else {
+            json!({"date": "2026-12-01"})
+        };
+        rows.push(json!([
+            format!("HR-{n:03}"),
+            format!("员工{n}"),
+            id_number(n),
+            date
+        ]));
+    }
+    // An empty row is skipped, not reported.
+    rows.push(json!([null, "  ", null, null]));
+    // An 18-digit ID number typed as a number (a spreadsheet keeps 15 digits of it).
+    rows.push(json!(["HR-007", "员工7", 110_105_199_001_010_071_u64, {"date": "2026-12-01"}]));
+    rows.push(json!(["HR-008", "员工8", id_number(8), "2026-02-30"]));
+    rows.push(json!(["HR-009", null, id_number(9), {"date": "2026-12-01"}]));
+    let spec = json!({"sheets": [
+        {"name": "说明", "rows": [["请在“员工”表中填写，每行一份劳动合同"]]},
+        {"name": "员工", "rows": rows},
+    ]});
+    let path = w.setup.dir().join("rows.xlsx");
+    let book = openpyxl_workbook(&path, &spec);
+
+    // The first sheet is not the rows; an unknown sheet, a sheet of CSV, Excel 97 and a CSV
+    // sent as a workbook are each refused with their own code, nothing stored.
+    let employees = "&sheet=%E5%91%98%E5%B7%A5";
+    assert_refused(
+        &w.upload_as("boss", "", XLSX, book.clone()),
+        422,
+        "unknown_column",
+    );
+    let unknown = w.upload_as("boss", "&sheet=Sheet1", XLSX, book.clone());
+    assert_refused(&unknown, 422, "sheet_not_found");
+    assert!(text(&unknown).contains("说明, 员工"), "{}", text(&unknown));
+    assert_refused(
+        &w.upload("boss", employees, &labour_rows(1)),
+        400,
+        "invalid_parameter",
+    );
+    let xls = w.upload_as("boss", "", "application/vnd.ms-excel", book.clone());
+    assert_refused(&xls, 415, "unsupported_media_type");
+    let csv_as_xlsx = w.upload_as("boss", "", XLSX, labour_rows(2).into_bytes());
+    assert_refused(&csv_as_xlsx, 422, "invalid_xlsx");
+    assert_eq!(
+        w.setup
+            .sql("SELECT count(*) FROM job_rows WHERE status IN ('pending', 'sealed')"),
+        "0"
+    );
+
+    let created = w.upload_as("boss", employees, XLSX, book);
+    assert_eq!(created.status, 201, "{}", text(&created));
+    let report = created.json();
+    assert_eq!(
+        report["rows"],
+        json!({"uploaded": 9, "valid": 6, "invalid": 3}),
+        "{report}"
+    );
+    let invalid: Vec<(u64, String, String)> = report["invalid_rows"]
+        .as_array()
+        .expect("invalid rows")
+        .iter()
+        .map(|r| {
+            let e = &r["errors"][0];
+            (
+                r["row"].as_u64().unwrap_or(0),
+                e["code"].as_str().unwrap_or("").to_owned(),
+                e["message"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        invalid
+            .iter()
+            .map(|(n, code, _)| (*n, code.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (7, "invalid_xlsx_row"),
+            (8, "invalid_date"),
+            (9, "field_required")
+        ],
+        "{report}"
+    );
+    assert!(
+        invalid[0].2.contains("sheet row 9: cell C9")
+            && invalid[0].2.contains("format the column as text"),
+        "{}",
+        invalid[0].2
+    );
+    let id = report["id"].as_str().expect("id").to_owned();
+    let done = w.wait_job(&id, 60, |j| j["status"] == "completed");
+    assert_eq!(sealed(&done), 6, "{done}");
+    assert_eq!(w.job_records(&id), "6|6");
+    // Dates came out as dates, whatever format the cell showed them in.
+    for n in [1u64, 2] {
+        let row = send(w.oa.get(format!("{}/v1/jobs/{id}/rows/{n}/pdf", w.d.api)));
+        assert_eq!(row.status, 200, "{}", text(&row));
+        w.validated(&row.body);
+        let out = w.setup.dir().join(format!("xlsx-row{n}.pdf"));
+        fs::write(&out, &row.body).expect("write");
+        let extracted =
+            seald_tests::run_ok(std::process::Command::new("pdftotext").arg(&out).arg("-"));
+        assert!(
+            extracted.contains(&format!("员工{n}"))
+                && extracted.contains(&id_number(n as u32))
+                && extracted.contains("2026-12-01"),
+            "{extracted}"
+        );
+    }
+
+    // sealctl sends a .xlsx file as a workbook.
+    let mut cmd = w.setup.sealctl(&w.d, "oa");
+    cmd.env("SEALD_EMPLOYEE", "boss").args([
+        "batch",
+        "--json",
+        "run",
+        "labour",
+        path.to_str().expect("utf-8"),
+        "--sheet",
+        "员工",
+    ]);
+    let end: Value = serde_json::from_str(&seald_tests::run_ok(&mut cmd)).expect("json");
+    assert_eq!(
+        (end["status"].clone(), end["rows"].clone()),
+        (
+            json!("completed"),
+            json!({"uploaded": 9, "valid": 6, "invalid": 3, "sealed": 6, "pending": 0})
+        ),
+        "{end}"
+    );
 }
 
 #[test]

@@ -1,33 +1,143 @@
-//! RFC 3161 over HTTP for B-T signatures (`sealctl sign --level b-t` and the daemon): each TSA
-//! URL in order, a timeout each, failing over to the next; every response is checked by
-//! seald-pades before it is used.
+//! RFC 3161 over HTTP for B-T signatures (`sealctl sign --level b-t` and the daemon): TSAs in
+//! order of preference, each within its rate budget (see [`Budget`]), a timeout each, failing
+//! over to the next; a TSA that failed rests for a while behind the others. Every response is
+//! checked by seald-pades before it is used.
 
 use std::hash::{BuildHasher, Hasher};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use seald_pades::{TimestampRequest, Timestamper};
 use seald_signer::HashAlgorithm;
 
+mod pace;
+
+pub use pace::Budget;
+use pace::Pacer;
+
+/// A time-stamp authority: its URL and, if it has one, its rate budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Authority {
+    pub url: String,
+    pub budget: Option<Budget>,
+}
+
+impl Authority {
+    /// A TSA asked as often as needed.
+    pub fn unpaced(url: impl Into<String>) -> Authority {
+        Authority {
+            url: url.into(),
+            budget: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Tsa {
+    url: String,
+    pacer: Option<Pacer>,
+    /// After a failure: until when it is asked only once the others have failed.
+    resting_until: Mutex<Option<Instant>>,
+}
+
+impl Tsa {
+    fn resting(&self, now: Instant) -> bool {
+        self.resting_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|t| t > now)
+    }
+
+    fn set_resting(&self, until: Option<Instant>) {
+        *self
+            .resting_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = until;
+    }
+
+    fn wait(&self, now: Instant) -> Duration {
+        self.pacer.as_ref().map_or(Duration::ZERO, |p| p.wait(now))
+    }
+
+    fn reserve(&self, now: Instant, max_wait: Duration) -> Option<Duration> {
+        match &self.pacer {
+            Some(p) => p.reserve(now, max_wait),
+            None => Some(Duration::ZERO),
+        }
+    }
+}
+
 /// Time-stamps from a list of TSAs.
 #[derive(Debug)]
 pub struct HttpTimestamper {
-    urls: Vec<String>,
+    tsas: Vec<Tsa>,
     roots: Vec<Vec<u8>>,
     client: reqwest::blocking::Client,
+    max_wait: Duration,
+    rest: Duration,
 }
 
 impl HttpTimestamper {
-    pub fn new(urls: Vec<String>, roots: Vec<Vec<u8>>, timeout: Duration) -> Result<Self, String> {
+    /// Asks `authorities` in this order of preference, trusting TSA certificates that chain
+    /// to `roots`, waiting `timeout` at most for each answer.
+    pub fn new(
+        authorities: Vec<Authority>,
+        roots: Vec<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Self, String> {
         let client = reqwest::blocking::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
             .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
         Ok(HttpTimestamper {
-            urls,
+            tsas: authorities
+                .into_iter()
+                .map(|a| Tsa {
+                    url: a.url,
+                    pacer: a.budget.map(Pacer::new),
+                    resting_until: Mutex::new(None),
+                })
+                .collect(),
             roots,
             client,
+            max_wait: Duration::from_secs(30),
+            rest: Duration::from_secs(30),
         })
+    }
+
+    /// A request waits at most `max_wait` for a slot in some TSA's budget (default 30 s);
+    /// a TSA that failed is asked after the others for `rest` (default 30 s).
+    pub fn with_limits(mut self, max_wait: Duration, rest: Duration) -> Self {
+        self.max_wait = max_wait;
+        self.rest = rest;
+        self
+    }
+
+    /// The next TSA to ask among those not `tried`, and how long to wait for its slot: healthy
+    /// ones before resting ones; within each, the first (in order of preference) that is
+    /// within its budget now, else the one whose slot comes soonest (within `max_wait`).
+    fn pick(&self, tried: &[bool], now: Instant) -> Option<(usize, Duration)> {
+        for resting in [false, true] {
+            let group: Vec<usize> = (0..self.tsas.len())
+                .filter(|&i| !tried[i] && self.tsas[i].resting(now) == resting)
+                .collect();
+            for &i in &group {
+                if let Some(wait) = self.tsas[i].reserve(now, Duration::ZERO) {
+                    return Some((i, wait));
+                }
+            }
+            let soonest = group
+                .iter()
+                .copied()
+                .min_by_key(|&i| self.tsas[i].wait(now));
+            if let Some(i) = soonest {
+                if let Some(wait) = self.tsas[i].reserve(now, self.max_wait) {
+                    return Some((i, wait));
+                }
+            }
+        }
+        None
     }
 
     /// Whether some TSA accepts a TCP connection within `timeout` (for readiness checks; no
@@ -35,7 +145,7 @@ impl HttpTimestamper {
     pub fn probe(&self, timeout: Duration) -> Result<(), String> {
         use std::net::{TcpStream, ToSocketAddrs};
         let mut failures = Vec::new();
-        for url in &self.urls {
+        for url in self.tsas.iter().map(|t| &t.url) {
             let parsed = match reqwest::Url::parse(url) {
                 Ok(u) => u,
                 Err(e) => {
@@ -115,14 +225,32 @@ impl Timestamper for HttpTimestamper {
     fn timestamp(&self, hash: HashAlgorithm, digest: &[u8]) -> seald_pades::Result<Vec<u8>> {
         let request = TimestampRequest::new(hash, digest, nonce())?;
         let mut failures = Vec::new();
-        for url in &self.urls {
-            match self.ask(url, &request) {
-                Ok(token) => return Ok(token),
+        let mut tried = vec![false; self.tsas.len()];
+        while let Some((i, wait)) = self.pick(&tried, Instant::now()) {
+            tried[i] = true;
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+            let tsa = &self.tsas[i];
+            match self.ask(&tsa.url, &request) {
+                Ok(token) => {
+                    tsa.set_resting(None);
+                    return Ok(token);
+                }
                 Err(why) => {
-                    tracing::warn!(%url, %why, "time-stamp authority failed; trying the next");
-                    failures.push(format!("{url}: {why}"));
+                    tracing::warn!(url = %tsa.url, %why, rest_seconds = self.rest.as_secs(),
+                        "time-stamp authority failed; trying the next, and this one after the others for a while");
+                    tsa.set_resting(Some(Instant::now() + self.rest));
+                    failures.push(format!("{}: {why}", tsa.url));
                 }
             }
+        }
+        let untried = tried.iter().filter(|t| !**t).count();
+        if untried > 0 {
+            failures.push(format!(
+                "{untried} more had no room in their rate budget within {} s",
+                self.max_wait.as_secs()
+            ));
         }
         Err(seald_pades::Error::Timestamp(format!(
             "no time-stamp authority answered usefully ({})",

@@ -1,5 +1,5 @@
-//! Batch jobs over HTTP: upload a template's rows as CSV (every row checked before anything is
-//! sealed), follow the job, cancel or resume it, read the per-row results and download the
+//! Batch jobs over HTTP: upload a template's rows as CSV or XLSX (every row checked before
+//! anything is sealed), follow the job, cancel or resume it, read the per-row results and download the
 //! sealed PDFs. The rows are sealed by `crate::jobs`.
 
 use std::collections::BTreeMap;
@@ -17,6 +17,7 @@ use super::governance::Acting;
 use super::{Caller, PeerExt, St};
 use crate::jobs;
 use crate::problem::ApiError;
+use crate::rows;
 use crate::spool::Content;
 use crate::state::AppState;
 use crate::store::{Change, JobRecord, JobRow, JobRowStatus, JobSpec, JobStatus};
@@ -40,6 +41,8 @@ pub struct JobQuery {
     /// How each row's PDF is named: a pattern of `{document_id}`, `{row}` and `{FIELD}` (a
     /// template field's value); default `{document_id}`.
     output_name: Option<String>,
+    /// An XLSX workbook's sheet holding the rows (default: its first sheet).
+    sheet: Option<String>,
 }
 
 fn unprocessable(code: &'static str, detail: impl Into<String>) -> ApiError {
@@ -51,8 +54,9 @@ fn unprocessable(code: &'static str, detail: impl Into<String>) -> ApiError {
     )
 }
 
-/// `POST /v1/jobs?template_id=…`: body the rows as CSV (`text/csv`, a header row naming the
-/// fields). Answers 201 with the validation report and starts sealing the valid rows.
+/// `POST /v1/jobs?template_id=…`: body the rows as CSV (`text/csv`) or an XLSX workbook, a
+/// header row naming the fields. Answers 201 with the validation report and starts sealing the
+/// valid rows.
 pub async fn create(
     State(state): St,
     axum::Extension(peer): PeerExt,
@@ -117,12 +121,24 @@ async fn create_job(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase());
-    if content_type.as_deref() != Some("text/csv") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Unsupported media type",
-            "send the rows as CSV with Content-Type: text/csv",
+    let format = content_type
+        .as_deref()
+        .and_then(rows::Format::from_media_type)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+                format!(
+                    "send the rows as CSV (Content-Type: text/csv) or as an XLSX workbook \
+                     (Content-Type: {})",
+                    rows::XLSX_MEDIA_TYPE
+                ),
+            )
+        })?;
+    if q.sheet.is_some() && format != rows::Format::Xlsx {
+        return Err(ApiError::bad_parameter(
+            "sheet= names a sheet of an XLSX workbook; these rows are CSV",
         ));
     }
     let declared = headers
@@ -167,34 +183,33 @@ async fn create_job(
         Change::PutJob(Box::new(job.clone())),
     )
     .await?;
-    let read = match &received.content {
+    let sheet = q.sheet.as_deref();
+    let opened = match &received.content {
         Content::Memory { bytes, .. } => {
+            rows::open(format, std::io::Cursor::new(&bytes[..]), sheet)
+        }
+        Content::File(f) => match std::fs::File::open(f.path()) {
+            Ok(file) => rows::open(format, std::io::BufReader::new(file), sheet),
+            Err(e) => {
+                return Err(ApiError::internal(format!(
+                    "cannot read the spooled rows: {e}"
+                )))
+            }
+        },
+    };
+    let read = match opened {
+        Ok(input) => {
             read_rows(
                 state,
                 &job,
                 &t,
                 &font,
                 q.document_id_column.as_deref(),
-                &bytes[..],
+                input,
             )
             .await
         }
-        Content::File(f) => match std::fs::File::open(f.path()) {
-            Ok(file) => {
-                read_rows(
-                    state,
-                    &job,
-                    &t,
-                    &font,
-                    q.document_id_column.as_deref(),
-                    file,
-                )
-                .await
-            }
-            Err(e) => Err(ApiError::internal(format!(
-                "cannot read the spooled rows: {e}"
-            ))),
-        },
+        Err(e) => Err(unprocessable(e.code, e.detail)),
     };
     let report = match read {
         Ok(r) => r,
@@ -253,18 +268,20 @@ async fn read_rows(
     t: &seald_policy::Template,
     font: &seald_pades::FillFont,
     id_column: Option<&str>,
-    input: impl std::io::Read,
+    mut input: Box<dyn rows::Rows + Send + '_>,
 ) -> Result<Report, ApiError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(false)
-        .trim(csv::Trim::All)
-        .from_reader(input);
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| unprocessable("invalid_csv", format!("the header row: {e}")))?
+    let header: Vec<String> = input.header().to_vec();
+    if let Some(twice) = header
         .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
-        .collect();
+        .enumerate()
+        .find(|(i, h)| header[..*i].contains(h))
+        .map(|(_, h)| h)
+    {
+        return Err(unprocessable(
+            "duplicate_column",
+            format!("two columns are named '{twice}'"),
+        ));
+    }
     let id_column = id_column.map(str::to_owned).or_else(|| {
         header
             .iter()
@@ -311,7 +328,8 @@ async fn read_rows(
     };
     let mut batch: Vec<JobRow> = Vec::with_capacity(BATCH);
     let mut seen_ids = std::collections::HashSet::new();
-    for record in reader.records() {
+    while let Some(record) = input.next_row() {
+        let record = record.map_err(|e| unprocessable(e.code, e.detail))?;
         report.uploaded += 1;
         if report.uploaded > max {
             return Err(unprocessable(
@@ -322,11 +340,7 @@ async fn read_rows(
         let n = report.uploaded;
         let (values, mut errors) = match record {
             Ok(r) => {
-                let values: BTreeMap<String, String> = header
-                    .iter()
-                    .cloned()
-                    .zip(r.iter().map(str::to_owned))
-                    .collect();
+                let values: BTreeMap<String, String> = header.iter().cloned().zip(r).collect();
                 let as_ref: BTreeMap<&str, &str> = values
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -347,9 +361,9 @@ async fn read_rows(
                 }
                 (values, errors)
             }
-            Err(e) => (
+            Err(p) => (
                 BTreeMap::new(),
-                vec![json!({"field": null, "code": "invalid_csv_row", "message": e.to_string()})],
+                vec![json!({"field": null, "code": p.code, "message": p.message})],
             ),
         };
         let document_id = id_column
