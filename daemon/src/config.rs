@@ -32,6 +32,9 @@ pub struct Config {
     pub storage: Storage,
     #[serde(default, rename = "token")]
     pub tokens: Vec<TokenConfig>,
+    /// Serial signing devices (docs/firmware-bridge.md); seals name them like tokens.
+    #[serde(default, rename = "device")]
+    pub devices: Vec<DeviceConfig>,
     pub audit: AuditConfig,
     pub tsa: Option<TsaConfig>,
     #[serde(default)]
@@ -199,6 +202,96 @@ pub struct TokenConfig {
     /// While the token is absent, re-initialize its PKCS#11 module at most this often.
     #[serde(default = "default_module_reinit")]
     pub module_reinit_seconds: u64,
+}
+
+/// A serial signing device holding a seal key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// How seals refer to this device (a seal's `token`).
+    pub name: String,
+    /// `p256` (the seal-appliance profile) or `ed25519` (a TKey with its signer app).
+    pub profile: String,
+    /// Its port: `/dev/ttyACM0`, a `/dev/serial/by-id/…` link…
+    pub path: Option<PathBuf>,
+    /// Or its USB identity, `VID:PID` in hex (a TKey is `1207:8887`)…
+    pub usb: Option<String>,
+    /// …and, to tell several apart, its USB serial number.
+    pub serial: Option<String>,
+    /// The app loaded when the device is in firmware mode (a TKey's signer binary).
+    pub app: Option<PathBuf>,
+    /// How long a signature waits for the touch.
+    #[serde(default = "default_touch_timeout")]
+    pub touch_timeout_seconds: u64,
+    /// How long a signature waits for the device's operation before it.
+    #[serde(default = "default_device_busy")]
+    pub busy_timeout_seconds: u64,
+}
+
+impl DeviceConfig {
+    /// What the firmware bridge needs (reads the app binary).
+    pub fn bridge(&self, i: usize) -> Result<seald_firmware_bridge::DeviceConfig, ConfigError> {
+        let key = |k: &str| format!("device[{i}].{k}");
+        let profile = seald_firmware_bridge::Profile::parse(&self.profile)
+            .ok_or_else(|| ConfigError::new(key("profile"), "p256 or ed25519"))?;
+        let selector = match (&self.path, &self.usb) {
+            (Some(p), None) => {
+                if self.serial.is_some() {
+                    return Err(ConfigError::new(key("serial"), "goes with usb, not path"));
+                }
+                seald_firmware_bridge::Selector::Path(p.clone())
+            }
+            (None, Some(u)) => {
+                let parse = |h: &str| u16::from_str_radix(h, 16).ok();
+                let (vid, pid) = u
+                    .split_once(':')
+                    .and_then(|(v, p)| Some((parse(v)?, parse(p)?)))
+                    .ok_or_else(|| {
+                        ConfigError::new(
+                            key("usb"),
+                            format!("'{u}' is not VID:PID in hex, e.g. 1207:8887"),
+                        )
+                    })?;
+                seald_firmware_bridge::Selector::Usb(seald_firmware_bridge::UsbId {
+                    vid,
+                    pid,
+                    serial: self.serial.clone(),
+                })
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    key("path"),
+                    "give exactly one of path and usb",
+                ))
+            }
+        };
+        let mut c = seald_firmware_bridge::DeviceConfig::new(self.name.clone(), selector, profile);
+        if let Some(app) = &self.app {
+            c.app =
+                Some(std::fs::read(app).map_err(|e| {
+                    ConfigError::new(key("app"), format!("{}: {e}", app.display()))
+                })?);
+        }
+        for (k, v) in [
+            ("touch_timeout_seconds", self.touch_timeout_seconds),
+            ("busy_timeout_seconds", self.busy_timeout_seconds),
+        ] {
+            if !(1..=600).contains(&v) {
+                return Err(ConfigError::new(key(k), "must be 1 to 600"));
+            }
+        }
+        c.touch_timeout = Duration::from_secs(self.touch_timeout_seconds);
+        c.busy_timeout = Duration::from_secs(self.busy_timeout_seconds);
+        Ok(c)
+    }
+}
+
+fn default_touch_timeout() -> u64 {
+    35
+}
+
+fn default_device_busy() -> u64 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -427,6 +520,14 @@ impl Config {
         self.server.client_ca.iter_mut().for_each(fix);
         self.server.client_crl.iter_mut().for_each(fix);
         fix(&mut self.storage.data_dir);
+        for d in &mut self.devices {
+            if let Some(p) = &mut d.path {
+                fix(p);
+            }
+            if let Some(p) = &mut d.app {
+                fix(p);
+            }
+        }
         for t in &mut self.tokens {
             fix(&mut t.module);
             if let Some(p) = &mut t.pin_file {
@@ -505,7 +606,16 @@ impl Config {
                 }
             }
         }
-        if !names.contains(self.audit.token.as_str()) {
+        for (i, d) in self.devices.iter().enumerate() {
+            if !names.insert(d.name.as_str()) {
+                return Err(ConfigError::new(
+                    format!("device[{i}].name"),
+                    format!("'{}' names a token or another device already", d.name),
+                ));
+            }
+            d.bridge(i)?;
+        }
+        if !self.tokens.iter().any(|t| t.name == self.audit.token) {
             return Err(ConfigError::new(
                 "audit.token",
                 format!("no [[token]] is named '{}'", self.audit.token),
@@ -767,6 +877,33 @@ key = "audit"
             (
                 good.replace("listen = \"127.0.0.1:8443\"", "listen = \"nowhere\""),
                 "listen",
+            ),
+            (
+                good.clone() + "[[device]]\nname = \"hsm\"\nprofile = \"p256\"\npath = \"/dev/ttyACM0\"\n",
+                "device[0].name",
+            ),
+            (
+                good.clone() + "[[device]]\nname = \"d\"\nprofile = \"rsa\"\npath = \"/dev/ttyACM0\"\n",
+                "device[0].profile",
+            ),
+            (
+                good.clone()
+                    + "[[device]]\nname = \"d\"\nprofile = \"p256\"\npath = \"/dev/x\"\nusb = \"1207:8887\"\n",
+                "device[0].path",
+            ),
+            (
+                good.clone() + "[[device]]\nname = \"d\"\nprofile = \"p256\"\nusb = \"tkey\"\n",
+                "device[0].usb",
+            ),
+            (
+                good.clone()
+                    + "[[device]]\nname = \"d\"\nprofile = \"ed25519\"\nusb = \"1207:8887\"\napp = \"missing.bin\"\n",
+                "device[0].app",
+            ),
+            (
+                good.clone()
+                    + "[[device]]\nname = \"d\"\nprofile = \"p256\"\npath = \"/dev/x\"\ntouch_timeout_seconds = 0\n",
+                "device[0].touch_timeout_seconds",
             ),
         ];
         for (text, key) in cases {

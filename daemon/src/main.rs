@@ -66,7 +66,7 @@ fn prepare(args: &Args) -> Result<server::Prepared, config::ConfigError> {
     let tls = tls::Tls::new(&config.server)?;
     // Tokens first: their PINs are read, and PIN variables removed from the environment,
     // before any thread exists (the TSA client below starts one).
-    let keys = Arc::new(registry::Keys::open(&config.tokens)?);
+    let keys = Arc::new(registry::Keys::open(&config.tokens, &config.devices)?);
     let timestamper = match &config.tsa {
         Some(t) => Some(Arc::new(
             seald_tsa_client::HttpTimestamper::new(

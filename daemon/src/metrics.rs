@@ -15,6 +15,7 @@ pub struct Metrics {
     pub sessions_in_use: IntGaugeVec,
     pub sessions_max: IntGaugeVec,
     pub token_ready: IntGaugeVec,
+    pub device_status: IntGaugeVec,
     pub queue_depth: IntGauge,
     pub queue_capacity: IntGauge,
     pub audit_head: IntGauge,
@@ -66,6 +67,13 @@ impl Metrics {
             Opts::new("seald_token_ready", "1 if the token is logged in and ready"),
             &["token"],
         )?;
+        let device_status = IntGaugeVec::new(
+            Opts::new(
+                "seald_device_status",
+                "1 for a serial signing device's current status (ready, busy, waiting_for_touch, absent), 0 for the others",
+            ),
+            &["device", "status"],
+        )?;
         let queue_depth = IntGauge::new(
             "seald_sign_queue_depth",
             "Sign requests admitted and not finished",
@@ -85,6 +93,7 @@ impl Metrics {
         registry.register(Box::new(sessions_in_use.clone()))?;
         registry.register(Box::new(sessions_max.clone()))?;
         registry.register(Box::new(token_ready.clone()))?;
+        registry.register(Box::new(device_status.clone()))?;
         registry.register(Box::new(queue_depth.clone()))?;
         registry.register(Box::new(queue_capacity.clone()))?;
         registry.register(Box::new(audit_head.clone()))?;
@@ -97,6 +106,7 @@ impl Metrics {
             sessions_in_use,
             sessions_max,
             token_ready,
+            device_status,
             queue_depth,
             queue_capacity,
             audit_head,

@@ -277,6 +277,17 @@ pub fn from_pades(e: &seald_pades::Error) -> ApiError {
 
 pub fn from_sign_error(e: &seald_signer::SignError) -> ApiError {
     use seald_signer::SignErrorKind as K;
+    if let Some(seald_firmware_bridge::Error::TouchTimeout { .. }) =
+        e.backend_error()
+            .downcast_ref::<seald_firmware_bridge::Error>()
+    {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "touch_timeout",
+            "Nobody touched the signing device",
+            e.to_string(),
+        );
+    }
     match e.kind() {
         K::Unavailable => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
+use seald_firmware_bridge::{Device, DeviceSigner, Error as DeviceError};
 use seald_pades::SealImage;
 use seald_pkcs11::{KeySelector, Module, Pin, PoolConfig, PoolKey, TokenPool};
 
-use crate::config::{ConfigError, TokenConfig};
+use crate::config::{ConfigError, DeviceConfig, TokenConfig};
 use crate::problem::{self, ApiError};
 use crate::store::{ApplicationRow, SealRow, Store, StoreError};
 
@@ -122,17 +123,26 @@ impl Registry {
     }
 }
 
-/// A seal ready to sign: its key on the token with the registered chain, and its image.
-#[derive(Debug)]
+/// A seal ready to sign: its key (on a token or a serial device) with the registered chain,
+/// and its image.
 pub struct ReadySeal {
-    pub key: PoolKey,
+    pub key: Box<dyn seald_signer::Signer>,
     pub image: Option<SealImage>,
 }
 
-/// The configured tokens' pools and the prepared seal keys.
+impl std::fmt::Debug for ReadySeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadySeal")
+            .field("algorithm", &self.key.algorithm())
+            .finish()
+    }
+}
+
+/// The configured tokens' pools, the serial signing devices, and the prepared seal keys.
 #[derive(Debug)]
 pub struct Keys {
     pools: BTreeMap<String, TokenPool>,
+    devices: BTreeMap<String, Arc<Device>>,
     /// Seal id → (the registration it was prepared from, the prepared seal).
     prepared: Mutex<HashMap<String, (String, Arc<ReadySeal>)>>,
 }
@@ -142,7 +152,12 @@ impl Keys {
     /// holding them can be removed before any thread starts. A token that is merely absent
     /// does not stop the daemon (it reconnects in the background and /readyz says so); a
     /// refused PIN does.
-    pub fn open(tokens: &[TokenConfig]) -> Result<Keys, ConfigError> {
+    pub fn open(tokens: &[TokenConfig], devices: &[DeviceConfig]) -> Result<Keys, ConfigError> {
+        let devices = devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Ok((d.name.clone(), Arc::new(Device::new(d.bridge(i)?)))))
+            .collect::<Result<BTreeMap<_, _>, ConfigError>>()?;
         let mut pins = Vec::new();
         for (i, t) in tokens.iter().enumerate() {
             let pin = match (&t.pin_file, &t.pin_env) {
@@ -190,12 +205,17 @@ impl Keys {
         }
         Ok(Keys {
             pools,
+            devices,
             prepared: Mutex::new(HashMap::new()),
         })
     }
 
     pub fn pools(&self) -> impl Iterator<Item = (&String, &TokenPool)> {
         self.pools.iter()
+    }
+
+    pub fn devices(&self) -> impl Iterator<Item = (&String, &Arc<Device>)> {
+        self.devices.iter()
     }
 
     pub fn pool(&self, name: &str) -> Option<&TokenPool> {
@@ -209,7 +229,7 @@ impl Keys {
                 axum::http::StatusCode::UNPROCESSABLE_ENTITY,
                 "unknown_token",
                 "Unknown token",
-                format!("no [[token]] is named '{token}' in the configuration"),
+                format!("no [[token]] or [[device]] is named '{token}' in the configuration"),
             )
         })?;
         pool.key(KeySelector::Label(label.to_owned()), None)
@@ -229,10 +249,37 @@ impl Keys {
         };
         let chain = seald_pades::parse_certificates(seal.chain_pem.as_bytes())
             .map_err(|e| unusable("invalid_certificate", format!("the certificate chain: {e}")))?;
-        let key = self
-            .key(&seal.token, &seal.key_label)?
-            .with_certificate_chain(chain)
-            .map_err(|e| unusable("seal_key_mismatch", e.to_string()))?;
+        let key: Box<dyn seald_signer::Signer> = match self.devices.get(&seal.token) {
+            Some(device) => {
+                let signer = DeviceSigner::new(device.clone(), chain)
+                    .map_err(|e| unusable("seal_key_mismatch", e.to_string()))?;
+                // The device must hold the certified key now (and at every signature).
+                let held = device.public_key().map_err(|e| {
+                    let kind = match e {
+                        DeviceError::NoApp | DeviceError::WrongApp { .. } => {
+                            seald_signer::SignErrorKind::Misconfigured
+                        }
+                        _ => seald_signer::SignErrorKind::Unavailable,
+                    };
+                    problem::from_sign_error(&seald_signer::SignError::new(kind, e))
+                })?;
+                if held != *signer.key() {
+                    return Err(unusable(
+                        "seal_key_mismatch",
+                        format!(
+                            "device '{}' holds another key than the seal's certificate",
+                            seal.token
+                        ),
+                    ));
+                }
+                Box::new(signer)
+            }
+            None => Box::new(
+                self.key(&seal.token, &seal.key_label)?
+                    .with_certificate_chain(chain)
+                    .map_err(|e| unusable("seal_key_mismatch", e.to_string()))?,
+            ),
+        };
         let image = seal
             .image_png
             .as_deref()

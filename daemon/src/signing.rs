@@ -210,7 +210,7 @@ pub fn sign_options<'a>(
         },
     };
     SignOptions {
-        signer: &ready.key,
+        signer: ready.key.as_ref(),
         placement,
         field_name: None,
         reason: q.reason.clone(),

@@ -54,6 +54,20 @@ pub enum PublicKey {
 }
 
 impl PublicKey {
+    /// The DER SubjectPublicKeyInfo (what a CA certifies).
+    pub fn spki_der(&self) -> Vec<u8> {
+        // The fixed AlgorithmIdentifier prefixes: id-ecPublicKey with prime256v1, id-Ed25519.
+        const P256: &str = "3059301306072a8648ce3d020106082a8648ce3d030107034200";
+        const ED25519: &str = "302a300506032b6570032100";
+        let prefix = match self {
+            PublicKey::P256(_) => P256,
+            PublicKey::Ed25519(_) => ED25519,
+        };
+        let mut der = hex::decode(prefix).unwrap_or_default();
+        der.extend_from_slice(&self.spki_bytes());
+        der
+    }
+
     /// The key as a certificate's subjectPublicKey carries it (SEC1 uncompressed for P-256).
     pub fn spki_bytes(&self) -> Vec<u8> {
         match self {
@@ -422,6 +436,11 @@ impl DeviceSigner {
 
     pub fn device(&self) -> &Arc<Device> {
         &self.device
+    }
+
+    /// The key the certificate names.
+    pub fn key(&self) -> &PublicKey {
+        &self.key
     }
 }
 

@@ -9,6 +9,7 @@
 //! after a while, or never.
 
 use std::io::{self, Read, Write};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -121,6 +122,15 @@ impl Emulator {
 
     fn plug(&mut self) -> io::Result<()> {
         let (master, slave) = TTYPort::pair().map_err(io::Error::from)?;
+        // Not inherited by processes started later (a daemon under test, say): an unplug must
+        // close the terminal for good.
+        for fd in [master.as_raw_fd(), slave.as_raw_fd()] {
+            nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            )
+            .map_err(io::Error::from)?;
+        }
         let pts = PathBuf::from(
             slave
                 .name()

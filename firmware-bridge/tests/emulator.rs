@@ -354,3 +354,22 @@ fn the_emulator_binary_serves_a_host_and_takes_commands() {
     writeln!(stdin, "quit").expect("quit");
     assert!(child.wait().expect("exit").success());
 }
+
+#[test]
+fn unplugged_while_it_waits_for_a_touch_the_next_signature_sees_it_gone() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut e = emulator(Profile::P256, SEED, &dir);
+    let mut c = DeviceConfig::new("d", Selector::Path(e.path().to_owned()), Profile::P256);
+    c.touch_timeout = Duration::from_secs(1);
+    let d = Device::new(c);
+    e.set_touch(Touch::Never);
+    assert!(matches!(
+        d.sign(b"m", None),
+        Err(Error::TouchTimeout { .. })
+    ));
+    e.set_touch(Touch::Immediately);
+    e.unplug();
+    let err = d.sign(b"m", None).expect_err("gone");
+    assert!(err.is_disconnect(), "{err:?}");
+    assert_eq!(d.status(), Status::Absent);
+}

@@ -11,6 +11,7 @@ use clap::Parser;
 mod admin;
 mod audit;
 mod batch;
+mod device;
 mod governance;
 mod remote;
 mod secrets;
@@ -38,6 +39,8 @@ struct Cli {
 enum Command {
     /// Prepare and inspect PKCS#11 tokens (UKeys, HSM partitions) that hold seal keys.
     Token(token::TokenArgs),
+    /// Serial signing devices (TKey, seal appliances) attached to this machine.
+    Device(device::DeviceArgs),
     /// Seal a PDF with a key on a token (PAdES, incremental update).
     Sign(Box<sign::SignArgs>),
     /// Check a signed PDF: intact or tampered, signed by whom, trusted or not.
@@ -140,6 +143,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Token(args) => token::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Device(args) => device::run(args).map(|()| ExitCode::SUCCESS),
         Command::Sign(args) => sign::run(*args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => verify::run(args),
         Command::Admin(args) => admin::run(args).map(|()| ExitCode::SUCCESS),

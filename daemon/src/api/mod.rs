@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::{Extension, Json, Router};
 use seald_audit::{Decision, Entry};
+use seald_firmware_bridge::Status as DeviceStatus;
 use seald_pkcs11::PoolHealth;
 use serde_json::json;
 
@@ -392,7 +393,17 @@ async fn readyz(State(state): St) -> Response {
             serde_json::to_value(&status.health).unwrap_or_default(),
         );
     }
+    let mut devices = serde_json::Map::new();
+    for (name, status) in device_statuses(&state).await {
+        if status == DeviceStatus::Absent {
+            ready = false;
+        }
+        devices.insert(name, json!(status.name()));
+    }
     let mut checks = json!({"store": store, "tokens": tokens});
+    if !devices.is_empty() {
+        checks["devices"] = serde_json::Value::Object(devices);
+    }
     if state
         .config
         .tsa
@@ -411,6 +422,25 @@ async fn readyz(State(state): St) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(json!({"ready": ready, "checks": checks}))).into_response()
+}
+
+/// Each serial signing device's status; an absent one is looked for (and connected) first.
+/// A device in use is not waited for.
+async fn device_statuses(state: &AppState) -> Vec<(String, DeviceStatus)> {
+    let mut out = Vec::new();
+    for (name, device) in state.keys.devices() {
+        let status = match device.status() {
+            s @ (DeviceStatus::Busy | DeviceStatus::WaitingForTouch) => s,
+            _ => {
+                let d = device.clone();
+                tokio::task::spawn_blocking(move || d.check())
+                    .await
+                    .unwrap_or(DeviceStatus::Absent)
+            }
+        };
+        out.push((name.clone(), status));
+    }
+    out
 }
 
 /// Some configured TSA accepts a TCP connection.
@@ -441,6 +471,21 @@ async fn metrics(State(state): St) -> Response {
             .token_ready
             .with_label_values(&[name])
             .set(i64::from(s.health == PoolHealth::Ready));
+    }
+    for (name, device) in state.keys.devices() {
+        let now = device.status();
+        for s in [
+            DeviceStatus::Ready,
+            DeviceStatus::Busy,
+            DeviceStatus::WaitingForTouch,
+            DeviceStatus::Absent,
+        ] {
+            state
+                .metrics
+                .device_status
+                .with_label_values(&[name.as_str(), s.name()])
+                .set(i64::from(s == now));
+        }
     }
     let admitted = state.config.limits.queue_depth - state.admission.available_permits();
     state.metrics.queue_depth.set(admitted as i64);

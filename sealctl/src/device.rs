@@ -1,0 +1,239 @@
+//! `sealctl device …`: serial signing devices attached to this machine (seald-firmware-bridge):
+//! list them, show what one runs, print its public key, and have it sign a certificate request
+//! for the CA.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use der::{Decode, Encode, EncodePem};
+use seald_firmware_bridge::{Device, DeviceConfig, Profile, PublicKey, Selector, UsbId};
+use serde_json::json;
+use x509_cert::request::{CertReq, CertReqInfo, Version};
+use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+
+use crate::Failure;
+
+#[derive(Args, Debug)]
+pub struct DeviceArgs {
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: DeviceCommand,
+}
+
+#[derive(Args, Debug)]
+struct Which {
+    /// The device's port (/dev/ttyACM0, /dev/serial/by-id/…).
+    #[arg(long, conflicts_with = "usb")]
+    path: Option<PathBuf>,
+    /// Or its USB identity, VID:PID in hex (a TKey is 1207:8887).
+    #[arg(long)]
+    usb: Option<String>,
+    /// With --usb: its USB serial number.
+    #[arg(long, requires = "usb")]
+    serial: Option<String>,
+    /// p256 (a seal appliance) or ed25519 (a TKey with its signer app).
+    #[arg(long)]
+    profile: String,
+    /// The app to load if the device is in firmware mode (a TKey's signer binary).
+    #[arg(long)]
+    app: Option<PathBuf>,
+    /// Seconds to wait for the touch.
+    #[arg(long, default_value_t = 35)]
+    touch_timeout: u64,
+}
+
+#[derive(Subcommand, Debug)]
+enum DeviceCommand {
+    /// The USB serial ports present (TKeys marked).
+    List,
+    /// What the device runs, and its public key.
+    Info(Which),
+    /// The device's public key as a SubjectPublicKeyInfo (PEM), or hex with --json.
+    Pubkey(Which),
+    /// A certificate request for the device's key, signed by the device (touch it), to give
+    /// to the CA.
+    Csr {
+        #[command(flatten)]
+        which: Which,
+        /// The subject, e.g. "CN=合同专用章,O=示例科技有限公司,C=CN".
+        #[arg(long)]
+        subject: String,
+        /// Where the PEM request goes (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn failed(e: seald_firmware_bridge::Error) -> Failure {
+    Failure::failed(e.to_string())
+}
+
+fn open(w: &Which) -> Result<Device, Failure> {
+    let profile =
+        Profile::parse(&w.profile).ok_or_else(|| Failure::usage("--profile is p256 or ed25519"))?;
+    let selector = match (&w.path, &w.usb) {
+        (Some(p), None) => Selector::Path(p.clone()),
+        (None, Some(u)) => {
+            let parse = |h: &str| u16::from_str_radix(h, 16).ok();
+            let (vid, pid) = u
+                .split_once(':')
+                .and_then(|(v, p)| Some((parse(v)?, parse(p)?)))
+                .ok_or_else(|| Failure::usage(format!("--usb '{u}' is not VID:PID in hex")))?;
+            Selector::Usb(UsbId {
+                vid,
+                pid,
+                serial: w.serial.clone(),
+            })
+        }
+        _ => return Err(Failure::usage("give --path or --usb")),
+    };
+    let mut c = DeviceConfig::new("sealctl", selector, profile);
+    if let Some(app) = &w.app {
+        c.app = Some(crate::read_file(app)?);
+    }
+    c.touch_timeout = Duration::from_secs(w.touch_timeout.max(1));
+    Ok(Device::new(c))
+}
+
+fn key_hex(k: &PublicKey) -> String {
+    hex::encode(k.spki_bytes())
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+pub fn run(args: DeviceArgs) -> Result<(), Failure> {
+    let j = args.json;
+    match args.command {
+        DeviceCommand::List => {
+            let ports = seald_firmware_bridge::usb_ports().map_err(failed)?;
+            if j {
+                let list: Vec<_> = ports
+                    .iter()
+                    .map(|p| {
+                        let u = p.usb.as_ref();
+                        json!({
+                            "path": p.path, "vid": u.map(|u| format!("{:04x}", u.vid)),
+                            "pid": u.map(|u| format!("{:04x}", u.pid)),
+                            "serial": u.and_then(|u| u.serial.clone()), "product": p.product,
+                            "tkey": u.is_some_and(|u| (u.vid, u.pid) == (0x1207, 0x8887)),
+                        })
+                    })
+                    .collect();
+                println!("{}", json!(list));
+            } else if ports.is_empty() {
+                println!("no USB serial ports");
+            } else {
+                for p in &ports {
+                    let u = p.usb.as_ref();
+                    println!(
+                        "{}  {}  serial {}  {}{}",
+                        p.path.display(),
+                        u.map(|u| format!("{:04x}:{:04x}", u.vid, u.pid))
+                            .unwrap_or_default(),
+                        u.and_then(|u| u.serial.clone())
+                            .unwrap_or_else(|| "-".to_owned()),
+                        p.product.clone().unwrap_or_default(),
+                        if u.is_some_and(|u| (u.vid, u.pid) == (0x1207, 0x8887)) {
+                            "  (TKey)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+        DeviceCommand::Info(w) => {
+            let d = open(&w)?;
+            let info = d.info().map_err(failed)?;
+            if j {
+                println!(
+                    "{}",
+                    json!({
+                        "path": info.path, "profile": info.profile.name(),
+                        "app": info.app.name(), "app_version": info.app.version,
+                        "loaded_app": info.loaded_app, "public_key": key_hex(&info.public_key),
+                        "status": d.status().name(),
+                    })
+                );
+            } else {
+                println!("path        {}", info.path.display());
+                println!("profile     {}", info.profile.name());
+                println!(
+                    "app         {} version {}{}",
+                    info.app.name(),
+                    info.app.version,
+                    if info.loaded_app { " (loaded now)" } else { "" }
+                );
+                println!("public key  {}", key_hex(&info.public_key));
+            }
+        }
+        DeviceCommand::Pubkey(w) => {
+            let key = open(&w)?.public_key().map_err(failed)?;
+            if j {
+                println!("{}", json!({"public_key": key_hex(&key)}));
+            } else {
+                print!("{}", pem("PUBLIC KEY", &key.spki_der()));
+            }
+        }
+        DeviceCommand::Csr {
+            which,
+            subject,
+            out,
+        } => {
+            let subject =
+                seald_pkcs11::parse_subject(&subject).map_err(|e| Failure::usage(e.to_string()))?;
+            let d = open(&which)?;
+            let key = d.public_key().map_err(failed)?;
+            let spki = SubjectPublicKeyInfoOwned::from_der(&key.spki_der())
+                .map_err(|e| Failure::failed(format!("the device's key: {e}")))?;
+            let info = CertReqInfo {
+                version: Version::V1,
+                subject,
+                public_key: spki,
+                attributes: Default::default(),
+            };
+            let tbs = info
+                .to_der()
+                .map_err(|e| Failure::failed(format!("the request: {e}")))?;
+            eprintln!("touch the device to sign the request…");
+            let signature = d.sign(&tbs, Some(&key)).map_err(failed)?;
+            let oid = match key {
+                // ecdsa-with-SHA256, id-Ed25519: no parameters.
+                PublicKey::P256(_) => "1.2.840.10045.4.3.2",
+                PublicKey::Ed25519(_) => "1.3.101.112",
+            };
+            let request = CertReq {
+                info,
+                algorithm: AlgorithmIdentifierOwned {
+                    oid: der::asn1::ObjectIdentifier::new_unwrap(oid),
+                    parameters: None,
+                },
+                signature: der::asn1::BitString::from_bytes(&signature)
+                    .map_err(|e| Failure::failed(e.to_string()))?,
+            };
+            let text = request
+                .to_pem(der::pem::LineEnding::LF)
+                .map_err(|e| Failure::failed(e.to_string()))?;
+            match out {
+                Some(path) => std::fs::write(&path, text).map_err(|e| {
+                    Failure::failed(format!("cannot write {}: {e}", path.display()))
+                })?,
+                None => print!("{text}"),
+            }
+        }
+    }
+    Ok(())
+}
