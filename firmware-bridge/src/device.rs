@@ -390,8 +390,8 @@ pub struct DeviceSigner {
 
 impl DeviceSigner {
     /// The key of `device` certified by `chain` (DER, the seal's certificate first). The
-    /// certificate's key must suit the device's profile; that the device holds that key is
-    /// checked at every signature.
+    /// certificate's key must suit the device's profile (P-256, Ed25519); that the device holds
+    /// that key is checked at every signature.
     pub fn new(device: Arc<Device>, chain: Vec<Vec<u8>>) -> Result<DeviceSigner, Error> {
         use der::Decode;
         let first = chain
@@ -420,10 +420,15 @@ impl DeviceSigner {
                 )
             }
             Profile::Ed25519 => {
-                return Err(Error::InvalidInput(
-                    "Ed25519 device keys are not yet usable for PAdES seals in seald; use the p256 profile"
-                        .to_owned(),
-                ))
+                if bits.len() != 32 || spki.algorithm.oid != const_oid_ed25519() {
+                    return Err(Error::InvalidInput(
+                        "the seal's certificate has no Ed25519 key for an ed25519 device"
+                            .to_owned(),
+                    ));
+                }
+                let mut k = [0u8; 32];
+                k.copy_from_slice(bits);
+                (PublicKey::Ed25519(k), SignatureAlgorithm::Ed25519)
             }
         };
         Ok(DeviceSigner {
@@ -442,6 +447,10 @@ impl DeviceSigner {
     pub fn key(&self) -> &PublicKey {
         &self.key
     }
+}
+
+fn const_oid_ed25519() -> der::asn1::ObjectIdentifier {
+    der::asn1::ObjectIdentifier::new_unwrap("1.3.101.112")
 }
 
 fn const_oid_ec() -> der::asn1::ObjectIdentifier {

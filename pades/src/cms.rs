@@ -48,6 +48,7 @@ pub(crate) const SHA384_WITH_RSA: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
 pub(crate) const SHA512_WITH_RSA: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+pub(crate) const ID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 pub(crate) const ECDSA_WITH_SHA256: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 pub(crate) const ECDSA_WITH_SHA384: ObjectIdentifier =
@@ -162,6 +163,11 @@ pub(crate) fn signature_algorithm(alg: SignatureAlgorithm) -> Result<AlgorithmId
                 HashAlgorithm::Sha384 => ECDSA_WITH_SHA384,
                 HashAlgorithm::Sha512 => ECDSA_WITH_SHA512,
             },
+            parameters: None,
+        },
+        // RFC 8419: id-Ed25519, parameters absent.
+        SignatureAlgorithm::Ed25519 => AlgorithmIdentifierOwned {
+            oid: ID_ED25519,
             parameters: None,
         },
     })

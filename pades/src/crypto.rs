@@ -1,5 +1,5 @@
 //! Checking signatures and certificate chains (for verification and for time-stamp
-//! responses): RSA PKCS#1 v1.5, RSA-PSS and ECDSA on P-256/P-384.
+//! responses): RSA PKCS#1 v1.5, RSA-PSS, ECDSA on P-256/P-384, and Ed25519.
 
 use const_oid::ObjectIdentifier;
 use der::{Decode, Encode};
@@ -8,8 +8,8 @@ use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::Certificate;
 
 use crate::cms::{
-    digest, hash_from_oid, ECDSA_WITH_SHA256, ECDSA_WITH_SHA384, ECDSA_WITH_SHA512, ID_RSASSA_PSS,
-    RSA_ENCRYPTION, SHA256_WITH_RSA, SHA384_WITH_RSA, SHA512_WITH_RSA,
+    digest, hash_from_oid, ECDSA_WITH_SHA256, ECDSA_WITH_SHA384, ECDSA_WITH_SHA512, ID_ED25519,
+    ID_RSASSA_PSS, RSA_ENCRYPTION, SHA256_WITH_RSA, SHA384_WITH_RSA, SHA512_WITH_RSA,
 };
 use crate::tlv;
 
@@ -76,6 +76,25 @@ pub(crate) fn verify(
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), String> {
+    if alg.oid == ID_ED25519 {
+        // Pure Ed25519 signs the message itself, not a hash of it.
+        if spki.algorithm.oid != ID_ED25519 {
+            return Err("an Ed25519 signature from a key that is not Ed25519".to_owned());
+        }
+        let bits = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or("public key bit string has unused bits")?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(
+            bits.try_into().map_err(|_| "an Ed25519 key is 32 bytes")?,
+        )
+        .map_err(|_| "bad Ed25519 public key")?;
+        let sig = ed25519_dalek::Signature::from_slice(signature)
+            .map_err(|_| "an Ed25519 signature is 64 bytes")?;
+        return key
+            .verify_strict(message, &sig)
+            .map_err(|_| "the Ed25519 signature does not verify".to_owned());
+    }
     let hash = signature_hash(alg, hint)?;
     let hashed = digest(hash, message);
     let key_bits = spki

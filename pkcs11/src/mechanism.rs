@@ -83,6 +83,8 @@ fn combined(algorithm: SignatureAlgorithm) -> MechanismType {
             Sha384 => MechanismType::ECDSA_SHA384,
             Sha512 => MechanismType::ECDSA_SHA512,
         },
+        // Pure EdDSA has no hash of its own to move off the token.
+        SignatureAlgorithm::Ed25519 => MechanismType::EDDSA,
     }
 }
 
@@ -91,6 +93,7 @@ fn raw(algorithm: SignatureAlgorithm) -> MechanismType {
         SignatureAlgorithm::RsaPkcs1v15 { .. } => MechanismType::RSA_PKCS,
         SignatureAlgorithm::RsaPss { .. } => MechanismType::RSA_PKCS_PSS,
         SignatureAlgorithm::Ecdsa { .. } => MechanismType::ECDSA,
+        SignatureAlgorithm::Ed25519 => MechanismType::EDDSA,
     }
 }
 
@@ -185,6 +188,8 @@ pub(crate) fn input(plan: Plan, algorithm: SignatureAlgorithm, message: &[u8]) -
     match algorithm {
         SignatureAlgorithm::RsaPkcs1v15 { .. } => [digest_info_prefix(hash), &digest].concat(),
         SignatureAlgorithm::RsaPss { .. } | SignatureAlgorithm::Ecdsa { .. } => digest,
+        // Never prehashed (its raw mechanism is the combined one): signed as it is.
+        SignatureAlgorithm::Ed25519 => message.to_vec(),
     }
 }
 

@@ -71,13 +71,18 @@ pub enum SignatureAlgorithm {
     /// ECDSA on `curve` over the message hashed with `hash`; the signature is DER
     /// (`SEQUENCE { r INTEGER, s INTEGER }`), as CMS and X.509 carry it.
     Ecdsa { curve: EcCurve, hash: HashAlgorithm },
+    /// Ed25519 (RFC 8032, pure): the message itself is signed, the signature is 64 raw bytes.
+    /// CMS digests the content with SHA-512 for it (RFC 8419).
+    Ed25519,
 }
 
 impl SignatureAlgorithm {
-    /// The hash applied to the message.
+    /// The hash applied to the message (for Ed25519, which signs the message itself, the
+    /// digest CMS uses with it).
     pub fn hash(self) -> HashAlgorithm {
         match self {
             Self::RsaPkcs1v15 { hash } | Self::RsaPss { hash } | Self::Ecdsa { hash, .. } => hash,
+            Self::Ed25519 => HashAlgorithm::Sha512,
         }
     }
 }
@@ -88,6 +93,7 @@ impl fmt::Display for SignatureAlgorithm {
             Self::RsaPkcs1v15 { hash } => write!(f, "RSA PKCS#1 v1.5 with {}", hash.name()),
             Self::RsaPss { hash } => write!(f, "RSA-PSS with {}", hash.name()),
             Self::Ecdsa { curve, hash } => write!(f, "ECDSA {curve:?} with {}", hash.name()),
+            Self::Ed25519 => f.write_str("Ed25519"),
         }
     }
 }
@@ -154,8 +160,9 @@ pub trait Signer: Send + Sync {
     /// DER certificates: the signer's own first, then its issuers towards the root.
     fn certificate_chain(&self) -> &[Vec<u8>];
 
-    /// Signs `message` (hashing it as [`Signer::algorithm`] says) and returns the signature in
-    /// the encoding CMS carries (raw for RSA, DER for ECDSA).
+    /// Signs `message` (hashing it as [`Signer::algorithm`] says; Ed25519 signs it as it is)
+    /// and returns the signature in the encoding CMS carries (raw for RSA and Ed25519, DER for
+    /// ECDSA).
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError>;
 }
 
