@@ -241,23 +241,14 @@ impl DeviceConfig {
                 }
                 seald_firmware_bridge::Selector::Path(p.clone())
             }
-            (None, Some(u)) => {
-                let parse = |h: &str| u16::from_str_radix(h, 16).ok();
-                let (vid, pid) = u
-                    .split_once(':')
-                    .and_then(|(v, p)| Some((parse(v)?, parse(p)?)))
-                    .ok_or_else(|| {
-                        ConfigError::new(
-                            key("usb"),
-                            format!("'{u}' is not VID:PID in hex, e.g. 1207:8887"),
-                        )
-                    })?;
-                seald_firmware_bridge::Selector::Usb(seald_firmware_bridge::UsbId {
-                    vid,
-                    pid,
-                    serial: self.serial.clone(),
-                })
-            }
+            (None, Some(u)) => seald_firmware_bridge::Selector::Usb(
+                seald_firmware_bridge::UsbId::parse(u, self.serial.clone()).ok_or_else(|| {
+                    ConfigError::new(
+                        key("usb"),
+                        format!("'{u}' is not VID:PID in hex, e.g. 1207:8887"),
+                    )
+                })?,
+            ),
             _ => {
                 return Err(ConfigError::new(
                     key("path"),

@@ -15,7 +15,7 @@ use crate::frame::Link;
 use crate::{Error, Profile};
 
 /// How a device is used.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DeviceConfig {
     /// The name seald knows it by.
     pub name: String,
@@ -29,6 +29,21 @@ pub struct DeviceConfig {
     pub touch_timeout: Duration,
     /// How long an operation waits for the one before it.
     pub busy_timeout: Duration,
+}
+
+impl std::fmt::Debug for DeviceConfig {
+    // The app binary is long and the user-supplied secret is a secret: neither is printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceConfig")
+            .field("name", &self.name)
+            .field("selector", &self.selector)
+            .field("profile", &self.profile)
+            .field("app_bytes", &self.app.as_ref().map(Vec::len))
+            .field("uss", &self.uss.as_ref().map(|_| "<secret>"))
+            .field("touch_timeout", &self.touch_timeout)
+            .field("busy_timeout", &self.busy_timeout)
+            .finish()
+    }
 }
 
 impl DeviceConfig {
@@ -126,18 +141,24 @@ struct Conn {
     key: PublicKey,
 }
 
-#[derive(Default)]
+/// The device's state, under one lock: whether an operation holds it, the connection, the
+/// status, and when the device last answered or was last looked for.
 struct Slot {
     busy: bool,
     conn: Option<Conn>,
+    status: Status,
+    last_contact: Option<Instant>,
+    last_attempt: Option<Instant>,
 }
+
+/// How often a readiness check talks to the device (or looks for an absent one).
+const CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A configured device.
 pub struct Device {
     config: DeviceConfig,
     slot: Mutex<Slot>,
     freed: Condvar,
-    status: Mutex<Status>,
 }
 
 impl std::fmt::Debug for Device {
@@ -159,6 +180,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Lease<'a> {
     device: &'a Device,
     conn: Option<Conn>,
+    /// The device answered during this operation.
+    answered: bool,
 }
 
 impl Drop for Lease<'_> {
@@ -166,13 +189,15 @@ impl Drop for Lease<'_> {
         let mut slot = lock(&self.device.slot);
         slot.busy = false;
         slot.conn = self.conn.take();
-        let connected = slot.conn.is_some();
-        drop(slot);
-        self.device.set_status(if connected {
+        slot.status = if slot.conn.is_some() {
             Status::Ready
         } else {
             Status::Absent
-        });
+        };
+        if self.answered {
+            slot.last_contact = Some(Instant::now());
+        }
+        drop(slot);
         self.device.freed.notify_one();
     }
 }
@@ -202,9 +227,14 @@ impl Device {
     pub fn new(config: DeviceConfig) -> Device {
         Device {
             config,
-            slot: Mutex::new(Slot::default()),
+            slot: Mutex::new(Slot {
+                busy: false,
+                conn: None,
+                status: Status::Absent,
+                last_contact: None,
+                last_attempt: None,
+            }),
             freed: Condvar::new(),
-            status: Mutex::new(Status::Absent),
         }
     }
 
@@ -217,11 +247,12 @@ impl Device {
     }
 
     pub fn status(&self) -> Status {
-        *lock(&self.status)
+        lock(&self.slot).status
     }
 
+    /// Sets the status of the operation under way (its lease holds the slot).
     fn set_status(&self, s: Status) {
-        *lock(&self.status) = s;
+        lock(&self.slot).status = s;
     }
 
     /// Takes the device for one operation, connecting first if need be.
@@ -241,18 +272,30 @@ impl Device {
         }
         slot.busy = true;
         let conn = slot.conn.take();
+        if conn.is_some() {
+            slot.status = Status::Busy;
+        } else {
+            slot.last_attempt = Some(Instant::now());
+        }
         drop(slot);
-        let mut lease = Lease { device: self, conn };
+        let mut lease = Lease {
+            device: self,
+            conn,
+            answered: false,
+        };
         if lease.conn.is_none() {
             lease.conn = Some(self.connect()?);
+            lease.answered = true;
+            self.set_status(Status::Busy);
         }
-        self.set_status(Status::Busy);
         Ok(lease)
     }
 
-    /// Runs `op` on the connection; a disconnect drops it (the next operation reconnects).
-    fn operate<T>(
+    /// Runs `op` on the connection; a disconnect drops it (the next operation reconnects), and
+    /// so does any error when `strict`.
+    fn operate_with<T>(
         &self,
+        strict: bool,
         op: impl FnOnce(&mut Conn, &Device) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let mut lease = self.lease()?;
@@ -260,13 +303,22 @@ impl Device {
             return Err(Error::Absent(self.config.selector.to_string()));
         };
         let result = op(conn, self);
-        if let Err(e) = &result {
-            if e.is_disconnect() {
+        match &result {
+            Ok(_) => lease.answered = true,
+            Err(e) if e.is_disconnect() || strict => {
                 tracing::warn!(device = %self.config.name, error = %e, "signing device disconnected");
                 lease.conn = None;
             }
+            Err(_) => {}
         }
         result
+    }
+
+    fn operate<T>(
+        &self,
+        op: impl FnOnce(&mut Conn, &Device) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.operate_with(false, op)
     }
 
     fn connect(&self) -> Result<Conn, Error> {
@@ -313,9 +365,25 @@ impl Device {
         })
     }
 
-    /// Connects if it is not connected (readiness checks, start-up) and says where it is.
+    /// Says where the device is, for readiness checks: it asks a connected device for its
+    /// app's name (a device that does not answer is dropped as absent) and looks for an absent
+    /// one, at most every [`CHECK_INTERVAL`]; a device in use is not waited for.
     pub fn check(&self) -> Status {
-        match self.operate(|_, _| Ok(())) {
+        {
+            let slot = lock(&self.slot);
+            let recent = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() < CHECK_INTERVAL);
+            let fresh = if slot.conn.is_some() {
+                recent(slot.last_contact)
+            } else {
+                recent(slot.last_attempt)
+            };
+            if slot.busy || fresh {
+                return slot.status;
+            }
+        }
+        match self.operate_with(true, |c, _| {
+            commands::app_name_version(&mut c.link).map(|_| ())
+        }) {
             Err(Error::Busy) => Status::Busy,
             _ => self.status(),
         }

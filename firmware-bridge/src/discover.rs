@@ -15,6 +15,17 @@ pub struct UsbId {
 }
 
 impl UsbId {
+    /// `VID:PID` in hex (`1207:8887`), with an optional serial number.
+    pub fn parse(vid_pid: &str, serial: Option<String>) -> Option<UsbId> {
+        let hex = |h: &str| u16::from_str_radix(h.trim(), 16).ok();
+        let (vid, pid) = vid_pid.split_once(':')?;
+        Some(UsbId {
+            vid: hex(vid)?,
+            pid: hex(pid)?,
+            serial,
+        })
+    }
+
     /// The Tillitis TKey (its USB-to-serial bridge).
     pub fn tkey() -> UsbId {
         UsbId {
@@ -174,5 +185,8 @@ mod tests {
             ..UsbId::tkey()
         };
         assert!(matching(ports(), &c).is_empty());
+        assert_eq!(UsbId::parse("1207:8887", None), Some(UsbId::tkey()));
+        assert_eq!(UsbId::parse("1207", None), None);
+        assert_eq!(UsbId::parse("xyz:1", None), None);
     }
 }

@@ -413,10 +413,7 @@ impl Machine {
         let h = f.header;
         match (f.code(), h.len) {
             (fw::CMD_NAME_VERSION, Len::L1) => {
-                let mut p = Vec::new();
-                p.extend_from_slice(fw::NAME0);
-                p.extend_from_slice(fw::NAME1);
-                p.extend_from_slice(&5u32.to_le_bytes());
+                let p = name_version(fw::NAME0, fw::NAME1, 5);
                 Self::reply(h, Len::L32, fw::RSP_NAME_VERSION, &p)
             }
             (fw::CMD_GET_UDI, Len::L1) => {
@@ -486,10 +483,7 @@ impl Machine {
         let h = f.header;
         match (f.code(), h.len, self.message.take()) {
             (signer::CMD_GET_NAMEVERSION, Len::L1, None) => {
-                let mut p = Vec::new();
-                p.extend_from_slice(signer::NAME0);
-                p.extend_from_slice(signer::NAME1);
-                p.extend_from_slice(&3u32.to_le_bytes());
+                let p = name_version(signer::NAME0, signer::NAME1, 3);
                 Self::reply(h, Len::L32, signer::RSP_GET_NAMEVERSION, &p)
             }
             (signer::CMD_GET_PUBKEY, Len::L1, None) => Self::reply(
@@ -531,10 +525,7 @@ impl Machine {
         let h = f.header;
         match (f.code(), h.len) {
             (p256_app::CMD_GET_NAMEVERSION, Len::L1) => {
-                let mut p = Vec::new();
-                p.extend_from_slice(p256_app::NAME0);
-                p.extend_from_slice(p256_app::NAME1);
-                p.extend_from_slice(&1u32.to_le_bytes());
+                let p = name_version(p256_app::NAME0, p256_app::NAME1, 1);
                 Self::reply(h, Len::L32, p256_app::RSP_GET_NAMEVERSION, &p)
             }
             (p256_app::CMD_GET_PUBKEY, Len::L1) => {
@@ -575,6 +566,11 @@ impl Machine {
             )),
         }
     }
+}
+
+/// A name-and-version answer: name0, name1, version (little-endian).
+fn name_version(name0: &[u8; 4], name1: &[u8; 4], version: u32) -> Vec<u8> {
+    [&name0[..], &name1[..], &version.to_le_bytes()[..]].concat()
 }
 
 fn read_full(port: &mut TTYPort, buf: &mut [u8], stop: &AtomicBool) -> io::Result<()> {

@@ -160,6 +160,9 @@ pub struct Link<P: Port> {
     next_id: u8,
     /// Something unexpected was read: drain before the next command.
     dirty: bool,
+    /// The id of a command whose answer did not come in time (a touch the host stopped waiting
+    /// for): the device may still send it, and it is then skipped.
+    abandoned: Option<u8>,
     /// How long the rest of a frame may take once its header came.
     pub byte_timeout: Duration,
 }
@@ -173,6 +176,14 @@ impl<P: Port> std::fmt::Debug for Link<P> {
     }
 }
 
+/// A read that ends the stream: the device closed its end (unplugged).
+fn gone() -> Error {
+    Error::Io {
+        op: "read",
+        source: io::Error::new(io::ErrorKind::UnexpectedEof, "the device went away"),
+    }
+}
+
 fn io_error(op: &'static str) -> impl FnOnce(io::Error) -> Error {
     move |source| Error::Io { op, source }
 }
@@ -183,6 +194,7 @@ impl<P: Port> Link<P> {
             port,
             next_id: 0,
             dirty: false,
+            abandoned: None,
             byte_timeout: Duration::from_millis(500),
         }
     }
@@ -214,6 +226,11 @@ impl<P: Port> Link<P> {
         );
         self.write_all(&frame.to_bytes())?;
         let result = self.read_response(id, endpoint, expect);
+        match &result {
+            Ok(_) => self.abandoned = None,
+            Err(Error::Timeout { .. }) => self.abandoned = Some(id),
+            Err(_) => {}
+        }
         if result.is_err() {
             self.dirty = true;
         }
@@ -262,15 +279,7 @@ impl<P: Port> Link<P> {
                 .set_read_timeout(wait)
                 .map_err(io_error("set a timeout"))?;
             match self.port.read(&mut buf[got..]) {
-                Ok(0) => {
-                    return Err(Error::Io {
-                        op: "read",
-                        source: io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the device went away",
-                        ),
-                    })
-                }
+                Ok(0) => return Err(gone()),
                 Ok(n) => {
                     got += n;
                     wait = self.byte_timeout;
@@ -304,11 +313,21 @@ impl<P: Port> Link<P> {
         endpoint: Endpoint,
         expect: Expect,
     ) -> Result<Frame, Error> {
-        let mut first = [0u8; 1];
-        self.read_exact(&mut first, expect.within, expect.waiting_for)?;
-        let header = Header::decode(first[0])?;
-        let mut data = vec![0u8; header.len.bytes()];
-        self.read_exact(&mut data, self.byte_timeout, "the rest of a frame")?;
+        let deadline = Instant::now() + expect.within;
+        let (header, data) = loop {
+            let mut first = [0u8; 1];
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.read_exact(&mut first, left, expect.waiting_for)?;
+            let header = Header::decode(first[0])?;
+            let mut data = vec![0u8; header.len.bytes()];
+            self.read_exact(&mut data, self.byte_timeout, "the rest of a frame")?;
+            // The late answer to a command the host gave up on: not this one's.
+            if header.id != id && Some(header.id) == self.abandoned {
+                self.abandoned = None;
+                continue;
+            }
+            break (header, data);
+        };
         if header.id != id {
             return Err(Error::FrameId {
                 sent: id,
@@ -355,15 +374,7 @@ impl<P: Port> Link<P> {
                 .set_read_timeout(quiet)
                 .map_err(io_error("set a timeout"))?;
             match self.port.read(&mut sink) {
-                Ok(0) => {
-                    return Err(Error::Io {
-                        op: "read",
-                        source: io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the device went away",
-                        ),
-                    })
-                }
+                Ok(0) => return Err(gone()),
                 Ok(_) if Instant::now() < deadline => {}
                 Ok(_) => {
                     return Err(Error::Protocol(
@@ -409,6 +420,94 @@ mod tests {
             assert_eq!(Header::decode(b).expect("valid").encode(), b);
         }
         assert!(matches!(Header::decode(0x93), Err(Error::BadHeader(0x93))));
+    }
+
+    /// A port that answers from a script: what each write gets back, and silence when a
+    /// script entry is None (a read times out).
+    struct Scripted {
+        replies: std::collections::VecDeque<Option<Vec<u8>>>,
+        pending: Vec<u8>,
+    }
+
+    impl io::Read for Scripted {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.pending.is_empty() {
+                return Err(io::Error::from(io::ErrorKind::TimedOut));
+            }
+            let n = buf.len().min(self.pending.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            Ok(n)
+        }
+    }
+
+    impl io::Write for Scripted {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if buf.first().is_some_and(|&b| Header::decode(b).is_ok()) {
+                if let Some(Some(reply)) = self.replies.pop_front() {
+                    self.pending.extend(reply);
+                }
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Port for Scripted {
+        fn set_read_timeout(&mut self, _: Duration) -> io::Result<()> {
+            Ok(())
+        }
+        fn discard_input(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_late_answer_to_an_abandoned_command_is_skipped() {
+        let answer = |id: u8, code: u8| {
+            Frame::new(
+                Header {
+                    id,
+                    endpoint: Endpoint::App,
+                    nok: false,
+                    len: Len::L4,
+                },
+                code,
+                &[0],
+            )
+            .to_bytes()
+        };
+        // Command 0 gets no answer in time; its answer then comes before command 1's.
+        let late_then_right = [answer(0, 0x04), answer(1, 0x06)].concat();
+        let mut link = Link::new(Scripted {
+            replies: [None, Some(late_then_right)].into(),
+            pending: Vec::new(),
+        });
+        let expect = |code| Expect {
+            code,
+            len: Len::L4,
+            within: Duration::from_millis(10),
+            waiting_for: "an answer",
+        };
+        assert!(matches!(
+            link.exchange(Endpoint::App, Len::L1, 0x03, &[], expect(0x04)),
+            Err(Error::Timeout { .. })
+        ));
+        let f = link
+            .exchange(Endpoint::App, Len::L1, 0x05, &[], expect(0x06))
+            .expect("the right answer");
+        assert_eq!((f.header.id, f.code()), (1, 0x06));
+        // Any other id is still an error.
+        let mut link = Link::new(Scripted {
+            replies: [Some(answer(3, 0x04))].into(),
+            pending: Vec::new(),
+        });
+        assert!(matches!(
+            link.exchange(Endpoint::App, Len::L1, 0x03, &[], expect(0x04)),
+            Err(Error::FrameId { sent: 0, got: 3 })
+        ));
     }
 
     #[test]

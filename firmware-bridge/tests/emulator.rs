@@ -277,7 +277,8 @@ fn an_unplugged_device_is_absent_and_reconnects_when_it_comes_back() {
     // Back (a new terminal, in firmware mode as after a power-up): the host loads the app again
     // and the key is the same.
     e.replug().expect("replug");
-    assert_eq!(d.check(), Status::Ready);
+    // Readiness checks look for it again (at most every 2 s) and find it.
+    assert!(wait_until(Duration::from_secs(5), || d.check() == Status::Ready));
     let sig = d
         .sign(b"again", Some(&key))
         .expect("signed after the reconnect");
@@ -291,6 +292,9 @@ fn an_unplugged_device_is_absent_and_reconnects_when_it_comes_back() {
             &ed25519_dalek::Signature::from_bytes(&sig.try_into().expect("64")),
         )
         .expect("verifies");
+    // Unplugged while idle: a readiness check notices, without a signature failing first.
+    e.unplug();
+    assert!(wait_until(Duration::from_secs(5), || d.check() == Status::Absent));
 }
 
 #[test]

@@ -77,9 +77,16 @@ pub(crate) fn verify(
     signature: &[u8],
 ) -> Result<(), String> {
     if alg.oid == ID_ED25519 {
-        // Pure Ed25519 signs the message itself, not a hash of it.
+        // Pure Ed25519 signs the message itself, not a hash of it. RFC 8410: no parameters;
+        // RFC 8419: in CMS, with SHA-512 as the digest algorithm.
         if spki.algorithm.oid != ID_ED25519 {
             return Err("an Ed25519 signature from a key that is not Ed25519".to_owned());
+        }
+        if alg.parameters.is_some() {
+            return Err("id-Ed25519 with parameters".to_owned());
+        }
+        if hint.is_some_and(|h| h != HashAlgorithm::Sha512) {
+            return Err("an Ed25519 signer whose digest algorithm is not SHA-512".to_owned());
         }
         let bits = spki
             .subject_public_key

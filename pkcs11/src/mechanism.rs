@@ -104,6 +104,11 @@ pub(crate) fn plan(
     available: &MechanismSet,
     disabled: &MechanismSet,
 ) -> Option<Plan> {
+    if algorithm == SignatureAlgorithm::Ed25519 {
+        // Token keys are RSA or EC here (seald-pkcs11 makes no EdDSA keys); Ed25519 seals live
+        // on serial devices.
+        return None;
+    }
     let usable = |m: &MechanismType| available.contains(*m) && !disabled.contains(*m);
     let with_hash = combined(algorithm);
     if usable(&with_hash) {

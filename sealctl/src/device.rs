@@ -76,18 +76,10 @@ fn open(w: &Which) -> Result<Device, Failure> {
         Profile::parse(&w.profile).ok_or_else(|| Failure::usage("--profile is p256 or ed25519"))?;
     let selector = match (&w.path, &w.usb) {
         (Some(p), None) => Selector::Path(p.clone()),
-        (None, Some(u)) => {
-            let parse = |h: &str| u16::from_str_radix(h, 16).ok();
-            let (vid, pid) = u
-                .split_once(':')
-                .and_then(|(v, p)| Some((parse(v)?, parse(p)?)))
-                .ok_or_else(|| Failure::usage(format!("--usb '{u}' is not VID:PID in hex")))?;
-            Selector::Usb(UsbId {
-                vid,
-                pid,
-                serial: w.serial.clone(),
-            })
-        }
+        (None, Some(u)) => Selector::Usb(
+            UsbId::parse(u, w.serial.clone())
+                .ok_or_else(|| Failure::usage(format!("--usb '{u}' is not VID:PID in hex")))?,
+        ),
         _ => return Err(Failure::usage("give --path or --usb")),
     };
     let mut c = DeviceConfig::new("sealctl", selector, profile);

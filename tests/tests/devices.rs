@@ -115,6 +115,18 @@ fn sign(setup: &Setup, d: &Daemon) -> Answer {
     )
 }
 
+/// A signature that succeeded.
+fn sealed(setup: &Setup, d: &Daemon) -> Answer {
+    let answer = sign(setup, d);
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    answer
+}
+
 /// seald's own verifier agrees.
 fn verified_by_seald(d: &Daemon, pdf: &[u8]) {
     let report = send(
@@ -189,13 +201,7 @@ fn a_seal_on_a_p256_device_seals_pdfs_every_validator_accepts_and_readyz_follows
         String::from_utf8_lossy(&wrong.stderr)
     );
     register(&setup, &d, &chain);
-    let signed = sign(&setup, &d);
-    assert_eq!(
-        signed.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&signed.body)
-    );
+    let signed = sealed(&setup, &d);
     let out = dir.join("device-sealed.pdf");
     fs::write(&out, &signed.body).expect("write");
     let v = Validators::new(&dir, &[setup.seal.root()]);
@@ -246,13 +252,7 @@ fn a_seal_on_a_p256_device_seals_pdfs_every_validator_accepts_and_readyz_follows
     assert_eq!(down.json()["checks"]["devices"]["appliance"], "absent");
     emulator.replug().expect("replug");
     assert!(wait_until(Duration::from_secs(10), || readyz().status == 200));
-    let again = sign(&setup, &d);
-    assert_eq!(
-        again.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&again.body)
-    );
+    let again = sealed(&setup, &d);
     let out = dir.join("device-sealed-again.pdf");
     fs::write(&out, &again.body).expect("write");
     let sigs = v.pdfsig(&out);
@@ -297,13 +297,7 @@ fn a_seal_on_a_tkey_with_the_ed25519_signer_app_seals_pdfs_pyhanko_accepts() {
     emulator.replug().expect("replug");
     let d = setup.start();
     register(&setup, &d, &chain);
-    let signed = sign(&setup, &d);
-    assert_eq!(
-        signed.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&signed.body)
-    );
+    let signed = sealed(&setup, &d);
     let dir = setup.dir().to_path_buf();
     let out = dir.join("ed25519-sealed.pdf");
     fs::write(&out, &signed.body).expect("write");

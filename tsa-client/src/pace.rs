@@ -15,15 +15,16 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// A budget of `per_second` (more than 0, at most 1,000,000) and `burst` (at least 1).
+    /// A budget of `per_second` (0.001 to 1,000,000: one request in 1,000 s at the slowest)
+    /// and `burst` (1 to 100,000).
     pub fn new(per_second: f64, burst: u32) -> Result<Budget, String> {
-        if !(per_second.is_finite() && per_second > 0.0 && per_second <= 1e6) {
+        if !(per_second.is_finite() && (0.001..=1e6).contains(&per_second)) {
             return Err(format!(
-                "a rate of {per_second} requests per second: give a number above 0"
+                "a rate of {per_second} requests per second: give 0.001 to 1000000"
             ));
         }
-        if burst == 0 {
-            return Err("a burst of 0 requests: give at least 1".to_owned());
+        if !(1..=100_000).contains(&burst) {
+            return Err(format!("a burst of {burst} requests: give 1 to 100000"));
         }
         Ok(Budget { per_second, burst })
     }
@@ -137,6 +138,14 @@ mod tests {
         assert!(Budget::new(-1.0, 1).is_err());
         assert!(Budget::new(f64::NAN, 1).is_err());
         assert!(Budget::new(1.0, 0).is_err());
+        assert!(
+            Budget::new(1e-20, 1).is_err(),
+            "an interval beyond what a Duration holds"
+        );
+        assert!(Budget::new(0.001, 100_001).is_err());
+        let slowest = Pacer::new(Budget::new(0.001, 100_000).expect("budget"));
+        assert_eq!(slowest.interval, Duration::from_secs(1000));
+        assert_eq!(slowest.tolerance, Duration::from_secs(1000) * 99_999);
         assert!(Budget::new(0.5, 1).is_ok());
     }
 }

@@ -183,20 +183,28 @@ async fn create_job(
         Change::PutJob(Box::new(job.clone())),
     )
     .await?;
-    let sheet = q.sheet.as_deref();
-    let opened = match &received.content {
-        Content::Memory { bytes, .. } => {
-            rows::open(format, std::io::Cursor::new(&bytes[..]), sheet)
-        }
-        Content::File(f) => match std::fs::File::open(f.path()) {
-            Ok(file) => rows::open(format, std::io::BufReader::new(file), sheet),
-            Err(e) => {
-                return Err(ApiError::internal(format!(
-                    "cannot read the spooled rows: {e}"
-                )))
-            }
-        },
+    // Opening a workbook reads its shared strings and styles: off the async workers.
+    let sheet = q.sheet.clone();
+    let source = match &received.content {
+        Content::Memory { bytes, .. } => Ok(bytes.clone()),
+        Content::File(f) => Err(f.path().to_owned()),
     };
+    let opened = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let unreadable = |e: rows::FileError| unprocessable(e.code, e.detail);
+        match source {
+            Ok(bytes) => rows::open(format, std::io::Cursor::new(bytes), sheet.as_deref())
+                .map_err(unreadable),
+            Err(path) => {
+                let file = std::fs::File::open(&path).map_err(|e| {
+                    ApiError::internal(format!("cannot read the spooled rows: {e}"))
+                })?;
+                rows::open(format, std::io::BufReader::new(file), sheet.as_deref())
+                    .map_err(unreadable)
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|e| Err(ApiError::internal(format!("reading the rows failed: {e}"))));
     let read = match opened {
         Ok(input) => {
             read_rows(
@@ -209,7 +217,7 @@ async fn create_job(
             )
             .await
         }
-        Err(e) => Err(unprocessable(e.code, e.detail)),
+        Err(e) => Err(e),
     };
     let report = match read {
         Ok(r) => r,
@@ -271,12 +279,8 @@ async fn read_rows(
     mut input: Box<dyn rows::Rows + Send + '_>,
 ) -> Result<Report, ApiError> {
     let header: Vec<String> = input.header().to_vec();
-    if let Some(twice) = header
-        .iter()
-        .enumerate()
-        .find(|(i, h)| header[..*i].contains(h))
-        .map(|(_, h)| h)
-    {
+    let mut names = std::collections::HashSet::new();
+    if let Some(twice) = header.iter().find(|h| !names.insert(h.as_str())) {
         return Err(unprocessable(
             "duplicate_column",
             format!("two columns are named '{twice}'"),

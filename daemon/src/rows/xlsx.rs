@@ -5,9 +5,9 @@
 //!
 //! Bounds, so that an upload can exhaust neither memory nor time: every part is read only up
 //! to its declared size, which is checked against a limit first, and its CRC-32 verified at its
-//! end; no run of more than [`MAX_RUN`] bytes without markup (one cell's text, say) is
-//! buffered; shared strings (the one table a workbook needs whole) are held up to
-//! [`MAX_SHARED_TEXT`] bytes of text.
+//! end; no XML event (a cell's text, a tag, a comment) longer than [`MAX_RUN`] bytes is
+//! buffered, no cell longer than [`MAX_CELL`] or row longer than [`MAX_ROW`] is kept; shared
+//! strings (the one table a workbook needs whole) are held up to [`MAX_SHARED_TEXT`] bytes.
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Take};
 
@@ -23,8 +23,12 @@ const MAX_SHARED_XML: u64 = 256 << 20;
 const MAX_SHARED_TEXT: usize = 32 << 20;
 /// Any other part (workbook, relationships, styles).
 const MAX_SMALL_PART: u64 = 16 << 20;
-/// Bytes without a `<` that are buffered at most (Excel's longest cell is 32,767 characters).
+/// The longest XML event (text, tag, comment…) read, in bytes.
 const MAX_RUN: usize = 1 << 20;
+/// The longest cell or shared string, in bytes (Excel's limit is 32,767 characters).
+const MAX_CELL: usize = 128 << 10;
+/// The most text one row holds, in bytes.
+const MAX_ROW: usize = 1 << 20;
 /// Entries of the ZIP package read at most.
 const MAX_ENTRIES: u64 = 10_000;
 /// Excel's last column is XFD.
@@ -270,8 +274,72 @@ enum Body<R: Read> {
     Deflated(Box<flate2::read::DeflateDecoder<Take<R>>>),
 }
 
-/// One part's uncompressed bytes: never more than declared, CRC-checked at the end, and no run
-/// of more than [`MAX_RUN`] bytes without a `<`.
+/// Bounds what the XML reader buffers for one event. Text and tags hold no `<`, so they end
+/// within [`MAX_RUN`] bytes of the last one; comments, CDATA sections and processing
+/// instructions may hold any byte, so they are followed to their terminator and counted on
+/// their own. A DOCTYPE is refused: OOXML parts have none.
+#[derive(Default)]
+struct Bound {
+    /// Bytes of the current event so far.
+    run: usize,
+    /// After a `<`: the bytes that may still open a comment or CDATA section.
+    opening: Option<Vec<u8>>,
+    /// Inside a comment, CDATA section or processing instruction: its terminator and how much
+    /// of it the last bytes matched.
+    special: Option<(&'static [u8], usize)>,
+}
+
+impl Bound {
+    /// How much of `term` the bytes end with after `b`, given that they ended with
+    /// `term[..matched]` before it.
+    fn advance(term: &[u8], matched: usize, b: u8) -> usize {
+        let mut seen = term[..matched].to_vec();
+        seen.push(b);
+        (0..=seen.len().min(term.len()))
+            .rev()
+            .find(|&k| seen.ends_with(&term[..k]))
+            .unwrap_or(0)
+    }
+
+    fn feed(&mut self, bytes: &[u8]) -> Result<(), String> {
+        for &b in bytes {
+            self.run += 1;
+            if let Some((term, matched)) = self.special {
+                let m = Self::advance(term, matched, b);
+                self.special = (m < term.len()).then_some((term, m));
+                if self.special.is_none() {
+                    self.run = 0;
+                }
+            } else if let Some(open) = self.opening.as_mut() {
+                open.push(b);
+                let o = open.as_slice();
+                if o == b"!--" {
+                    self.special = Some((b"-->", 0));
+                } else if o == b"![CDATA[" {
+                    self.special = Some((b"]]>", 0));
+                } else if o == b"?" {
+                    self.special = Some((b"?>", 0));
+                } else if o == b"!D" {
+                    return Err("a DOCTYPE, which OOXML parts may not have".to_owned());
+                }
+                if self.special.is_some() || !(b"!--".starts_with(o) || b"![CDATA[".starts_with(o))
+                {
+                    self.opening = None;
+                }
+            } else if b == b'<' {
+                self.run = 0;
+                self.opening = Some(Vec::with_capacity(8));
+            }
+            if self.run > MAX_RUN {
+                return Err(format!("an XML event longer than {} KiB", MAX_RUN >> 10));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One part's uncompressed bytes: never more than declared, CRC-checked at the end, and no XML
+/// event longer than [`MAX_RUN`] bytes.
 struct PartReader<R: Read> {
     body: Body<R>,
     name: String,
@@ -279,7 +347,7 @@ struct PartReader<R: Read> {
     declared: u64,
     crc: u32,
     seen: u64,
-    run: usize,
+    bound: Bound,
 }
 
 impl<R: Read> PartReader<R> {
@@ -296,7 +364,7 @@ impl<R: Read> PartReader<R> {
             declared: e.size,
             crc: 0,
             seen: 0,
-            run: 0,
+            bound: Bound::default(),
         }
     }
 }
@@ -328,22 +396,9 @@ impl<R: Read> Read for PartReader<R> {
             )));
         }
         self.crc = crate::zip::crc32_continue(self.crc, &buf[..n]);
-        // The run before this read goes on to the first `<`; the last segment goes on after.
-        let mut segments = buf[..n].split(|&b| b == b'<');
-        let first = segments.next().map_or(0, <[u8]>::len);
-        let mut longest = self.run + first;
-        self.run += first;
-        for s in segments {
-            longest = longest.max(s.len());
-            self.run = s.len();
-        }
-        if longest > MAX_RUN {
-            return Err(fail(format!(
-                "{} has a run of more than {} KiB without markup",
-                self.name,
-                MAX_RUN >> 10
-            )));
-        }
+        self.bound
+            .feed(&buf[..n])
+            .map_err(|why| fail(format!("{} has {why}", self.name)))?;
         Ok(n)
     }
 }
@@ -567,7 +622,7 @@ fn custom_format(code: &str) -> Shown {
 
 /// The cell formats (`cellXfs`), by index, as what they show.
 fn styles(bytes: &[u8], part: &str) -> Result<Vec<Shown>, FileError> {
-    let mut custom: Vec<(u32, Shown)> = Vec::new();
+    let mut custom: std::collections::HashMap<u32, Shown> = std::collections::HashMap::new();
     let mut xfs = Vec::new();
     let mut xml = Xml::from_reader(bytes);
     let mut buf = Vec::new();
@@ -580,7 +635,7 @@ fn styles(bytes: &[u8], part: &str) -> Result<Vec<Shown>, FileError> {
                     let id = attr(e, b"numFmtId", part)?.and_then(|v| v.parse().ok());
                     let code = attr(e, b"formatCode", part)?.unwrap_or_default();
                     if let Some(id) = id {
-                        custom.push((id, custom_format(&code)));
+                        custom.insert(id, custom_format(&code));
                     }
                 }
                 b"cellXfs" => in_cell_xfs = matches!(ev, Event::Start(_)),
@@ -590,9 +645,8 @@ fn styles(bytes: &[u8], part: &str) -> Result<Vec<Shown>, FileError> {
                         .unwrap_or(0);
                     xfs.push(
                         custom
-                            .iter()
-                            .find(|(c, _)| *c == id)
-                            .map(|(_, s)| *s)
+                            .get(&id)
+                            .copied()
                             .unwrap_or_else(|| builtin_format(id)),
                     );
                 }
@@ -639,14 +693,23 @@ impl SharedStrings {
                     _ => {}
                 },
                 Event::Eof => return Ok(table),
-                ev if in_t => push_text(&mut current, ev, part)?,
+                ev if in_t => {
+                    push_text(&mut current, ev, part)?;
+                    if current.len() > MAX_CELL {
+                        return Err(invalid(format!(
+                            "{part} has a string longer than a cell may be"
+                        )));
+                    }
+                }
                 _ => {}
             }
         }
     }
 
     fn push(&mut self, s: &str, part: &str) -> Result<(), FileError> {
-        if self.text.len() + s.len() > MAX_SHARED_TEXT {
+        // Each entry costs its text and its end offset.
+        let held = self.text.len() + s.len() + std::mem::size_of::<usize>() * (self.ends.len() + 1);
+        if held > MAX_SHARED_TEXT {
             return Err(too_large(format!(
                 "{part} holds more than {} MiB of text",
                 MAX_SHARED_TEXT >> 20
@@ -862,6 +925,8 @@ impl<B: BufRead> Sheet<B> {
         let mut row: Option<SheetRow> = None;
         let mut cell: Option<Cell> = None;
         let mut next_col = 0u32;
+        // Text held by the row so far.
+        let mut row_bytes = 0usize;
         // Where character data goes: 1 the cell's <v>, 2 an inline string's <t>.
         let mut into = 0u8;
         let mut phonetic = 0u32;
@@ -876,10 +941,13 @@ impl<B: BufRead> Sheet<B> {
                                 Some(r) => r.trim().parse().map_err(|_| {
                                     invalid(format!("{}: a row numbered '{r}'", self.part))
                                 })?,
-                                None => self.last_row + 1,
+                                None => self.last_row.checked_add(1).ok_or_else(|| {
+                                    invalid(format!("{}: too many rows", self.part))
+                                })?,
                             };
                             self.last_row = number;
                             next_col = 0;
+                            row_bytes = 0;
                             if !empty {
                                 row = Some(SheetRow {
                                     number,
@@ -894,6 +962,16 @@ impl<B: BufRead> Sheet<B> {
                                 })?,
                                 None => next_col,
                             };
+                            // Cells come left to right, each once (as every writer saves them):
+                            // a repeated or backward column would overwrite another's value.
+                            if col < next_col {
+                                return Err(invalid(format!(
+                                    "{}: row {} has its cells out of order (column {})",
+                                    self.part,
+                                    self.last_row,
+                                    column_letters(col)
+                                )));
+                            }
                             if col >= MAX_COLUMNS {
                                 return Err(invalid(format!(
                                     "{}: a cell beyond column XFD",
@@ -925,6 +1003,15 @@ impl<B: BufRead> Sheet<B> {
                         if let Some(c) = cell.take() {
                             let col = c.col;
                             let value = cell_value(&self.shared, &self.styles, self.date1904, c);
+                            row_bytes += value.as_ref().map_or(0, String::len);
+                            if row_bytes > MAX_ROW {
+                                return Err(invalid(format!(
+                                    "{}: row {} holds more than {} KiB of text",
+                                    self.part,
+                                    self.last_row,
+                                    MAX_ROW >> 10
+                                )));
+                            }
                             if let Some(r) = row.as_mut() {
                                 r.cells.push((col, value));
                             }
@@ -960,6 +1047,12 @@ impl<B: BufRead> Sheet<B> {
                             1 => push_text(&mut c.value, ev, &self.part)?,
                             2 => push_text(&mut c.inline, ev, &self.part)?,
                             _ => {}
+                        }
+                        if c.value.len() + c.inline.len() > MAX_CELL {
+                            return Err(invalid(format!(
+                                "{}: a cell in row {} is longer than a cell may be",
+                                self.part, self.last_row
+                            )));
                         }
                     }
                 }
@@ -1420,7 +1513,62 @@ mod tests {
                 r.map(|v| v.iter().map(String::len).collect::<Vec<_>>())
             ),
         };
-        assert!(e.detail.contains("without markup"), "{e:?}");
+        assert!(e.detail.contains("an XML event longer than"), "{e:?}");
+    }
+
+    #[test]
+    fn comments_cdata_and_instructions_are_bounded_and_doctypes_refused() {
+        let mut b = Bound::default();
+        // A comment full of `<` and `>` ends at its terminator; the text after it is counted anew.
+        b.feed(b"<row><!-- < > <<< --- -> --><c>")
+            .expect("a comment");
+        assert!(b.special.is_none() && b.opening.is_none());
+        b.feed(b"<![CDATA[ ]] ]]] < > ]]>text").expect("CDATA");
+        assert!(b.special.is_none());
+        b.feed(b"<?pi ? > ?>").expect("a processing instruction");
+        assert!(b.special.is_none());
+        let mut b = Bound::default();
+        let mut comment = b"<!--".to_vec();
+        comment.extend(std::iter::repeat_n(b'<', MAX_RUN + 1));
+        assert!(
+            b.feed(&comment).is_err(),
+            "a comment longer than an event may be"
+        );
+        let mut b = Bound::default();
+        assert!(b.feed(b"<!DOCTYPE x [<!ENTITY a 'b'>]>").is_err());
+        // The terminator found across reads.
+        let mut b = Bound::default();
+        for chunk in [&b"<!-- x -"[..], b"-", b">"] {
+            b.feed(chunk).expect("fed");
+        }
+        assert!(b.special.is_none());
+    }
+
+    #[test]
+    fn cells_out_of_order_and_oversized_rows_are_refused() {
+        let backwards = format!(
+            "{HEADER}<row r=\"2\"><c r=\"B2\" t=\"inlineStr\"><is><t>x</t></is></c><c r=\"A2\" t=\"inlineStr\"><is><t>y</t></is></c></row>"
+        );
+        let e = read(book(&backwards, false, true), None).expect_err("refused");
+        assert!(e.detail.contains("out of order"), "{e:?}");
+        // One shared string referred to by every cell of a row: the row's text is bounded.
+        let big = "x".repeat(100 << 10);
+        let mut cells = String::new();
+        for col in 0..20 {
+            cells.push_str(&format!(
+                "<c r=\"{}2\" t=\"inlineStr\"><is><t>{big}</t></is></c>",
+                column_letters(col)
+            ));
+        }
+        let rows = format!("{HEADER}<row r=\"2\">{cells}</row>");
+        let e = read(book(&rows, false, true), None).expect_err("refused");
+        assert!(e.detail.contains("KiB of text"), "{e:?}");
+        let long = "y".repeat(MAX_CELL + 1);
+        let rows = format!(
+            "{HEADER}<row r=\"2\"><c r=\"A2\" t=\"inlineStr\"><is><t>{long}</t></is></c></row>"
+        );
+        let e = read(book(&rows, false, true), None).expect_err("refused");
+        assert!(e.detail.contains("longer than a cell may be"), "{e:?}");
     }
 
     #[test]
