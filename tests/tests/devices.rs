@@ -305,6 +305,13 @@ fn a_seal_on_a_tkey_with_the_ed25519_signer_app_seals_pdfs_pyhanko_accepts() {
     v.qpdf(&out).expect("qpdf --check");
     pyhanko_valid(&v, &out);
     verified_by_seald(&d, &signed.body);
+    // poppler's pdfsig (NSS) finds the signature over the whole document with its digest
+    // intact, though it does not validate Ed25519 signatures (docs/firmware-bridge.md).
+    let sigs = v.pdfsig(&out);
+    assert!(
+        sigs.len() == 1 && sigs[0].signed && sigs[0].whole_document && !sigs[0].digest_mismatch,
+        "{sigs:?}"
+    );
     // The signature is Ed25519, over a SHA-512 message digest (RFC 8419). (The placeholder's
     // zero padding is cut at the DER length.)
     let dumped = run_ok(
