@@ -1,8 +1,8 @@
 //! Prometheus metrics (text format at GET /metrics).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 #[derive(Debug, Clone)]
@@ -16,6 +16,11 @@ pub struct Metrics {
     pub sessions_max: IntGaugeVec,
     pub token_ready: IntGaugeVec,
     pub device_status: IntGaugeVec,
+    pub tsa_requests: IntCounterVec,
+    pub tsa_waited: CounterVec,
+    pub tsa_resting: IntGaugeVec,
+    /// One scrape at a time brings the TSA counters up to the timestamper's.
+    pub tsa_sync: std::sync::Arc<std::sync::Mutex<()>>,
     pub queue_depth: IntGauge,
     pub queue_capacity: IntGauge,
     pub audit_head: IntGauge,
@@ -74,6 +79,27 @@ impl Metrics {
             ),
             &["device", "status"],
         )?;
+        let tsa_requests = IntCounterVec::new(
+            Opts::new(
+                "seald_tsa_requests_total",
+                "Time-stamp requests by TSA and outcome (answered, failed)",
+            ),
+            &["tsa", "outcome"],
+        )?;
+        let tsa_waited = CounterVec::new(
+            Opts::new(
+                "seald_tsa_budget_wait_seconds_total",
+                "Seconds time-stamp requests waited for room in a TSA's rate budget",
+            ),
+            &["tsa"],
+        )?;
+        let tsa_resting = IntGaugeVec::new(
+            Opts::new(
+                "seald_tsa_resting",
+                "1 while a TSA that failed is asked only after the others",
+            ),
+            &["tsa"],
+        )?;
         let queue_depth = IntGauge::new(
             "seald_sign_queue_depth",
             "Sign requests admitted and not finished",
@@ -94,6 +120,9 @@ impl Metrics {
         registry.register(Box::new(sessions_max.clone()))?;
         registry.register(Box::new(token_ready.clone()))?;
         registry.register(Box::new(device_status.clone()))?;
+        registry.register(Box::new(tsa_requests.clone()))?;
+        registry.register(Box::new(tsa_waited.clone()))?;
+        registry.register(Box::new(tsa_resting.clone()))?;
         registry.register(Box::new(queue_depth.clone()))?;
         registry.register(Box::new(queue_capacity.clone()))?;
         registry.register(Box::new(audit_head.clone()))?;
@@ -107,6 +136,10 @@ impl Metrics {
             sessions_max,
             token_ready,
             device_status,
+            tsa_requests,
+            tsa_waited,
+            tsa_resting,
+            tsa_sync: Default::default(),
             queue_depth,
             queue_capacity,
             audit_head,

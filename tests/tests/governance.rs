@@ -3645,6 +3645,52 @@ fn b_t_rows_keep_within_each_tsas_rate_budget_spill_over_to_the_next_and_a_faile
     let row = send(w.oa.get(format!("{}/v1/jobs/{id}/rows/16/pdf", w.d.api)));
     assert_eq!(row.status, 200, "{}", text(&row));
     w.validated(&row.body);
+    // The metrics say the same, and promtool accepts them.
+    let metrics = send(reqwest::blocking::Client::new().get(format!("{}/metrics", w.d.plain)));
+    let body = String::from_utf8_lossy(&metrics.body).into_owned();
+    let value = |name: &str, labels: &[String]| -> f64 {
+        body.lines()
+            .find(|l| {
+                l.starts_with(&format!("{name}{{")) && labels.iter().all(|x| l.contains(x.as_str()))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{body}"))
+    };
+    let tsa = |url: &str| format!("tsa=\"{url}\"");
+    let outcome = |o: &str| format!("outcome=\"{o}\"");
+    let failed = value("seald_tsa_requests_total", &[tsa(&dead), outcome("failed")]);
+    assert_eq!(failed, failures as f64);
+    assert_eq!(
+        value(
+            "seald_tsa_requests_total",
+            &[tsa(&first.url), outcome("answered")]
+        ),
+        a.len() as f64
+    );
+    assert_eq!(
+        value(
+            "seald_tsa_requests_total",
+            &[tsa(&second.url), outcome("answered")]
+        ),
+        b.len() as f64
+    );
+    assert!(value("seald_tsa_budget_wait_seconds_total", &[tsa(&first.url)]) > 0.0);
+    assert_eq!(value("seald_tsa_resting", &[tsa(&dead)]), 1.0);
+    assert_eq!(value("seald_tsa_resting", &[tsa(&first.url)]), 0.0);
+    let file = w.setup.dir().join("metrics.txt");
+    fs::write(&file, &metrics.body).expect("write");
+    let promtool = seald_tests::run(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("promtool check metrics < {}", file.display())),
+    );
+    assert!(
+        promtool.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&promtool.stdout),
+        String::from_utf8_lossy(&promtool.stderr)
+    );
 }
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";

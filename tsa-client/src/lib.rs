@@ -4,6 +4,7 @@
 //! checked by seald-pades before it is used.
 
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,24 @@ struct Tsa {
     pacer: Option<Pacer>,
     /// After a failure: until when it is asked only once the others have failed.
     resting_until: Mutex<Option<Instant>>,
+    answered: AtomicU64,
+    failed: AtomicU64,
+    /// Microseconds requests waited for a slot in its budget.
+    waited_us: AtomicU64,
+}
+
+/// What a TSA has done so far (for metrics).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TsaStats {
+    pub url: String,
+    /// Time-stamps it gave.
+    pub answered: u64,
+    /// Requests it failed (no answer, an error, a response that did not check out).
+    pub failed: u64,
+    /// Seconds requests waited for room in its rate budget.
+    pub waited_seconds: f64,
+    /// Asked only after the others for now, after a failure.
+    pub resting: bool,
 }
 
 impl Tsa {
@@ -97,6 +116,9 @@ impl HttpTimestamper {
                     url: a.url,
                     pacer: a.budget.map(Pacer::new),
                     resting_until: Mutex::new(None),
+                    answered: AtomicU64::new(0),
+                    failed: AtomicU64::new(0),
+                    waited_us: AtomicU64::new(0),
                 })
                 .collect(),
             roots,
@@ -104,6 +126,21 @@ impl HttpTimestamper {
             max_wait: Duration::from_secs(30),
             rest: Duration::from_secs(30),
         })
+    }
+
+    /// Each TSA's counts so far, in order of preference.
+    pub fn stats(&self) -> Vec<TsaStats> {
+        let now = Instant::now();
+        self.tsas
+            .iter()
+            .map(|t| TsaStats {
+                url: t.url.clone(),
+                answered: t.answered.load(Ordering::Relaxed),
+                failed: t.failed.load(Ordering::Relaxed),
+                waited_seconds: t.waited_us.load(Ordering::Relaxed) as f64 / 1e6,
+                resting: t.resting(now),
+            })
+            .collect()
     }
 
     /// A request waits at most `max_wait` for a slot in some TSA's budget (default 30 s);
@@ -228,18 +265,22 @@ impl Timestamper for HttpTimestamper {
         let mut tried = vec![false; self.tsas.len()];
         while let Some((i, wait)) = self.pick(&tried, Instant::now()) {
             tried[i] = true;
+            let tsa = &self.tsas[i];
             if !wait.is_zero() {
+                tsa.waited_us
+                    .fetch_add(wait.as_micros() as u64, Ordering::Relaxed);
                 std::thread::sleep(wait);
             }
-            let tsa = &self.tsas[i];
             match self.ask(&tsa.url, &request) {
                 Ok(token) => {
+                    tsa.answered.fetch_add(1, Ordering::Relaxed);
                     tsa.set_resting(None);
                     return Ok(token);
                 }
                 Err(why) => {
                     tracing::warn!(url = %tsa.url, %why, rest_seconds = self.rest.as_secs(),
                         "time-stamp authority failed; trying the next, and this one after the others for a while");
+                    tsa.failed.fetch_add(1, Ordering::Relaxed);
                     tsa.set_resting(Some(Instant::now() + self.rest));
                     failures.push(format!("{}: {why}", tsa.url));
                 }

@@ -487,6 +487,28 @@ async fn metrics(State(state): St) -> Response {
                 .set(i64::from(s == now));
         }
     }
+    if let Some(tsa) = &state.timestamper {
+        let m = &state.metrics;
+        let _one_scrape = m
+            .tsa_sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for t in tsa.stats() {
+            // The timestamper counts; the metrics catch up with it.
+            for (outcome, total) in [("answered", t.answered), ("failed", t.failed)] {
+                let c = m.tsa_requests.with_label_values(&[t.url.as_str(), outcome]);
+                c.inc_by(total.saturating_sub(c.get()));
+            }
+            let w = m.tsa_waited.with_label_values(&[t.url.as_str()]);
+            let more = t.waited_seconds - w.get();
+            if more > 0.0 {
+                w.inc_by(more);
+            }
+            m.tsa_resting
+                .with_label_values(&[t.url.as_str()])
+                .set(i64::from(t.resting));
+        }
+    }
     let admitted = state.config.limits.queue_depth - state.admission.available_permits();
     state.metrics.queue_depth.set(admitted as i64);
     state
