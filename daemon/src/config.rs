@@ -220,6 +220,9 @@ pub struct DeviceConfig {
     pub serial: Option<String>,
     /// The app loaded when the device is in firmware mode (a TKey's signer binary).
     pub app: Option<PathBuf>,
+    /// A file holding the passphrase whose BLAKE2s digest the TKey mixes into the app's key
+    /// (mode 0600, owned by seald).
+    pub uss_file: Option<PathBuf>,
     /// How long a signature waits for the touch.
     #[serde(default = "default_touch_timeout")]
     pub touch_timeout_seconds: u64,
@@ -262,6 +265,12 @@ impl DeviceConfig {
                 Some(std::fs::read(app).map_err(|e| {
                     ConfigError::new(key("app"), format!("{}: {e}", app.display()))
                 })?);
+        }
+        if let Some(f) = &self.uss_file {
+            c.uss = Some(
+                seald_firmware_bridge::uss_from_file(f)
+                    .map_err(|e| ConfigError::new(key("uss_file"), e.to_string()))?,
+            );
         }
         for (k, v) in [
             ("touch_timeout_seconds", self.touch_timeout_seconds),
@@ -516,6 +525,9 @@ impl Config {
                 fix(p);
             }
             if let Some(p) = &mut d.app {
+                fix(p);
+            }
+            if let Some(p) = &mut d.uss_file {
                 fix(p);
             }
         }
@@ -890,6 +902,11 @@ key = "audit"
                 good.clone()
                     + "[[device]]\nname = \"d\"\nprofile = \"ed25519\"\nusb = \"1207:8887\"\napp = \"missing.bin\"\n",
                 "device[0].app",
+            ),
+            (
+                good.clone()
+                    + "[[device]]\nname = \"d\"\nprofile = \"ed25519\"\nusb = \"1207:8887\"\nuss_file = \"missing.uss\"\n",
+                "device[0].uss_file",
             ),
             (
                 good.clone()

@@ -14,6 +14,36 @@ use crate::discover::{self, Selector};
 use crate::frame::Link;
 use crate::{Error, Profile};
 
+/// The user-supplied secret a TKey's firmware mixes into the app's keys: the BLAKE2s-256 of a
+/// passphrase, as the firmware's documentation asks. (Tillitis's Go client sends it shifted by
+/// one byte on Bellatrix TKeys, for compatibility with an old bug of its own; seald sends it
+/// whole, so the same passphrase gives other keys than those tools. Certify the key seald
+/// derives, with `sealctl device csr --uss-file`.)
+pub fn uss_from_passphrase(passphrase: &[u8]) -> zeroize::Zeroizing<[u8; 32]> {
+    use blake2::Digest;
+    zeroize::Zeroizing::new(blake2::Blake2s256::digest(passphrase).into())
+}
+
+/// The user-supplied secret from a file holding the passphrase (one trailing newline is not
+/// part of it).
+pub fn uss_from_file(path: &std::path::Path) -> Result<zeroize::Zeroizing<[u8; 32]>, Error> {
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(path)
+            .map_err(|e| Error::InvalidInput(format!("cannot read {}: {e}", path.display())))?,
+    );
+    let text = bytes
+        .strip_suffix(b"\n")
+        .map(|t| t.strip_suffix(b"\r").unwrap_or(t))
+        .unwrap_or(&bytes);
+    if text.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "{} holds no passphrase",
+            path.display()
+        )));
+    }
+    Ok(uss_from_passphrase(text))
+}
+
 /// How a device is used.
 #[derive(Clone)]
 pub struct DeviceConfig {

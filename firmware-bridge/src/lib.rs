@@ -27,7 +27,10 @@ pub mod port;
 pub mod proto;
 
 pub use commands::{Mode, NameVersion, Udi};
-pub use device::{Device, DeviceConfig, DeviceInfo, DeviceSigner, PublicKey, Status};
+pub use device::{
+    uss_from_file, uss_from_passphrase, Device, DeviceConfig, DeviceInfo, DeviceSigner, PublicKey,
+    Status,
+};
 pub use discover::{find, usb_ports, Found, Selector, UsbId};
 pub use frame::{Endpoint, Frame, Header, Len, Link};
 

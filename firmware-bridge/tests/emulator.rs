@@ -90,6 +90,47 @@ fn the_firmware_loads_the_signer_app_with_its_digest_and_the_signer_signs_after_
 }
 
 #[test]
+fn a_user_supplied_secret_gives_another_key_and_the_same_one_each_time() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("uss");
+    std::fs::write(&file, "correct horse battery staple\n").expect("uss");
+    let uss = seald_firmware_bridge::uss_from_file(&file).expect("uss");
+    assert_eq!(
+        *uss,
+        *seald_firmware_bridge::uss_from_passphrase(b"correct horse battery staple"),
+        "the trailing newline is not part of the passphrase"
+    );
+    std::fs::write(&file, "\n").expect("uss");
+    assert!(seald_firmware_bridge::uss_from_file(&file).is_err());
+    let key_with = |uss: Option<zeroize::Zeroizing<[u8; 32]>>| {
+        let dir = tempfile::tempdir().expect("dir");
+        let e = emulator(Profile::Ed25519, SEED, &dir);
+        let mut c = DeviceConfig::new("d", Selector::Path(e.path().to_owned()), Profile::Ed25519);
+        c.app = Some(app());
+        c.uss = uss;
+        Device::new(c).public_key().expect("key")
+    };
+    let plain = key_with(None);
+    let secret = key_with(Some(seald_firmware_bridge::uss_from_passphrase(b"s3cret")));
+    assert_ne!(plain, secret);
+    assert_eq!(
+        secret,
+        key_with(Some(seald_firmware_bridge::uss_from_passphrase(b"s3cret")))
+    );
+    // Neither the secret nor the app's bytes are printed.
+    let mut shown = DeviceConfig::new("d", Selector::Path(file), Profile::Ed25519);
+    let secret_uss = seald_firmware_bridge::uss_from_passphrase(b"s3cret");
+    let secret_hex = hex::encode(*secret_uss);
+    shown.uss = Some(secret_uss);
+    shown.app = Some(app());
+    let text = format!("{shown:?}");
+    assert!(
+        !text.contains(&secret_hex) && !text.contains("[0, 7, 14"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_p256_device_signs_sha256_digests_that_verify_and_reports_its_status() {
     let dir = tempfile::tempdir().expect("dir");
     let e = emulator(Profile::P256, SEED, &dir);

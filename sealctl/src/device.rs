@@ -40,6 +40,9 @@ struct Which {
     /// The app to load if the device is in firmware mode (a TKey's signer binary).
     #[arg(long)]
     app: Option<PathBuf>,
+    /// A file holding the passphrase for the TKey's user-supplied secret (as in seald.toml).
+    #[arg(long)]
+    uss_file: Option<PathBuf>,
     /// Seconds to wait for the touch.
     #[arg(long, default_value_t = 35)]
     touch_timeout: u64,
@@ -85,6 +88,11 @@ fn open(w: &Which) -> Result<Device, Failure> {
     let mut c = DeviceConfig::new("sealctl", selector, profile);
     if let Some(app) = &w.app {
         c.app = Some(crate::read_file(app)?);
+    }
+    if let Some(f) = &w.uss_file {
+        c.uss = Some(
+            seald_firmware_bridge::uss_from_file(f).map_err(|e| Failure::usage(e.to_string()))?,
+        );
     }
     c.touch_timeout = Duration::from_secs(w.touch_timeout.max(1));
     Ok(Device::new(c))
