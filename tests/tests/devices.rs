@@ -157,6 +157,15 @@ fn a_seal_on_a_p256_device_seals_pdfs_every_validator_accepts_and_readyz_follows
     let (mut emulator, setup) = device_setup(Profile::P256, emulator_dir.path(), None);
     let path = emulator.path().display().to_string();
     let which = ["--path", path.as_str(), "--profile", "p256"];
+    // The USB serial ports present (a pseudo-terminal is none of them).
+    let listed: Value = serde_json::from_str(&sealctl_device(&["--json", "list"])).expect("json");
+    let ports = listed.as_array().expect("a list");
+    assert!(
+        ports
+            .iter()
+            .all(|p| p["path"] != path.as_str() && p["vid"].is_string()),
+        "{listed}"
+    );
     let info: Value = serde_json::from_str(&sealctl_device(
         &[&["--json", "info"][..], &which[..]].concat(),
     ))
