@@ -215,8 +215,8 @@ impl<R: Read + Seek> Package<R> {
             .cloned()
     }
 
-    /// Where `e`'s data starts, from its local header.
-    fn data_start(&mut self, e: &Entry, limit: u64) -> Result<u64, FileError> {
+    /// Seeks to `e`'s data (past its local header), once its size is checked against `limit`.
+    fn data_start(&mut self, e: &Entry, limit: u64) -> Result<(), FileError> {
         if e.size > limit {
             return Err(too_large(format!(
                 "{} is {} MiB uncompressed, more than the {} MiB read",
@@ -243,7 +243,7 @@ impl<R: Read + Seek> Package<R> {
             return Err(invalid(format!("{} lies outside the file", e.name)));
         }
         self.input.seek(SeekFrom::Start(start)).map_err(io)?;
-        Ok(start)
+        Ok(())
     }
 
     /// A part read whole (small parts only).
@@ -282,8 +282,8 @@ enum Body<R: Read> {
 struct Bound {
     /// Bytes of the current event so far.
     run: usize,
-    /// After a `<`: the bytes that may still open a comment or CDATA section.
-    opening: Option<Vec<u8>>,
+    /// After a `<`: how many bytes may still open a comment or CDATA section, and those bytes.
+    opening: Option<(usize, [u8; 8])>,
     /// Inside a comment, CDATA section or processing instruction: its terminator and how much
     /// of it the last bytes matched.
     special: Option<(&'static [u8], usize)>,
@@ -293,8 +293,11 @@ impl Bound {
     /// How much of `term` the bytes end with after `b`, given that they ended with
     /// `term[..matched]` before it.
     fn advance(term: &[u8], matched: usize, b: u8) -> usize {
-        let mut seen = term[..matched].to_vec();
-        seen.push(b);
+        // Terminators are at most three bytes: the bytes seen are at most that too.
+        let mut seen = [0u8; 4];
+        seen[..matched].copy_from_slice(&term[..matched]);
+        seen[matched] = b;
+        let seen = &seen[..=matched];
         (0..=seen.len().min(term.len()))
             .rev()
             .find(|&k| seen.ends_with(&term[..k]))
@@ -310,9 +313,10 @@ impl Bound {
                 if self.special.is_none() {
                     self.run = 0;
                 }
-            } else if let Some(open) = self.opening.as_mut() {
-                open.push(b);
-                let o = open.as_slice();
+            } else if let Some((n, bytes)) = self.opening.as_mut() {
+                bytes[*n] = b;
+                *n += 1;
+                let o = &bytes[..*n];
                 if o == b"!--" {
                     self.special = Some((b"-->", 0));
                 } else if o == b"![CDATA[" {
@@ -328,7 +332,7 @@ impl Bound {
                 }
             } else if b == b'<' {
                 self.run = 0;
-                self.opening = Some(Vec::with_capacity(8));
+                self.opening = Some((0, [0; 8]));
             }
             if self.run > MAX_RUN {
                 return Err(format!("an XML event longer than {} KiB", MAX_RUN >> 10));
@@ -757,19 +761,6 @@ fn column_of(reference: &str) -> Option<u32> {
     any.then(|| col - 1)
 }
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// A date or time serial number as text (`YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` or `HH:MM:SS`).
 fn serial_text(v: f64, shown: Shown, date1904: bool) -> Result<String, String> {
     if !(0.0..2_958_466.0).contains(&v) {
@@ -804,11 +795,11 @@ fn serial_text(v: f64, shown: Shown, date1904: bool) -> Result<String, String> {
     if !date1904 && days == 0 {
         return Err("holds the date 0, which is no day".to_owned());
     }
-    let (y, m, d) = civil_from_days(since_epoch);
+    let date = seald_policy::limits::date_of_day(since_epoch);
     Ok(if seconds == 0 {
-        format!("{y:04}-{m:02}-{d:02}")
+        date
     } else {
-        format!("{y:04}-{m:02}-{d:02} {time}")
+        format!("{date} {time}")
     })
 }
 
@@ -1194,7 +1185,6 @@ impl<R: Read + Seek> XlsxRows<R> {
                     at()
                 )));
             }
-            header.resize(col as usize, String::new());
             header.push(name.to_owned());
         }
         Ok(XlsxRows { header, sheet })
