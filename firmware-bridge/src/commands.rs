@@ -86,6 +86,7 @@ fn expect(code: u8, len: Len, waiting_for: &'static str) -> Expect {
         len,
         within: ANSWER_TIMEOUT,
         waiting_for,
+        touch: false,
     }
 }
 
@@ -258,20 +259,19 @@ pub fn ed25519_sign<P: Port>(
         )?;
         ok_status(&f, "LOAD_DATA")?;
     }
-    let f = link
-        .exchange(
-            Endpoint::App,
-            Len::L1,
-            signer::CMD_GET_SIG,
-            &[],
-            Expect {
-                code: signer::RSP_GET_SIG,
-                len: Len::L128,
-                within: touch,
-                waiting_for: "a touch",
-            },
-        )
-        .map_err(touch_timeout(touch))?;
+    let f = link.exchange(
+        Endpoint::App,
+        Len::L1,
+        signer::CMD_GET_SIG,
+        &[],
+        Expect {
+            code: signer::RSP_GET_SIG,
+            len: Len::L128,
+            within: touch,
+            waiting_for: "a touch",
+            touch: true,
+        },
+    )?;
     // The signer answers BAD to GET_SIG only when no touch came.
     if f.payload()[0] != STATUS_OK {
         return Err(Error::TouchTimeout { after: touch });
@@ -279,16 +279,6 @@ pub fn ed25519_sign<P: Port>(
     let mut sig = [0u8; 64];
     sig.copy_from_slice(&f.payload()[1..65]);
     Ok(sig)
-}
-
-fn touch_timeout(touch: Duration) -> impl FnOnce(Error) -> Error {
-    move |e| match e {
-        Error::Timeout {
-            waiting_for: "a touch",
-            ..
-        } => Error::TouchTimeout { after: touch },
-        e => e,
-    }
 }
 
 /// The P-256 app's public key, x ‖ y (32 bytes each, big-endian).
@@ -312,20 +302,19 @@ pub fn p256_sign_digest<P: Port>(
     digest: &[u8; 32],
     touch: Duration,
 ) -> Result<[u8; 64], Error> {
-    let f = link
-        .exchange(
-            Endpoint::App,
-            Len::L128,
-            p256::CMD_SIGN_DIGEST,
-            digest,
-            Expect {
-                code: p256::RSP_SIGN_DIGEST,
-                len: Len::L128,
-                within: touch,
-                waiting_for: "a touch",
-            },
-        )
-        .map_err(touch_timeout(touch))?;
+    let f = link.exchange(
+        Endpoint::App,
+        Len::L128,
+        p256::CMD_SIGN_DIGEST,
+        digest,
+        Expect {
+            code: p256::RSP_SIGN_DIGEST,
+            len: Len::L128,
+            within: touch,
+            waiting_for: "a touch",
+            touch: true,
+        },
+    )?;
     match f.payload()[0] {
         STATUS_OK => {
             let mut sig = [0u8; 64];

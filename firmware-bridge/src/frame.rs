@@ -152,6 +152,9 @@ pub struct Expect {
     pub within: Duration,
     /// What the host waits for, named in a timeout error.
     pub waiting_for: &'static str,
+    /// The device answers only after a person touches it: no answer in time is
+    /// [`Error::TouchTimeout`].
+    pub touch: bool,
 }
 
 /// The host side of a connection to a device.
@@ -228,7 +231,7 @@ impl<P: Port> Link<P> {
         let result = self.read_response(id, endpoint, expect);
         match &result {
             Ok(_) => self.abandoned = None,
-            Err(Error::Timeout { .. }) => self.abandoned = Some(id),
+            Err(Error::Timeout { .. } | Error::TouchTimeout { .. }) => self.abandoned = Some(id),
             Err(_) => {}
         }
         if result.is_err() {
@@ -317,7 +320,13 @@ impl<P: Port> Link<P> {
         let (header, data) = loop {
             let mut first = [0u8; 1];
             let left = deadline.saturating_duration_since(Instant::now());
-            self.read_exact(&mut first, left, expect.waiting_for)?;
+            self.read_exact(&mut first, left, expect.waiting_for)
+                .map_err(|e| match e {
+                    Error::Timeout { .. } if expect.touch => Error::TouchTimeout {
+                        after: expect.within,
+                    },
+                    e => e,
+                })?;
             let header = Header::decode(first[0])?;
             let mut data = vec![0u8; header.len.bytes()];
             self.read_exact(&mut data, self.byte_timeout, "the rest of a frame")?;
@@ -424,9 +433,25 @@ mod tests {
 
     /// A port that answers from a script: what each write gets back, and silence when a
     /// script entry is None (a read times out).
+    /// A port that answers from a script: each whole command frame written gets the next
+    /// reply (None: silence, so a read times out). It moves at most `chunk` bytes per read or
+    /// write, as a slow serial line may.
     struct Scripted {
         replies: std::collections::VecDeque<Option<Vec<u8>>>,
         pending: Vec<u8>,
+        written: Vec<u8>,
+        chunk: usize,
+    }
+
+    impl Scripted {
+        fn new(replies: Vec<Option<Vec<u8>>>, chunk: usize) -> Scripted {
+            Scripted {
+                replies: replies.into(),
+                pending: Vec::new(),
+                written: Vec::new(),
+                chunk,
+            }
+        }
     }
 
     impl io::Read for Scripted {
@@ -434,7 +459,7 @@ mod tests {
             if self.pending.is_empty() {
                 return Err(io::Error::from(io::ErrorKind::TimedOut));
             }
-            let n = buf.len().min(self.pending.len());
+            let n = buf.len().min(self.pending.len()).min(self.chunk);
             buf[..n].copy_from_slice(&self.pending[..n]);
             self.pending.drain(..n);
             Ok(n)
@@ -443,12 +468,18 @@ mod tests {
 
     impl io::Write for Scripted {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if buf.first().is_some_and(|&b| Header::decode(b).is_ok()) {
-                if let Some(Some(reply)) = self.replies.pop_front() {
-                    self.pending.extend(reply);
+            let n = buf.len().min(self.chunk);
+            self.written.extend_from_slice(&buf[..n]);
+            if let Some(&first) = self.written.first() {
+                let whole = 1 + Header::decode(first).map_or(0, |h| h.len.bytes());
+                if self.written.len() >= whole {
+                    self.written.drain(..whole);
+                    if let Some(Some(reply)) = self.replies.pop_front() {
+                        self.pending.extend(reply);
+                    }
                 }
             }
-            Ok(buf.len())
+            Ok(n)
         }
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
@@ -462,6 +493,38 @@ mod tests {
         fn discard_input(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn frames_written_and_read_a_byte_at_a_time_arrive_whole() {
+        let reply = Frame::new(
+            Header {
+                id: 0,
+                endpoint: Endpoint::App,
+                nok: false,
+                len: Len::L128,
+            },
+            0x02,
+            &[7; 127],
+        )
+        .to_bytes();
+        let mut link = Link::new(Scripted::new(vec![Some(reply)], 1));
+        let f = link
+            .exchange(
+                Endpoint::App,
+                Len::L128,
+                0x01,
+                &[1; 127],
+                Expect {
+                    code: 0x02,
+                    len: Len::L128,
+                    within: Duration::from_millis(10),
+                    waiting_for: "an answer",
+                    touch: false,
+                },
+            )
+            .expect("a whole frame each way");
+        assert_eq!(f.payload(), &[7; 127][..]);
     }
 
     #[test]
@@ -481,15 +544,13 @@ mod tests {
         };
         // Command 0 gets no answer in time; its answer then comes before command 1's.
         let late_then_right = [answer(0, 0x04), answer(1, 0x06)].concat();
-        let mut link = Link::new(Scripted {
-            replies: [None, Some(late_then_right)].into(),
-            pending: Vec::new(),
-        });
+        let mut link = Link::new(Scripted::new(vec![None, Some(late_then_right)], usize::MAX));
         let expect = |code| Expect {
             code,
             len: Len::L4,
             within: Duration::from_millis(10),
             waiting_for: "an answer",
+            touch: false,
         };
         assert!(matches!(
             link.exchange(Endpoint::App, Len::L1, 0x03, &[], expect(0x04)),
@@ -500,10 +561,7 @@ mod tests {
             .expect("the right answer");
         assert_eq!((f.header.id, f.code()), (1, 0x06));
         // Any other id is still an error.
-        let mut link = Link::new(Scripted {
-            replies: [Some(answer(3, 0x04))].into(),
-            pending: Vec::new(),
-        });
+        let mut link = Link::new(Scripted::new(vec![Some(answer(3, 0x04))], usize::MAX));
         assert!(matches!(
             link.exchange(Endpoint::App, Len::L1, 0x03, &[], expect(0x04)),
             Err(Error::FrameId { sent: 0, got: 3 })
