@@ -277,17 +277,6 @@ pub fn from_pades(e: &seald_pades::Error) -> ApiError {
 
 pub fn from_sign_error(e: &seald_signer::SignError) -> ApiError {
     use seald_signer::SignErrorKind as K;
-    if let Some(seald_firmware_bridge::Error::TouchTimeout { .. }) =
-        e.backend_error()
-            .downcast_ref::<seald_firmware_bridge::Error>()
-    {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "touch_timeout",
-            "Nobody touched the signing device",
-            e.to_string(),
-        );
-    }
     match e.kind() {
         K::Unavailable => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -303,6 +292,12 @@ pub fn from_sign_error(e: &seald_signer::SignError) -> ApiError {
             e.to_string(),
         )
         .retry_after(1),
+        K::NoUserPresence => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "touch_timeout",
+            "Nobody touched the signing device",
+            e.to_string(),
+        ),
         K::Misconfigured => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "seal_misconfigured",

@@ -254,24 +254,16 @@ impl Keys {
                 let signer = DeviceSigner::new(device.clone(), chain)
                     .map_err(|e| unusable("seal_key_mismatch", e.to_string()))?;
                 // The device must hold the certified key now (and at every signature).
-                let held = device.public_key().map_err(|e| {
-                    let kind = match e {
-                        DeviceError::NoApp | DeviceError::WrongApp { .. } => {
-                            seald_signer::SignErrorKind::Misconfigured
-                        }
-                        _ => seald_signer::SignErrorKind::Unavailable,
-                    };
-                    problem::from_sign_error(&seald_signer::SignError::new(kind, e))
-                })?;
-                if held != *signer.key() {
-                    return Err(unusable(
+                signer.check_device().map_err(|e| match e {
+                    DeviceError::KeyMismatch => unusable(
                         "seal_key_mismatch",
                         format!(
                             "device '{}' holds another key than the seal's certificate",
                             seal.token
                         ),
-                    ));
-                }
+                    ),
+                    e => problem::from_sign_error(&e.into()),
+                })?;
                 Box::new(signer)
             }
             None => Box::new(

@@ -141,6 +141,13 @@ pub enum Status {
 }
 
 impl Status {
+    pub const ALL: [Status; 4] = [
+        Status::Ready,
+        Status::Busy,
+        Status::WaitingForTouch,
+        Status::Absent,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Status::Ready => "ready",
@@ -541,9 +548,14 @@ impl DeviceSigner {
         &self.device
     }
 
-    /// The key the certificate names.
-    pub fn key(&self) -> &PublicKey {
-        &self.key
+    /// Connects to the device if need be and checks it holds the key the certificate names
+    /// ([`Error::KeyMismatch`] otherwise), as every signature does too.
+    pub fn check_device(&self) -> Result<(), Error> {
+        if self.device.public_key()? == self.key {
+            Ok(())
+        } else {
+            Err(Error::KeyMismatch)
+        }
     }
 }
 
@@ -555,15 +567,20 @@ fn const_oid_ec() -> der::asn1::ObjectIdentifier {
     der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1")
 }
 
-fn kind(e: &Error) -> SignErrorKind {
-    match e {
-        Error::Absent(_)
-        | Error::Io { .. }
-        | Error::Timeout { .. }
-        | Error::TouchTimeout { .. } => SignErrorKind::Unavailable,
-        Error::Busy => SignErrorKind::Busy,
-        Error::NoApp | Error::WrongApp { .. } | Error::KeyMismatch => SignErrorKind::Misconfigured,
-        _ => SignErrorKind::Failed,
+impl From<Error> for SignError {
+    fn from(e: Error) -> SignError {
+        let kind = match e {
+            Error::Absent(_) | Error::Io { .. } | Error::Timeout { .. } => {
+                SignErrorKind::Unavailable
+            }
+            Error::TouchTimeout { .. } => SignErrorKind::NoUserPresence,
+            Error::Busy => SignErrorKind::Busy,
+            Error::NoApp | Error::WrongApp { .. } | Error::KeyMismatch => {
+                SignErrorKind::Misconfigured
+            }
+            _ => SignErrorKind::Failed,
+        };
+        SignError::new(kind, e)
     }
 }
 
@@ -579,7 +596,7 @@ impl Signer for DeviceSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
         self.device
             .sign(message, Some(&self.key))
-            .map_err(|e| SignError::new(kind(&e), e))
+            .map_err(SignError::from)
     }
 }
 

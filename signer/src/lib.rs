@@ -106,6 +106,9 @@ pub enum SignErrorKind {
     Unavailable,
     /// Every session or device is busy and none became free in time. Maps to HTTP 503.
     Busy,
+    /// The key store signs only once a person is present (touches the device), and nobody
+    /// was; asking again with someone there may succeed. Maps to HTTP 503.
+    NoUserPresence,
     /// The key cannot be used as configured (missing, wrong type, PIN rejected or locked);
     /// an operator must act.
     Misconfigured,

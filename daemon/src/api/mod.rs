@@ -424,20 +424,15 @@ async fn readyz(State(state): St) -> Response {
     (status, Json(json!({"ready": ready, "checks": checks}))).into_response()
 }
 
-/// Each serial signing device's status; an absent one is looked for (and connected) first.
-/// A device in use is not waited for.
+/// Each serial signing device's status, as `Device::check` finds it (it talks to an idle
+/// device, looks for an absent one, and does not wait for one in use).
 async fn device_statuses(state: &AppState) -> Vec<(String, DeviceStatus)> {
     let mut out = Vec::new();
     for (name, device) in state.keys.devices() {
-        let status = match device.status() {
-            s @ (DeviceStatus::Busy | DeviceStatus::WaitingForTouch) => s,
-            _ => {
-                let d = device.clone();
-                tokio::task::spawn_blocking(move || d.check())
-                    .await
-                    .unwrap_or(DeviceStatus::Absent)
-            }
-        };
+        let d = device.clone();
+        let status = tokio::task::spawn_blocking(move || d.check())
+            .await
+            .unwrap_or(DeviceStatus::Absent);
         out.push((name.clone(), status));
     }
     out
@@ -474,12 +469,7 @@ async fn metrics(State(state): St) -> Response {
     }
     for (name, device) in state.keys.devices() {
         let now = device.status();
-        for s in [
-            DeviceStatus::Ready,
-            DeviceStatus::Busy,
-            DeviceStatus::WaitingForTouch,
-            DeviceStatus::Absent,
-        ] {
+        for s in DeviceStatus::ALL {
             state
                 .metrics
                 .device_status
