@@ -1,19 +1,23 @@
-//! PKCS#10 certificate requests built with `x509-cert` and signed on the token.
+//! PKCS#10 certificate requests built with `x509-cert`, signed on the token (or, through
+//! [`signed_request`], by any key store that can sign: sealctl's serial devices).
 
 use std::str::FromStr;
 
-use const_oid::db::rfc5912::{ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, SHA_256_WITH_RSA_ENCRYPTION};
+use const_oid::db::rfc5912::{
+    ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, ECDSA_WITH_SHA_512, SHA_256_WITH_RSA_ENCRYPTION,
+};
+use const_oid::db::rfc8410::ID_ED_25519;
 use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 use der::asn1::{AnyRef, BitString};
 use der::{Encode, EncodePem};
 use seald_signer::{HashAlgorithm, SignatureAlgorithm};
-use spki::AlgorithmIdentifierOwned;
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::name::Name;
 use x509_cert::request::{CertReq, CertReqInfo, Version};
 
 use crate::error::{Error, Result};
-use crate::key::{KeyKind, PublicKey};
+use crate::key::PublicKey;
 use crate::mechanism::{self, MechanismSet};
 
 /// Parses an RFC 4514 subject such as `CN=Contract Seal,O=Example Co,C=CN`.
@@ -32,23 +36,61 @@ pub fn parse_subject(subject: &str) -> Result<Name> {
     Ok(name)
 }
 
-/// The CSR signature algorithm for a key: SHA-256 with RSA, ECDSA with the curve's hash.
-fn algorithm_for(kind: KeyKind) -> (SignatureAlgorithm, AlgorithmIdentifierOwned) {
-    let algorithm = kind.default_algorithm();
+/// The CSR signature algorithm identifier: SHA-256 with RSA, ECDSA with its hash, Ed25519.
+fn algorithm_id(algorithm: SignatureAlgorithm) -> AlgorithmIdentifierOwned {
     let oid = match algorithm {
         SignatureAlgorithm::Ecdsa {
             hash: HashAlgorithm::Sha384,
             ..
         } => ECDSA_WITH_SHA_384,
+        SignatureAlgorithm::Ecdsa {
+            hash: HashAlgorithm::Sha512,
+            ..
+        } => ECDSA_WITH_SHA_512,
         SignatureAlgorithm::Ecdsa { .. } => ECDSA_WITH_SHA_256,
+        SignatureAlgorithm::Ed25519 => ID_ED_25519,
         _ => SHA_256_WITH_RSA_ENCRYPTION,
     };
     let parameters = match algorithm {
-        // RFC 4055: sha256WithRSAEncryption carries NULL parameters; ECDSA ones carry none.
+        // RFC 4055: sha256WithRSAEncryption carries NULL parameters; ECDSA and Ed25519 none.
         SignatureAlgorithm::RsaPkcs1v15 { .. } => Some(AnyRef::NULL.into()),
         _ => None,
     };
-    (algorithm, AlgorithmIdentifierOwned { oid, parameters })
+    AlgorithmIdentifierOwned { oid, parameters }
+}
+
+fn malformed(e: der::Error) -> Error {
+    Error::Malformed {
+        what: "certificate request",
+        reason: e.to_string(),
+    }
+}
+
+/// A PKCS#10 request for `public_key` named `subject`, signed with `algorithm` by `sign`, which
+/// gets the DER to be signed and returns the signature as CMS carries it (raw for RSA and
+/// Ed25519, DER for ECDSA). Returns the PEM text.
+pub fn signed_request<E: From<Error>>(
+    subject: Name,
+    public_key: SubjectPublicKeyInfoOwned,
+    algorithm: SignatureAlgorithm,
+    sign: impl FnOnce(&[u8]) -> std::result::Result<Vec<u8>, E>,
+) -> std::result::Result<String, E> {
+    let info = CertReqInfo {
+        version: Version::V1,
+        subject,
+        public_key,
+        attributes: Default::default(),
+    };
+    let to_be_signed = info.to_der().map_err(malformed)?;
+    let signature = sign(&to_be_signed)?;
+    let request = CertReq {
+        info,
+        algorithm: algorithm_id(algorithm),
+        signature: BitString::from_bytes(&signature).map_err(malformed)?,
+    };
+    Ok(request
+        .to_pem(der::pem::LineEnding::LF)
+        .map_err(malformed)?)
 }
 
 /// Builds a CSR for `public_key` with `subject` and signs it with the private key `handle`.
@@ -61,17 +103,7 @@ pub(crate) fn build(
     subject: Name,
     mechanisms: &MechanismSet,
 ) -> Result<String> {
-    let info = CertReqInfo {
-        version: Version::V1,
-        subject,
-        public_key: public_key.to_spki()?,
-        attributes: Default::default(),
-    };
-    let to_be_signed = info.to_der().map_err(|e| Error::Malformed {
-        what: "certificate request",
-        reason: e.to_string(),
-    })?;
-    let (algorithm, algorithm_id) = algorithm_for(public_key.kind());
+    let algorithm = public_key.kind().default_algorithm();
     let plan =
         mechanism::plan(algorithm, mechanisms, &MechanismSet::default()).ok_or_else(|| {
             Error::MechanismUnsupported {
@@ -80,28 +112,16 @@ pub(crate) fn build(
                 disabled: false,
             }
         })?;
-    let raw = session
-        .sign(
-            &mechanism::mechanism(plan, algorithm),
-            handle,
-            &mechanism::input(plan, algorithm, &to_be_signed),
-        )
-        .map_err(|e| Error::call(token, e))?;
-    let signature = mechanism::output(algorithm, raw)?;
-    let request = CertReq {
-        info,
-        algorithm: algorithm_id,
-        signature: BitString::from_bytes(&signature).map_err(|e| Error::Malformed {
-            what: "certificate request",
-            reason: e.to_string(),
-        })?,
-    };
-    request
-        .to_pem(der::pem::LineEnding::LF)
-        .map_err(|e| Error::Malformed {
-            what: "certificate request",
-            reason: e.to_string(),
-        })
+    signed_request(subject, public_key.to_spki()?, algorithm, |to_be_signed| {
+        let raw = session
+            .sign(
+                &mechanism::mechanism(plan, algorithm),
+                handle,
+                &mechanism::input(plan, algorithm, to_be_signed),
+            )
+            .map_err(|e| Error::call(token, e))?;
+        mechanism::output(algorithm, raw)
+    })
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ mod pool;
 mod slot;
 
 pub use cert::Certificate;
-pub use csr::parse_subject;
+pub use csr::{parse_subject, signed_request};
 pub use error::{ckr_name, CallFailure, Error, PinRole, PinTries, Result};
 pub use key::{Curve, KeyKind, KeySelector, PublicKey};
 pub use mechanism::parse_mechanism;

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use der::{Decode, Encode, EncodePem};
+use der::{Decode, EncodePem};
 use seald_firmware_bridge::{Device, DeviceConfig, Profile, PublicKey, Selector, UsbId};
+use seald_signer::{EcCurve, HashAlgorithm, SignatureAlgorithm};
 use serde_json::json;
-use x509_cert::request::{CertReq, CertReqInfo, Version};
-use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
 use crate::Failure;
 
@@ -98,20 +98,14 @@ fn open(w: &Which) -> Result<Device, Failure> {
     Ok(Device::new(c))
 }
 
-fn key_hex(k: &PublicKey) -> String {
-    hex::encode(k.spki_bytes())
+/// The device's key as a SubjectPublicKeyInfo.
+fn spki(key: &PublicKey) -> Result<SubjectPublicKeyInfoOwned, Failure> {
+    SubjectPublicKeyInfoOwned::from_der(&key.spki_der())
+        .map_err(|e| Failure::failed(format!("the device's key: {e}")))
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+fn key_hex(k: &PublicKey) -> String {
+    hex::encode(k.spki_bytes())
 }
 
 pub fn run(args: DeviceArgs) -> Result<(), Failure> {
@@ -185,7 +179,12 @@ pub fn run(args: DeviceArgs) -> Result<(), Failure> {
             if j {
                 println!("{}", json!({"public_key": key_hex(&key)}));
             } else {
-                print!("{}", pem("PUBLIC KEY", &key.spki_der()));
+                print!(
+                    "{}",
+                    spki(&key)?
+                        .to_pem(der::pem::LineEnding::LF)
+                        .map_err(|e| Failure::failed(e.to_string()))?
+                );
             }
         }
         DeviceCommand::Csr {
@@ -197,36 +196,17 @@ pub fn run(args: DeviceArgs) -> Result<(), Failure> {
                 seald_pkcs11::parse_subject(&subject).map_err(|e| Failure::usage(e.to_string()))?;
             let d = open(&which)?;
             let key = d.public_key().map_err(failed)?;
-            let spki = SubjectPublicKeyInfoOwned::from_der(&key.spki_der())
-                .map_err(|e| Failure::failed(format!("the device's key: {e}")))?;
-            let info = CertReqInfo {
-                version: Version::V1,
-                subject,
-                public_key: spki,
-                attributes: Default::default(),
-            };
-            let tbs = info
-                .to_der()
-                .map_err(|e| Failure::failed(format!("the request: {e}")))?;
-            eprintln!("touch the device to sign the request…");
-            let signature = d.sign(&tbs, Some(&key)).map_err(failed)?;
-            let oid = match key {
-                // ecdsa-with-SHA256, id-Ed25519: no parameters.
-                PublicKey::P256(_) => "1.2.840.10045.4.3.2",
-                PublicKey::Ed25519(_) => "1.3.101.112",
-            };
-            let request = CertReq {
-                info,
-                algorithm: AlgorithmIdentifierOwned {
-                    oid: der::asn1::ObjectIdentifier::new_unwrap(oid),
-                    parameters: None,
+            let algorithm = match key {
+                PublicKey::P256(_) => SignatureAlgorithm::Ecdsa {
+                    curve: EcCurve::P256,
+                    hash: HashAlgorithm::Sha256,
                 },
-                signature: der::asn1::BitString::from_bytes(&signature)
-                    .map_err(|e| Failure::failed(e.to_string()))?,
+                PublicKey::Ed25519(_) => SignatureAlgorithm::Ed25519,
             };
-            let text = request
-                .to_pem(der::pem::LineEnding::LF)
-                .map_err(|e| Failure::failed(e.to_string()))?;
+            eprintln!("touch the device to sign the request…");
+            let text = seald_pkcs11::signed_request(subject, spki(&key)?, algorithm, |tbs| {
+                d.sign(tbs, Some(&key)).map_err(failed)
+            })?;
             match out {
                 Some(path) => std::fs::write(&path, text).map_err(|e| {
                     Failure::failed(format!("cannot write {}: {e}", path.display()))
