@@ -21,6 +21,7 @@ mod mechanism;
 mod module;
 mod pin;
 mod pool;
+mod queue;
 mod slot;
 
 pub use cert::Certificate;

@@ -30,6 +30,7 @@ use crate::key::{self, KeyKind, KeySelector, PublicKey};
 use crate::mechanism::{self, MechanismSet};
 use crate::module::{Access, Module};
 use crate::pin::Pin;
+use crate::queue::{Dispatch, Queue};
 use crate::slot::TokenSelector;
 
 /// Pool settings.
@@ -125,7 +126,12 @@ struct Shared {
     signatures: AtomicU64,
     failures: AtomicU64,
     reconnections: AtomicU64,
+    /// Signature requests on their way to the signing threads.
+    signing: Arc<SignQueue>,
 }
+
+/// A signature request handed to a signing thread: the key and the message.
+type SignQueue = Queue<(Arc<KeySpec>, Vec<u8>), Result<Vec<u8>>>;
 
 struct State {
     health: Health,
@@ -313,6 +319,7 @@ impl TokenPool {
             signatures: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             reconnections: AtomicU64::new(0),
+            signing: Arc::new(Queue::new(config.max_sessions)),
         });
         TokenPool { shared }
     }
@@ -370,12 +377,14 @@ impl TokenPool {
         }
         Ok(PoolKey {
             pool: self.clone(),
-            selector,
+            spec: Arc::new(KeySpec {
+                selector,
+                algorithm,
+                public_key,
+            }),
             label: info.label,
             id: info.id,
             kind: info.kind,
-            algorithm,
-            public_key: Arc::new(public_key),
             chain: chain.iter().map(|c| c.der().to_vec()).collect(),
         })
     }
@@ -842,7 +851,7 @@ impl Shared {
 
     /// Finds `key` on the token (once per connection; the handle is cached) and checks it is
     /// still the key the seal was loaded with.
-    fn find_key(&self, session: &Session, generation: u64, key: &PoolKey) -> Result<ObjectHandle> {
+    fn find_key(&self, session: &Session, generation: u64, key: &KeySpec) -> Result<ObjectHandle> {
         let info = key::find_private_key(session, &self.token, &key.selector)?;
         let public_key = key::find_public_key(session, &self.token, &info.id, &info.label)?
             .ok_or_else(|| Error::KeyNotFound {
@@ -850,7 +859,7 @@ impl Shared {
                 key: key.selector.clone(),
                 what: "public key for the private key",
             })?;
-        let same = public_key == *key.public_key;
+        let same = public_key == key.public_key;
         let mut state = lock(&self.state);
         // Only into the connection the handle was found in.
         if state.generation == generation {
@@ -866,7 +875,7 @@ impl Shared {
         Ok(info.handle)
     }
 
-    fn key_changed(&self, key: &PoolKey) -> Error {
+    fn key_changed(&self, key: &KeySpec) -> Error {
         Error::KeyUnusable {
             token: self.token.clone(),
             key: key.selector.clone(),
@@ -875,12 +884,12 @@ impl Shared {
         }
     }
 
-    fn sign(self: &Arc<Self>, key: &PoolKey, message: &[u8]) -> Result<Vec<u8>> {
+    fn sign(self: &Arc<Self>, key: &KeySpec, message: &[u8]) -> Result<Vec<u8>> {
         let prepare = |conn: &Conn| {
             let cached = conn
                 .keys
                 .get(&key.selector)
-                .map(|(handle, public_key)| (*handle, *public_key == *key.public_key));
+                .map(|(handle, public_key)| (*handle, *public_key == key.public_key));
             let plan = mechanism::plan(key.algorithm, &conn.mechanisms, &self.disabled);
             (cached, plan)
         };
@@ -906,6 +915,48 @@ impl Shared {
             Err(_) => self.failures.fetch_add(1, Ordering::Relaxed),
         };
         result
+    }
+
+    /// Starts the signing threads, one per session. Each holds the pool only while it
+    /// signs, so dropping the pool ends them. Fails only if none could be started (the next
+    /// queued request tries again).
+    fn spawn_signers(self: &Arc<Self>) -> std::io::Result<()> {
+        let mut started = 0;
+        let mut failure = None;
+        for _ in 0..self.signing.threads() {
+            let queue = self.signing.clone();
+            let pool = Arc::downgrade(self);
+            let spawned = std::thread::Builder::new()
+                .name("seald-signer".to_owned())
+                .spawn(move || {
+                    queue.serve(|(key, message): (Arc<KeySpec>, Vec<u8>)| {
+                        let Some(shared) = pool.upgrade() else {
+                            return Err(Error::TaskFailed("the token pool was closed".to_owned()));
+                        };
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            shared.sign(&key, &message)
+                        }))
+                        .unwrap_or_else(|_| {
+                            Err(Error::TaskFailed("the token call panicked".to_owned()))
+                        })
+                    })
+                });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(error) => failure = Some(error),
+            }
+        }
+        match failure {
+            Some(error) if started == 0 => {
+                self.signing.threads_failed();
+                Err(error)
+            }
+            Some(error) => {
+                tracing::warn!(token = %self.token, %error, started, "not every signing thread could be started");
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     /// Starts the background reconnection thread unless it runs already.
@@ -982,6 +1033,7 @@ fn reconnect_in_background(weak: Weak<Shared>, stop: Arc<(Mutex<bool>, Condvar)>
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        self.signing.close();
         let (stopped, signal) = &*self.stop;
         *lock(stopped) = true;
         signal.notify_all();
@@ -1027,13 +1079,19 @@ impl Drop for Lease<'_> {
 #[derive(Clone)]
 pub struct PoolKey {
     pool: TokenPool,
-    selector: KeySelector,
+    spec: Arc<KeySpec>,
     label: String,
     id: Vec<u8>,
     kind: KeyKind,
-    algorithm: SignatureAlgorithm,
-    public_key: Arc<PublicKey>,
     chain: Vec<Vec<u8>>,
+}
+
+/// What a signing thread needs of a key: how to find it, that it is still the same key, and
+/// the algorithm to sign with.
+struct KeySpec {
+    selector: KeySelector,
+    algorithm: SignatureAlgorithm,
+    public_key: PublicKey,
 }
 
 impl fmt::Debug for PoolKey {
@@ -1042,7 +1100,7 @@ impl fmt::Debug for PoolKey {
             .field("token", &self.pool.shared.token)
             .field("label", &self.label)
             .field("kind", &self.kind)
-            .field("algorithm", &self.algorithm)
+            .field("algorithm", &self.spec.algorithm)
             .finish_non_exhaustive()
     }
 }
@@ -1061,7 +1119,7 @@ impl PoolKey {
     }
 
     pub fn public_key(&self) -> &PublicKey {
-        &self.public_key
+        &self.spec.public_key
     }
 
     /// This key with `chain` (leaf first, DER) as its certificate chain instead of what the
@@ -1070,7 +1128,7 @@ impl PoolKey {
         use der::Decode;
         let unusable = |reason: String| Error::KeyUnusable {
             token: self.pool.shared.token.clone(),
-            key: self.selector.clone(),
+            key: self.spec.selector.clone(),
             reason,
         };
         let leaf = chain
@@ -1079,7 +1137,7 @@ impl PoolKey {
         let cert = x509_cert::Certificate::from_der(leaf)
             .map_err(|e| unusable(format!("its certificate is not DER: {e}")))?;
         let key = PublicKey::from_spki(&cert.tbs_certificate.subject_public_key_info)?;
-        if key != *self.public_key {
+        if key != self.spec.public_key {
             return Err(unusable(
                 "the certificate is for another key than the one on the token".to_owned(),
             ));
@@ -1088,9 +1146,40 @@ impl PoolKey {
         Ok(self)
     }
 
-    /// Signs on the calling thread (it blocks on the token).
+    /// Signs on the calling thread, or hands the call to the pool's signing threads if
+    /// every session is busy (see `queue`); blocks until the signature is back.
     pub fn sign_blocking(&self, message: &[u8]) -> Result<Vec<u8>> {
-        self.pool.shared.sign(self, message)
+        let shared = &self.pool.shared;
+        let (pending, must_wait, start_threads) = match shared
+            .signing
+            .submit(|| (self.spec.clone(), message.to_vec()))
+        {
+            Dispatch::Inline(_running) => return shared.sign(&self.spec, message),
+            Dispatch::Queued {
+                pending,
+                must_wait,
+                start_threads,
+            } => (pending, must_wait, start_threads),
+        };
+        let started = if start_threads {
+            shared.spawn_signers()
+        } else {
+            Ok(())
+        };
+        let deadline =
+            (must_wait || started.is_err()).then(|| after(shared.config.acquire_timeout));
+        pending.wait(deadline).unwrap_or_else(|| {
+            Err(match started {
+                Ok(()) => Error::PoolBusy {
+                    token: shared.token.clone(),
+                    sessions: shared.config.max_sessions,
+                    waited: shared.config.acquire_timeout,
+                },
+                Err(error) => {
+                    Error::TaskFailed(format!("cannot start the token's signing threads: {error}"))
+                }
+            })
+        })
     }
 
     /// Signs on tokio's blocking pool, never on the async reactor.
@@ -1104,7 +1193,7 @@ impl PoolKey {
 
 impl Signer for PoolKey {
     fn algorithm(&self) -> SignatureAlgorithm {
-        self.algorithm
+        self.spec.algorithm
     }
 
     fn certificate_chain(&self) -> &[Vec<u8>] {
