@@ -22,7 +22,7 @@ struct Options {
     python: Option<PathBuf>,
     rows: u32,
     sessions: usize,
-    /// `[jobs] concurrency`; default 4 × sessions.
+    /// `[jobs] concurrency`; default 24 × sessions.
     concurrency: Option<usize>,
     min_ratio: f64,
 }
@@ -104,7 +104,7 @@ pub fn run(args: Vec<String>) {
     let setup = Setup::with_sessions(
         &format!(
             "[jobs]\nconcurrency = {}\nmax_rows = 1000000\n",
-            o.concurrency.unwrap_or(o.sessions * 4)
+            o.concurrency.unwrap_or(o.sessions * 24)
         ),
         o.sessions,
     );

@@ -1,6 +1,7 @@
 //! The audit log in the running daemon: one writer task appends records (with the changes
 //! they record) in group-committed batches, in arrival order; callers wait until their
-//! record is durable. A checkpointer signs the chain head with the audit key periodically and
+//! record is durable. A record that points into a job's output file commits only after a
+//! flush of that file begun after its bytes were written: one flush per file and batch. A checkpointer signs the chain head with the audit key periodically and
 //! at shutdown.
 
 use std::sync::Arc;
@@ -9,16 +10,26 @@ use std::time::Duration;
 use seald_audit::{Checkpoint, Entry, Record};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::outputs::OutputFile;
 use crate::registry::Keys;
 use crate::store::{Append, Change, Store, StoreError};
 
 /// Records written in one transaction at most.
 const MAX_BATCH: usize = 256;
+/// How long a batch holding job rows waits for more records, and for how many.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
+const LINGER_UNTIL: usize = 8;
 
 enum Message {
-    Append(Box<Append>, oneshot::Sender<Result<Record, StoreError>>),
+    Append(Item, oneshot::Sender<Result<Record, StoreError>>),
     /// Everything sent before is written; then the writer stops.
     Close(oneshot::Sender<()>),
+}
+
+/// A record to append, and the output file to flush before it commits.
+struct Item {
+    append: Box<Append>,
+    flush: Option<Arc<OutputFile>>,
 }
 
 #[derive(Clone)]
@@ -41,9 +52,33 @@ impl AuditLog {
 
     /// Appends `entry` with `change`; returns once both are committed.
     pub async fn append(&self, entry: Entry, change: Change) -> Result<Record, StoreError> {
+        self.send(entry, change, None).await
+    }
+
+    /// Like [`AuditLog::append`], for a change that points at bytes written (not yet
+    /// flushed) to `file`: the writer flushes the file before the record commits.
+    pub async fn append_after_flush(
+        &self,
+        entry: Entry,
+        change: Change,
+        file: Arc<OutputFile>,
+    ) -> Result<Record, StoreError> {
+        self.send(entry, change, Some(file)).await
+    }
+
+    async fn send(
+        &self,
+        entry: Entry,
+        change: Change,
+        flush: Option<Arc<OutputFile>>,
+    ) -> Result<Record, StoreError> {
         let (reply, wait) = oneshot::channel();
+        let item = Item {
+            append: Box::new(Append { entry, change }),
+            flush,
+        };
         self.tx
-            .send(Message::Append(Box::new(Append { entry, change }), reply))
+            .send(Message::Append(item, reply))
             .await
             .map_err(|_| StoreError::Unavailable("the audit log is closed".to_owned()))?;
         wait.await
@@ -63,13 +98,13 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>) {
     let mut closing = None;
     while closing.is_none() {
         let Some(first) = rx.recv().await else { break };
-        let mut batch = Vec::new();
+        let mut items = Vec::new();
         let mut replies = Vec::new();
         let mut next = Some(first);
         while let Some(m) = next.take() {
             match m {
                 Message::Append(item, reply) => {
-                    batch.push(*item);
+                    items.push(item);
                     replies.push(reply);
                 }
                 Message::Close(done) => closing = Some(done),
@@ -78,6 +113,29 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>) {
                 next = rx.try_recv().ok();
             }
         }
+        // Job rows come steadily: wait a little for more, so that one flush and one commit
+        // serve several of them.
+        if closing.is_none() && items.iter().any(|i| i.flush.is_some()) {
+            let deadline = tokio::time::Instant::now() + LINGER;
+            while items.len() < LINGER_UNTIL {
+                let m = tokio::select! {
+                    m = rx.recv() => m,
+                    _ = tokio::time::sleep_until(deadline) => break,
+                };
+                match m {
+                    Some(Message::Append(item, reply)) => {
+                        items.push(item);
+                        replies.push(reply);
+                    }
+                    Some(Message::Close(done)) => {
+                        closing = Some(done);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+        let (batch, replies) = flush_outputs(items, replies).await;
         if batch.is_empty() {
             continue;
         }
@@ -98,6 +156,56 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>) {
     if let Some(done) = closing {
         let _ = done.send(());
     }
+}
+
+type Reply = oneshot::Sender<Result<Record, StoreError>>;
+
+/// Flushes the output files `items` point into, once each; the items whose file could not
+/// be flushed are answered with the error and left out of the batch.
+async fn flush_outputs(items: Vec<Item>, replies: Vec<Reply>) -> (Vec<Append>, Vec<Reply>) {
+    let mut files: Vec<Arc<OutputFile>> = Vec::new();
+    for file in items.iter().filter_map(|i| i.flush.as_ref()) {
+        if !files.iter().any(|f| Arc::ptr_eq(f, file)) {
+            files.push(file.clone());
+        }
+    }
+    let mut failed: Vec<(Arc<OutputFile>, String)> = Vec::new();
+    if !files.is_empty() {
+        let flushed = tokio::task::spawn_blocking(move || {
+            files
+                .into_iter()
+                .filter_map(|f| f.flush().err().map(|e| (f, e.to_string())))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        failed = flushed.unwrap_or_else(|join| {
+            // Nothing is known to be flushed: every such record waits for the next runner.
+            items
+                .iter()
+                .filter_map(|i| i.flush.clone())
+                .map(|f| (f, join.to_string()))
+                .collect()
+        });
+    }
+    let mut batch = Vec::with_capacity(items.len());
+    let mut kept = Vec::with_capacity(items.len());
+    for (item, reply) in items.into_iter().zip(replies) {
+        let failure = item
+            .flush
+            .as_ref()
+            .and_then(|f| failed.iter().find(|(g, _)| Arc::ptr_eq(f, g)));
+        match failure {
+            Some((_, e)) => {
+                let e = format!("cannot flush the job's output file: {e}");
+                let _ = reply.send(Err(StoreError::Unavailable(e)));
+            }
+            None => {
+                batch.push(*item.append);
+                kept.push(reply);
+            }
+        }
+    }
+    (batch, kept)
 }
 
 /// Signs the chain head with the audit key.
@@ -166,5 +274,78 @@ impl Checkpointer {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use seald_audit::Decision;
+
+    fn item(
+        n: u32,
+        flush: Option<&Arc<OutputFile>>,
+    ) -> (Item, Reply, oneshot::Receiver<Result<Record, StoreError>>) {
+        let entry = Entry {
+            time: "2026-12-05T00:00:00.000Z".to_owned(),
+            principal: "job".to_owned(),
+            action: "sign".to_owned(),
+            seal: None,
+            document_id: None,
+            input_sha256: None,
+            output_sha256: None,
+            decision: Decision::Allowed,
+            reason: None,
+            request_id: format!("r{n}"),
+            detail: None,
+        };
+        let (reply, wait) = oneshot::channel();
+        let item = Item {
+            append: Box::new(Append {
+                entry,
+                change: Change::None,
+            }),
+            flush: flush.cloned(),
+        };
+        (item, reply, wait)
+    }
+
+    #[tokio::test]
+    async fn a_batch_flushes_each_output_file_once_and_leaves_out_the_rows_of_a_file_that_failed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let good = Arc::new(OutputFile::open(&dir.path().join("a/outputs.pdfs")).expect("open"));
+        let bad = Arc::new(OutputFile::open(&dir.path().join("b/outputs.pdfs")).expect("open"));
+        for f in [&good, &bad] {
+            f.write(b"%PDF-row").expect("write");
+        }
+        bad.fail_flushes();
+        let (mut items, mut replies, mut waits) = (Vec::new(), Vec::new(), Vec::new());
+        for (n, file) in [
+            (1, Some(&good)),
+            (2, Some(&bad)),
+            (3, None),
+            (4, Some(&good)),
+            (5, Some(&good)),
+        ] {
+            let (i, r, w) = item(n, file);
+            items.push(i);
+            replies.push(r);
+            waits.push(w);
+        }
+        let (batch, kept) = flush_outputs(items, replies).await;
+        assert_eq!(
+            good.flushes(),
+            1,
+            "one flush for the three rows of one file"
+        );
+        let ids: Vec<_> = batch.iter().map(|a| a.entry.request_id.as_str()).collect();
+        assert_eq!(ids, ["r1", "r3", "r4", "r5"]);
+        assert_eq!(kept.len(), 4);
+        // The row whose bytes are not known to be on disk is answered at once, and not kept.
+        let refused = waits.remove(1).await.expect("answered");
+        match refused {
+            Err(StoreError::Unavailable(m)) => assert!(m.contains("flush"), "{m}"),
+            other => panic!("expected a flush failure, got {other:?}"),
+        }
     }
 }

@@ -86,7 +86,7 @@ impl Default for JobsConfig {
             font: PathBuf::from("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
             font_index: 0,
             max_rows: 100_000,
-            concurrency: 8,
+            concurrency: 24,
             keep_finished_seconds: 30 * 86_400,
             tsa_retry_seconds: 5,
             webhook_secret_file: None,

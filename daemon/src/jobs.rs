@@ -648,7 +648,8 @@ async fn seal_row(
                 "cannot open the job's output file: {e}"
             )))
         })?;
-        let extent = outputs.append(&signed).map_err(|e| {
+        // Flushed by the audit writer, once for all the rows of its batch.
+        let extent = outputs.write(&signed).map_err(|e| {
             failed(ApiError::internal(format!(
                 "cannot write the job's output file: {e}"
             )))
@@ -658,10 +659,10 @@ async fn seal_row(
             consumption,
             filled_sha,
             spool::sha256(&signed),
-            extent,
+            (outputs, extent),
         ))
     });
-    let (permit, consumption, filled_sha, output_sha, extent) = match work.await {
+    let (permit, consumption, filled_sha, output_sha, (outputs, extent)) = match work.await {
         Ok(done) => done?,
         Err(join) => return Err(failed(ApiError::internal(join.to_string()))),
     };
@@ -693,7 +694,7 @@ async fn seal_row(
         Some(c) => Change::Many(vec![sealed, Change::ConsumeLimits(Box::new(c))]),
         None => sealed,
     };
-    match state.audit.append(e, change).await {
+    match state.audit.append_after_flush(e, change, outputs).await {
         Ok(record) => {
             state.metrics.audit_head.set(record.seq as i64);
             let seal = template.auto_sign_seal().unwrap_or_default();

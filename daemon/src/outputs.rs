@@ -4,9 +4,10 @@
 //! One file, not one per row: creating tens of thousands of files (an inode and a directory
 //! entry each, both to be flushed) cost more than sealing them. Appends are positioned
 //! writes at offsets handed out in order, then flushed (`fdatasync`) before the row's record
-//! commits, so a sealed row's bytes are on disk. Flushes are group commits: a row whose
-//! write completed before a flush began is covered by it, so rows written at the same time
-//! share one `fdatasync` instead of one each. Bytes a row wrote without its record committing (a crash between
+//! commits, so a sealed row's bytes are on disk. The audit writer flushes once for each batch
+//! of records it commits (`AuditLog::append_after_flush`), so the rows of one batch share one
+//! `fdatasync`. Flushes are group commits too: a write completed before a flush began is
+//! covered by it. Bytes a row wrote without its record committing (a crash between
 //! the two) are never pointed at: the row stays pending and is written again further on.
 
 use std::collections::HashMap;
@@ -82,7 +83,25 @@ impl OutputFile {
     }
 
     /// Appends `bytes` and flushes them to stable storage (blocking).
+    #[cfg(test)]
     pub fn append(&self, bytes: &[u8]) -> std::io::Result<Extent> {
+        let extent = self.write(bytes)?;
+        self.flush()?;
+        Ok(extent)
+    }
+
+    /// Writes `bytes` after everything appended so far, without flushing them: the record
+    /// that points at them must wait for a [`OutputFile::flush`] that begins after this
+    /// returns (the audit writer makes one per batch of records).
+    pub fn write(&self, bytes: &[u8]) -> std::io::Result<Extent> {
+        if self
+            .flush
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .failed
+        {
+            return Err(failed_before());
+        }
         let length = bytes.len() as u64;
         let offset = {
             let mut end = self.end.lock().unwrap_or_else(PoisonError::into_inner);
@@ -91,21 +110,18 @@ impl OutputFile {
             at
         };
         self.file.write_all_at(bytes, offset)?;
-        self.flush()?;
         Ok(Extent { offset, length })
     }
 
     /// Returns once every write completed before this call is on stable storage: by a flush
     /// of its own, or by one that began after those writes (some other row's).
-    fn flush(&self) -> std::io::Result<()> {
+    pub fn flush(&self) -> std::io::Result<()> {
         let mut f = self.flush.lock().unwrap_or_else(PoisonError::into_inner);
         f.issued += 1;
         let ticket = f.issued;
         loop {
             if f.failed {
-                return Err(std::io::Error::other(
-                    "an earlier flush of this output file failed",
-                ));
+                return Err(failed_before());
             }
             if f.durable >= ticket {
                 return Ok(());
@@ -130,6 +146,30 @@ impl OutputFile {
         self.flushed.notify_all();
         synced
     }
+}
+
+impl OutputFile {
+    /// Flushes started so far (for tests of who flushes how often).
+    #[cfg(test)]
+    pub fn flushes(&self) -> u64 {
+        self.flush
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .durable
+    }
+
+    /// Makes every later flush fail, as after a write-back error.
+    #[cfg(test)]
+    pub fn fail_flushes(&self) {
+        self.flush
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .failed = true;
+    }
+}
+
+fn failed_before() -> std::io::Error {
+    std::io::Error::other("an earlier flush of this output file failed")
 }
 
 /// Reads a sealed row's output back and checks it against the SHA-256 its row recorded
