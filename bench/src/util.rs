@@ -136,3 +136,21 @@ pub fn peak_rss_kib(pid: &str) -> u64 {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
+
+/// Whether a throughput budget against bare `C_Sign` is judged with `sessions` sessions of an
+/// in-process software token. Only while the bare loop leaves a core free: once bare
+/// `C_Sign` alone keeps every core busy, the token's "rate" is the whole machine, and any
+/// cycle spent on TLS, PDF work or the audit log comes off it whatever seald does. On a
+/// hardware token `C_Sign` runs off the host's cores and the one-session figure is the one
+/// that says how much seald adds.
+pub fn judged(sessions: usize) -> bool {
+    sessions < std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Why a figure with `sessions` sessions is reported but not judged.
+pub fn not_judged(sessions: usize) -> String {
+    format!(
+        "{sessions} session(s): reported, not judged: bare C_Sign with {sessions} session(s) keeps all {} cores of this host busy by itself (SoftHSM2 signs on the host's CPU)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    )
+}

@@ -423,6 +423,9 @@ async fn run(state: &Arc<AppState>, id: &str) -> Result<(), ApiError> {
         let mut after = 0u64;
         let mut page = std::collections::VecDeque::new();
         let mut exhausted = false;
+        // The next page is read while the rows of this one still run, so that the token
+        // does not wait for the store every PAGE rows.
+        let mut next_page: Option<tokio::task::JoinHandle<Result<Vec<JobRow>, StoreError>>> = None;
         let mut under_way = FuturesUnordered::new();
         let mut halt: Option<Halt> = None;
         let mut refusal: Option<ApiError> = None;
@@ -434,11 +437,21 @@ async fn run(state: &Arc<AppState>, id: &str) -> Result<(), ApiError> {
                 if under_way.len() >= concurrency {
                     break;
                 }
-                if page.is_empty() && !exhausted {
-                    let read = state
-                        .store
-                        .job_rows(id, Some(JobRowStatus::Pending), after, PAGE)
-                        .await;
+                if page.len() <= concurrency && !exhausted && next_page.is_none() {
+                    let (st, job) = (state.clone(), id.to_owned());
+                    next_page = Some(tokio::spawn(async move {
+                        st.store
+                            .job_rows(&job, Some(JobRowStatus::Pending), after, PAGE)
+                            .await
+                    }));
+                }
+                if page.is_empty() {
+                    let Some(reading) = next_page.take() else {
+                        break;
+                    };
+                    let read = reading
+                        .await
+                        .unwrap_or_else(|e| Err(StoreError::Unavailable(e.to_string())));
                     // No `?` while rows are under way: they are drained first, so none goes
                     // on signing and writing without a runner.
                     let rows = match read {
