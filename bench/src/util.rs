@@ -69,9 +69,15 @@ where
     }
 }
 
+/// The median; of an even count, the mean of the two middle values.
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    let n = values.len();
+    if n % 2 == 0 {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    } else {
+        values[n / 2]
+    }
 }
 
 /// The bare token: `cryptoki` on the same (already initialized) library, for the `C_Sign`
@@ -144,13 +150,17 @@ pub fn peak_rss_kib(pid: &str) -> u64 {
 /// hardware token `C_Sign` runs off the host's cores and the one-session figure is the one
 /// that says how much seald adds.
 pub fn judged(sessions: usize) -> bool {
-    sessions < std::thread::available_parallelism().map_or(1, |n| n.get())
+    // A host whose cores cannot be counted is judged rather than excused.
+    match std::thread::available_parallelism() {
+        Ok(cores) => sessions < cores.get(),
+        Err(_) => true,
+    }
 }
 
 /// Why a figure with `sessions` sessions is reported but not judged.
 pub fn not_judged(sessions: usize) -> String {
     format!(
         "{sessions} session(s): reported, not judged: bare C_Sign with {sessions} session(s) keeps all {} cores of this host busy by itself (SoftHSM2 signs on the host's CPU)",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     )
 }

@@ -1,7 +1,7 @@
 //! The audit log in the running daemon: one writer task appends records (with the changes
-//! they record) in group-committed batches, in arrival order; callers wait until their
-//! record is durable. A record that points into a job's output file commits only after a
-//! flush of that file begun after its bytes were written: one flush per file and batch. A checkpointer signs the chain head with the audit key periodically and
+//! they record) in group-committed batches, in arrival order; callers wait until their record
+//! is durable. A record that points into a job's output file commits only after a flush of
+//! that file begun after its bytes were written: one flush per file and batch. A checkpointer signs the chain head with the audit key periodically and
 //! at shutdown.
 
 use std::sync::Arc;
@@ -16,7 +16,8 @@ use crate::store::{Append, Change, Store, StoreError};
 
 /// Records written in one transaction at most.
 const MAX_BATCH: usize = 256;
-/// How long a batch holding job rows waits for more records, and for how many.
+/// How long a batch holding job rows waits for more records, and until it holds how many
+/// (of any kind).
 const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 const LINGER_UNTIL: usize = 8;
 
@@ -30,6 +31,8 @@ enum Message {
 struct Item {
     append: Box<Append>,
     flush: Option<Arc<OutputFile>>,
+    /// The address of `flush`'s file once the writer has taken it (to match flush errors).
+    file: Option<usize>,
 }
 
 #[derive(Clone)]
@@ -76,6 +79,7 @@ impl AuditLog {
         let item = Item {
             append: Box::new(Append { entry, change }),
             flush,
+            file: None,
         };
         self.tx
             .send(Message::Append(item, reply))
@@ -161,39 +165,46 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>) {
 type Reply = oneshot::Sender<Result<Record, StoreError>>;
 
 /// Flushes the output files `items` point into, once each; the items whose file could not
-/// be flushed are answered with the error and left out of the batch.
+/// be flushed are answered with the error and left out of the batch. No reference to a file
+/// is kept past its flush: a runner that ends closes its file only if nothing else holds it.
 async fn flush_outputs(items: Vec<Item>, replies: Vec<Reply>) -> (Vec<Append>, Vec<Reply>) {
+    let mut items = items;
     let mut files: Vec<Arc<OutputFile>> = Vec::new();
-    for file in items.iter().filter_map(|i| i.flush.as_ref()) {
-        if !files.iter().any(|f| Arc::ptr_eq(f, file)) {
-            files.push(file.clone());
+    for item in &mut items {
+        if let Some(file) = item.flush.take() {
+            item.file = Some(Arc::as_ptr(&file) as usize);
+            if !files.iter().any(|f| Arc::ptr_eq(f, &file)) {
+                files.push(file);
+            }
         }
     }
-    let mut failed: Vec<(Arc<OutputFile>, String)> = Vec::new();
+    // The files that failed, by address, with the error.
+    let mut failed: Vec<(usize, String)> = Vec::new();
     if !files.is_empty() {
+        let addresses: Vec<usize> = files.iter().map(|f| Arc::as_ptr(f) as usize).collect();
         let flushed = tokio::task::spawn_blocking(move || {
             files
                 .into_iter()
-                .filter_map(|f| f.flush().err().map(|e| (f, e.to_string())))
+                .filter_map(|f| {
+                    f.flush()
+                        .err()
+                        .map(|e| (Arc::as_ptr(&f) as usize, e.to_string()))
+                })
                 .collect::<Vec<_>>()
         })
         .await;
+        // A flush that did not finish vouches for nothing.
         failed = flushed.unwrap_or_else(|join| {
-            // Nothing is known to be flushed: every such record waits for the next runner.
-            items
-                .iter()
-                .filter_map(|i| i.flush.clone())
-                .map(|f| (f, join.to_string()))
+            addresses
+                .into_iter()
+                .map(|a| (a, join.to_string()))
                 .collect()
         });
     }
     let mut batch = Vec::with_capacity(items.len());
     let mut kept = Vec::with_capacity(items.len());
     for (item, reply) in items.into_iter().zip(replies) {
-        let failure = item
-            .flush
-            .as_ref()
-            .and_then(|f| failed.iter().find(|(g, _)| Arc::ptr_eq(f, g)));
+        let failure = item.file.and_then(|a| failed.iter().find(|(b, _)| *b == a));
         match failure {
             Some((_, e)) => {
                 let e = format!("cannot flush the job's output file: {e}");
@@ -306,6 +317,7 @@ mod tests {
                 change: Change::None,
             }),
             flush: flush.cloned(),
+            file: None,
         };
         (item, reply, wait)
     }

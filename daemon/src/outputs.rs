@@ -34,8 +34,8 @@ pub struct OutputFile {
     flushed: std::sync::Condvar,
 }
 
-/// Group commit of the file's flushes: each completed write takes a ticket; a flush covers
-/// every ticket taken before it began.
+/// Group commit of the file's flushes: each call to flush takes a ticket (after the writes it
+/// vouches for completed); a flush covers every ticket taken before it began.
 #[derive(Debug, Default)]
 struct Flush {
     /// The newest ticket handed out.
@@ -149,7 +149,8 @@ impl OutputFile {
 }
 
 impl OutputFile {
-    /// Flushes started so far (for tests of who flushes how often).
+    /// Tickets made durable so far: with one caller at a time, the flushes made (for tests of
+    /// who flushes how often).
     #[cfg(test)]
     pub fn flushes(&self) -> u64 {
         self.flush

@@ -918,9 +918,9 @@ impl Shared {
     }
 
     /// Starts the signing threads, one per session. Each holds the pool only while it
-    /// signs, so dropping the pool ends them. Fails only if none could be started (the next
-    /// queued request tries again).
-    fn spawn_signers(self: &Arc<Self>) -> std::io::Result<()> {
+    /// signs, so dropping the pool ends them. If none can be started, every queued request
+    /// is answered with the error (the next request to queue tries again).
+    fn spawn_signers(self: &Arc<Self>) {
         let mut started = 0;
         let mut failure = None;
         for _ in 0..self.signing.threads() {
@@ -948,14 +948,15 @@ impl Shared {
         }
         match failure {
             Some(error) if started == 0 => {
-                self.signing.threads_failed();
-                Err(error)
+                tracing::error!(token = %self.token, %error, "cannot start the token's signing threads");
+                let text = format!("cannot start the token's signing threads: {error}");
+                self.signing
+                    .threads_failed(|| Err(Error::TaskFailed(text.clone())));
             }
             Some(error) => {
                 tracing::warn!(token = %self.token, %error, started, "not every signing thread could be started");
-                Ok(())
             }
-            None => Ok(()),
+            None => {}
         }
     }
 
@@ -1150,36 +1151,29 @@ impl PoolKey {
     /// every session is busy (see `queue`); blocks until the signature is back.
     pub fn sign_blocking(&self, message: &[u8]) -> Result<Vec<u8>> {
         let shared = &self.pool.shared;
-        let (pending, must_wait, start_threads) = match shared
+        let (pending, start_threads) = match shared
             .signing
             .submit(|| (self.spec.clone(), message.to_vec()))
         {
             Dispatch::Inline(_running) => return shared.sign(&self.spec, message),
             Dispatch::Queued {
                 pending,
-                must_wait,
                 start_threads,
-            } => (pending, must_wait, start_threads),
+            } => (pending, start_threads),
         };
-        let started = if start_threads {
-            shared.spawn_signers()
-        } else {
-            Ok(())
-        };
-        let deadline =
-            (must_wait || started.is_err()).then(|| after(shared.config.acquire_timeout));
-        pending.wait(deadline).unwrap_or_else(|| {
-            Err(match started {
-                Ok(()) => Error::PoolBusy {
+        if start_threads {
+            // On failure every queued request, this one too, is answered with the error.
+            shared.spawn_signers();
+        }
+        pending
+            .wait(after(shared.config.acquire_timeout))
+            .unwrap_or_else(|| {
+                Err(Error::PoolBusy {
                     token: shared.token.clone(),
                     sessions: shared.config.max_sessions,
                     waited: shared.config.acquire_timeout,
-                },
-                Err(error) => {
-                    Error::TaskFailed(format!("cannot start the token's signing threads: {error}"))
-                }
+                })
             })
-        })
     }
 
     /// Signs on tokio's blocking pool, never on the async reactor.

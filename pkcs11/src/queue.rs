@@ -8,10 +8,9 @@
 //! token its sessions do not sit idle until a sleeping caller is scheduled. On a loaded
 //! two-core host that wake-up took as long as a third of an RSA signature.
 //!
-//! A request that finds every session busy waits at most the pool's acquire timeout for a
-//! signing thread to start it, then gets [`Error::PoolBusy`](crate::Error::PoolBusy). Once
-//! started it waits for the token, however long that takes (a real token may wait for a touch
-//! or a slow bus).
+//! A queued request waits at most the pool's acquire timeout for a signing thread to start
+//! it, then gets [`Error::PoolBusy`](crate::Error::PoolBusy). Once started it waits for the
+//! token, however long that takes (a real token may wait for a touch or a slow bus).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -83,12 +82,11 @@ pub(crate) struct Queue<I, R> {
 pub(crate) enum Dispatch<'a, I, R> {
     /// Make the token call on this thread; the guard frees the place when dropped.
     Inline(Running<'a, I, R>),
-    /// Wait for a signing thread. With `start_threads`, start the pool's signing threads
-    /// first (this is the first request ever queued; [`Queue::threads`] says how many).
+    /// Wait for a signing thread (at most the acquire timeout for one to start the job).
+    /// With `start_threads`, start the pool's signing threads first (no thread runs yet;
+    /// [`Queue::threads`] says how many).
     Queued {
         pending: Pending<'a, I, R>,
-        /// Every session is busy: give up if no thread starts the job by then.
-        must_wait: bool,
         start_threads: bool,
     },
 }
@@ -128,9 +126,8 @@ impl<I, R> Queue<I, R> {
             input: input(),
             slot: slot.clone(),
         });
-        let must_wait = jobs.busy >= self.sessions;
         let start_threads = !std::mem::replace(&mut jobs.started, true);
-        let wake = !must_wait && jobs.idle > 0;
+        let wake = jobs.busy < self.sessions && jobs.idle > 0;
         drop(jobs);
         // Only a sleeping thread needs waking, and waking costs a system call.
         if wake {
@@ -138,14 +135,23 @@ impl<I, R> Queue<I, R> {
         }
         Dispatch::Queued {
             pending: Pending { queue: self, slot },
-            must_wait,
             start_threads,
         }
     }
 
-    /// The signing threads could not be started: the next queued request tries again.
-    pub fn threads_failed(&self) {
-        lock(&self.jobs).started = false;
+    /// No signing thread could be started: every queued request is answered with
+    /// `failure()` at once (none would run), and the next request to queue tries again.
+    pub fn threads_failed(&self, failure: impl Fn() -> R) {
+        let stranded: Vec<_> = {
+            let mut jobs = lock(&self.jobs);
+            jobs.started = false;
+            jobs.queue.drain(..).collect()
+        };
+        for job in stranded {
+            if job.slot.start() {
+                job.slot.finish(failure());
+            }
+        }
     }
 
     /// A signing thread's loop: runs queued jobs with `run` until the queue is closed and
@@ -213,9 +219,9 @@ pub(crate) struct Pending<'a, I, R> {
 }
 
 impl<I, R> Pending<'_, I, R> {
-    /// Waits for the result. With a `deadline`, a job no thread has started by then is taken
-    /// out of the queue and `None` returned; a started one is waited for to its end.
-    pub fn wait(self, deadline: Option<Instant>) -> Option<R> {
+    /// Waits for the result. A job no thread has started by `deadline` is taken out of the
+    /// queue and `None` returned; a started one is waited for to its end.
+    pub fn wait(self, deadline: Instant) -> Option<R> {
         let mut stage = lock(&self.slot.stage);
         loop {
             if matches!(*stage, Stage::Done(_)) {
@@ -226,7 +232,7 @@ impl<I, R> Pending<'_, I, R> {
             }
             let now = Instant::now();
             match deadline {
-                Some(deadline) if matches!(*stage, Stage::Queued) && now >= deadline => {
+                deadline if matches!(*stage, Stage::Queued) && now >= deadline => {
                     *stage = Stage::Abandoned;
                     drop(stage);
                     // Nobody queues behind a request that is gone.
@@ -235,7 +241,7 @@ impl<I, R> Pending<'_, I, R> {
                         .retain(|job| !Arc::ptr_eq(&job.slot, &self.slot));
                     return None;
                 }
-                Some(deadline) if matches!(*stage, Stage::Queued) => {
+                deadline if matches!(*stage, Stage::Queued) => {
                     stage = self
                         .slot
                         .done
@@ -288,13 +294,12 @@ mod tests {
             }
             Dispatch::Queued {
                 pending,
-                must_wait,
                 start_threads,
             } => {
                 if start_threads {
                     lock(started).extend(threads(queue, f));
                 }
-                pending.wait(must_wait.then(|| Instant::now() + Duration::from_secs(5)))
+                pending.wait(Instant::now() + Duration::from_secs(5))
             }
         }
     }
@@ -361,14 +366,13 @@ mod tests {
         };
         let Dispatch::Queued {
             pending,
-            must_wait: true,
             start_threads: true,
         } = queue.submit(|| 2)
         else {
             panic!("the second call must wait")
         };
         let began = Instant::now();
-        assert_eq!(pending.wait(Some(began + Duration::from_millis(50))), None);
+        assert_eq!(pending.wait(began + Duration::from_millis(50)), None);
         assert!(began.elapsed() >= Duration::from_millis(50));
         assert!(
             lock(&queue.jobs).queue.is_empty(),
@@ -377,5 +381,54 @@ mod tests {
         drop(running);
         // The next call finds the session free again.
         assert!(matches!(queue.submit(|| 3), Dispatch::Inline(_)));
+    }
+
+    #[test]
+    fn when_no_signing_thread_starts_every_queued_call_is_answered_at_once() {
+        let queue: Arc<Queue<u32, Result<u32, String>>> = Arc::new(Queue::new(1));
+        let Dispatch::Inline(running) = queue.submit(|| 1) else {
+            panic!("the first call runs inline")
+        };
+        let Dispatch::Queued {
+            pending: first,
+            start_threads: true,
+        } = queue.submit(|| 2)
+        else {
+            panic!("queued, and asked to start the threads")
+        };
+        // Another caller queues meanwhile; it does not start threads itself.
+        let waiter = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                let Dispatch::Queued {
+                    pending,
+                    start_threads: false,
+                } = queue.submit(|| 3)
+                else {
+                    panic!("queued behind the first")
+                };
+                pending.wait(Instant::now() + Duration::from_secs(60))
+            })
+        };
+        while lock(&queue.jobs).queue.len() < 2 {
+            std::thread::yield_now();
+        }
+        queue.threads_failed(|| Err("no threads".to_owned()));
+        let began = Instant::now();
+        assert_eq!(
+            waiter.join().expect("waiter"),
+            Some(Err("no threads".to_owned()))
+        );
+        assert_eq!(
+            first.wait(Instant::now() + Duration::from_secs(60)),
+            Some(Err("no threads".to_owned()))
+        );
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "nobody waited out a deadline"
+        );
+        drop(running);
+        // The queue is empty again: the next call signs inline.
+        assert!(matches!(queue.submit(|| 4), Dispatch::Inline(_)));
     }
 }
