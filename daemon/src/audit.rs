@@ -291,25 +291,12 @@ impl Checkpointer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use seald_audit::Decision;
 
     fn item(
         n: u32,
         flush: Option<&Arc<OutputFile>>,
     ) -> (Item, Reply, oneshot::Receiver<Result<Record, StoreError>>) {
-        let entry = Entry {
-            time: "2026-12-05T00:00:00.000Z".to_owned(),
-            principal: "job".to_owned(),
-            action: "sign".to_owned(),
-            seal: None,
-            document_id: None,
-            input_sha256: None,
-            output_sha256: None,
-            decision: Decision::Allowed,
-            reason: None,
-            request_id: format!("r{n}"),
-            detail: None,
-        };
+        let entry = crate::store::sqlite::tests::entry(n);
         let (reply, wait) = oneshot::channel();
         let item = Item {
             append: Box::new(Append {

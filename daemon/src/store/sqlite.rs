@@ -813,10 +813,11 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn entry(n: u32) -> Entry {
+    /// An allowed `sign` record, told apart by `n`.
+    pub(crate) fn entry(n: u32) -> Entry {
         Entry {
             time: format!("2026-12-01T00:00:{n:02}.000Z"),
             principal: "erp".to_owned(),
