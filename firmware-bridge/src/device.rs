@@ -239,27 +239,6 @@ impl Drop for Lease<'_> {
     }
 }
 
-/// DER `SEQUENCE { r INTEGER, s INTEGER }` from r ‖ s.
-fn der_signature(rs: &[u8; 64]) -> Vec<u8> {
-    fn integer(out: &mut Vec<u8>, v: &[u8]) {
-        let v = &v[v.iter().position(|&b| b != 0).unwrap_or(v.len() - 1)..];
-        out.push(0x02);
-        if v[0] & 0x80 != 0 {
-            out.push(v.len() as u8 + 1);
-            out.push(0);
-        } else {
-            out.push(v.len() as u8);
-        }
-        out.extend_from_slice(v);
-    }
-    let mut body = Vec::with_capacity(70);
-    integer(&mut body, &rs[..32]);
-    integer(&mut body, &rs[32..]);
-    let mut out = vec![0x30, body.len() as u8];
-    out.extend_from_slice(&body);
-    out
-}
-
 impl Device {
     pub fn new(config: DeviceConfig) -> Device {
         Device {
@@ -292,9 +271,10 @@ impl Device {
         lock(&self.slot).status = s;
     }
 
-    /// Takes the device for one operation, connecting first if need be.
-    fn lease(&self) -> Result<Lease<'_>, Error> {
-        let deadline = Instant::now() + self.config.busy_timeout;
+    /// Takes the device for one operation, connecting first if need be; waits at most `wait`
+    /// for an operation under way to end, then answers `Busy`.
+    fn lease(&self, wait: Duration) -> Result<Lease<'_>, Error> {
+        let deadline = Instant::now() + wait;
         let mut slot = lock(&self.slot);
         while slot.busy {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -328,21 +308,27 @@ impl Device {
         Ok(lease)
     }
 
-    /// Runs `op` on the connection; a disconnect drops it (the next operation reconnects), and
-    /// so does any error when `strict`.
+    /// Runs `op` on the connection; a disconnect drops it (the next operation reconnects).
+    /// A readiness `probe` does not wait for an operation under way, and any error of its
+    /// drops the connection.
     fn operate_with<T>(
         &self,
-        strict: bool,
+        probe: bool,
         op: impl FnOnce(&mut Conn, &Device) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut lease = self.lease()?;
+        let wait = if probe {
+            Duration::ZERO
+        } else {
+            self.config.busy_timeout
+        };
+        let mut lease = self.lease(wait)?;
         let Some(conn) = lease.conn.as_mut() else {
             return Err(Error::Absent(self.config.selector.to_string()));
         };
         let result = op(conn, self);
         match &result {
             Ok(_) => lease.answered = true,
-            Err(e) if e.is_disconnect() || strict => {
+            Err(e) if e.is_disconnect() || probe => {
                 tracing::warn!(device = %self.config.name, error = %e, "signing device disconnected");
                 lease.conn = None;
             }
@@ -477,7 +463,7 @@ impl Device {
                     key.verify_prehash(&digest, &sig).map_err(|_| {
                         Error::Protocol("the device's signature does not verify".to_owned())
                     })?;
-                    Ok(der_signature(&rs))
+                    Ok(sig.to_der().as_bytes().to_vec())
                 }
             }
         })
@@ -597,21 +583,5 @@ impl Signer for DeviceSigner {
         self.device
             .sign(message, Some(&self.key))
             .map_err(SignError::from)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signatures_are_der_with_minimal_integers() {
-        let mut rs = [0u8; 64];
-        rs[31] = 1; // r = 1
-        rs[32] = 0x80; // s has its high bit set
-        let der = der_signature(&rs);
-        assert_eq!(&der[..5], &[0x30, 0x26, 0x02, 0x01, 0x01]);
-        assert_eq!(&der[5..8], &[0x02, 0x21, 0x00]);
-        assert_eq!(der.len(), 2 + 3 + 35);
     }
 }

@@ -34,6 +34,12 @@ impl UsbId {
             serial: None,
         }
     }
+
+    /// Whether this is a TKey's identity (whatever its serial number).
+    pub fn is_tkey(&self) -> bool {
+        let t = UsbId::tkey();
+        (self.vid, self.pid) == (t.vid, t.pid)
+    }
 }
 
 /// How a device's port is found.

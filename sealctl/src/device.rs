@@ -122,7 +122,7 @@ pub fn run(args: DeviceArgs) -> Result<(), Failure> {
                             "path": p.path, "vid": u.map(|u| format!("{:04x}", u.vid)),
                             "pid": u.map(|u| format!("{:04x}", u.pid)),
                             "serial": u.and_then(|u| u.serial.clone()), "product": p.product,
-                            "tkey": u.is_some_and(|u| (u.vid, u.pid) == (0x1207, 0x8887)),
+                            "tkey": u.is_some_and(UsbId::is_tkey),
                         })
                     })
                     .collect();
@@ -140,7 +140,7 @@ pub fn run(args: DeviceArgs) -> Result<(), Failure> {
                         u.and_then(|u| u.serial.clone())
                             .unwrap_or_else(|| "-".to_owned()),
                         p.product.clone().unwrap_or_default(),
-                        if u.is_some_and(|u| (u.vid, u.pid) == (0x1207, 0x8887)) {
+                        if u.is_some_and(UsbId::is_tkey) {
                             "  (TKey)"
                         } else {
                             ""

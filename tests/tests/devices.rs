@@ -269,6 +269,22 @@ fn a_seal_on_a_p256_device_seals_pdfs_every_validator_accepts_and_readyz_follows
         sigs.len() == 1 && sigs[0].valid && sigs[0].trusted,
         "{sigs:?}"
     );
+
+    // Unplugged while idle, with nothing but metric scrapes: the metric notices by itself.
+    emulator.unplug();
+    let metric = |status: &str| {
+        let text = String::from_utf8_lossy(&send(plain.get(format!("{}/metrics", d.plain))).body)
+            .into_owned();
+        text.contains(&format!(
+            "seald_device_status{{device=\"appliance\",status=\"{status}\"}} 1"
+        ))
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || metric("absent")),
+        "the metric still says the unplugged device is there"
+    );
+    emulator.replug().expect("replug");
+    assert!(wait_until(Duration::from_secs(10), || metric("ready")));
 }
 
 #[test]

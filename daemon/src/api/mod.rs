@@ -467,8 +467,8 @@ async fn metrics(State(state): St) -> Response {
             .with_label_values(&[name])
             .set(i64::from(s.health == PoolHealth::Ready));
     }
-    for (name, device) in state.keys.devices() {
-        let now = device.status();
+    // As `/readyz` finds them: an idle device that went away shows as absent here too.
+    for (name, now) in device_statuses(&state).await {
         for s in DeviceStatus::ALL {
             state
                 .metrics
