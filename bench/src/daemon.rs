@@ -198,9 +198,9 @@ pub fn run(args: Vec<String>) {
             unjudged.push(sessions);
         } else {
             judged_any = true;
-        }
-        if crate::util::judged(sessions) && ratio < options.min_ratio {
-            failed.push(format!("{sessions} session(s): {ratio:.1} %"));
+            if ratio < options.min_ratio {
+                failed.push(format!("{sessions} session(s): {ratio:.1} %"));
+            }
         }
         if sessions == 2 {
             failed.extend(large_document(&setup, &daemon, options.size_mib));

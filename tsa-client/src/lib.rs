@@ -156,17 +156,9 @@ impl HttpTimestamper {
     /// within its budget now, else the one whose slot comes soonest (within `max_wait`).
     fn pick(&self, tried: &[bool], now: Instant) -> Option<(usize, Duration)> {
         for resting in [false, true] {
-            let group: Vec<usize> = (0..self.tsas.len())
+            // `min_by_key` keeps the first of equal waits: the most preferred with room now.
+            let soonest = (0..self.tsas.len())
                 .filter(|&i| !tried[i] && self.tsas[i].resting(now) == resting)
-                .collect();
-            for &i in &group {
-                if let Some(wait) = self.tsas[i].reserve(now, Duration::ZERO) {
-                    return Some((i, wait));
-                }
-            }
-            let soonest = group
-                .iter()
-                .copied()
                 .min_by_key(|&i| self.tsas[i].wait(now));
             if let Some(i) = soonest {
                 if let Some(wait) = self.tsas[i].reserve(now, self.max_wait) {

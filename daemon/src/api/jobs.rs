@@ -45,6 +45,13 @@ pub struct JobQuery {
     sheet: Option<String>,
 }
 
+/// A rows file that cannot be read on.
+impl From<rows::FileError> for ApiError {
+    fn from(e: rows::FileError) -> Self {
+        unprocessable(e.code, e.detail)
+    }
+}
+
 fn unprocessable(code: &'static str, detail: impl Into<String>) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -190,16 +197,15 @@ async fn create_job(
         Content::File(f) => Err(f.path().to_owned()),
     };
     let opened = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let unreadable = |e: rows::FileError| unprocessable(e.code, e.detail);
         match source {
             Ok(bytes) => rows::open(format, std::io::Cursor::new(bytes), sheet.as_deref())
-                .map_err(unreadable),
+                .map_err(ApiError::from),
             Err(path) => {
                 let file = std::fs::File::open(&path).map_err(|e| {
                     ApiError::internal(format!("cannot read the spooled rows: {e}"))
                 })?;
                 rows::open(format, std::io::BufReader::new(file), sheet.as_deref())
-                    .map_err(unreadable)
+                    .map_err(ApiError::from)
             }
         }
     })
@@ -333,7 +339,7 @@ async fn read_rows(
     let mut batch: Vec<JobRow> = Vec::with_capacity(BATCH);
     let mut seen_ids = std::collections::HashSet::new();
     while let Some(record) = input.next_row() {
-        let record = record.map_err(|e| unprocessable(e.code, e.detail))?;
+        let record = record?;
         report.uploaded += 1;
         if report.uploaded > max {
             return Err(unprocessable(
