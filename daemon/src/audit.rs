@@ -31,8 +31,6 @@ enum Message {
 struct Item {
     append: Box<Append>,
     flush: Option<Arc<OutputFile>>,
-    /// The address of `flush`'s file once the writer has taken it (to match flush errors).
-    file: Option<usize>,
 }
 
 #[derive(Clone)]
@@ -79,7 +77,6 @@ impl AuditLog {
         let item = Item {
             append: Box::new(Append { entry, change }),
             flush,
-            file: None,
         };
         self.tx
             .send(Message::Append(item, reply))
@@ -168,50 +165,47 @@ type Reply = oneshot::Sender<Result<Record, StoreError>>;
 /// be flushed are answered with the error and left out of the batch. No reference to a file
 /// is kept past its flush: a runner that ends closes its file only if nothing else holds it.
 async fn flush_outputs(items: Vec<Item>, replies: Vec<Reply>) -> (Vec<Append>, Vec<Reply>) {
-    let mut items = items;
     let mut files: Vec<Arc<OutputFile>> = Vec::new();
-    for item in &mut items {
-        if let Some(file) = item.flush.take() {
-            item.file = Some(Arc::as_ptr(&file) as usize);
-            if !files.iter().any(|f| Arc::ptr_eq(f, &file)) {
-                files.push(file);
-            }
-        }
-    }
-    // The files that failed, by address, with the error.
-    let mut failed: Vec<(usize, String)> = Vec::new();
-    if !files.is_empty() {
-        let addresses: Vec<usize> = files.iter().map(|f| Arc::as_ptr(f) as usize).collect();
-        let flushed = tokio::task::spawn_blocking(move || {
-            files
-                .into_iter()
-                .filter_map(|f| {
-                    f.flush()
-                        .err()
-                        .map(|e| (Arc::as_ptr(&f) as usize, e.to_string()))
-                })
-                .collect::<Vec<_>>()
+    // Each record, with its file's index in `files`.
+    let records: Vec<(Box<Append>, Option<usize>)> = items
+        .into_iter()
+        .map(|item| {
+            let file = item.flush.map(|file| {
+                files
+                    .iter()
+                    .position(|f| Arc::ptr_eq(f, &file))
+                    .unwrap_or_else(|| {
+                        files.push(file);
+                        files.len() - 1
+                    })
+            });
+            (item.append, file)
         })
-        .await;
-        // A flush that did not finish vouches for nothing.
-        failed = flushed.unwrap_or_else(|join| {
-            addresses
-                .into_iter()
-                .map(|a| (a, join.to_string()))
+        .collect();
+    let flushed: Vec<Result<(), String>> = if files.is_empty() {
+        Vec::new()
+    } else {
+        let n = files.len();
+        tokio::task::spawn_blocking(move || {
+            files
+                .iter()
+                .map(|f| f.flush().map_err(|e| e.to_string()))
                 .collect()
-        });
-    }
-    let mut batch = Vec::with_capacity(items.len());
-    let mut kept = Vec::with_capacity(items.len());
-    for (item, reply) in items.into_iter().zip(replies) {
-        let failure = item.file.and_then(|a| failed.iter().find(|(b, _)| *b == a));
-        match failure {
-            Some((_, e)) => {
+        })
+        .await
+        // A flush that did not finish vouches for nothing.
+        .unwrap_or_else(|join| vec![Err(join.to_string()); n])
+    };
+    let mut batch = Vec::with_capacity(records.len());
+    let mut kept = Vec::with_capacity(records.len());
+    for ((append, file), reply) in records.into_iter().zip(replies) {
+        match file.and_then(|i| flushed[i].as_ref().err()) {
+            Some(e) => {
                 let e = format!("cannot flush the job's output file: {e}");
                 let _ = reply.send(Err(StoreError::Unavailable(e)));
             }
             None => {
-                batch.push(*item.append);
+                batch.push(*append);
                 kept.push(reply);
             }
         }
@@ -304,7 +298,6 @@ mod tests {
                 change: Change::None,
             }),
             flush: flush.cloned(),
-            file: None,
         };
         (item, reply, wait)
     }

@@ -6,9 +6,8 @@
 //! writes at offsets handed out in order, then flushed (`fdatasync`) before the row's record
 //! commits, so a sealed row's bytes are on disk. The audit writer flushes once for each batch
 //! of records it commits (`AuditLog::append_after_flush`), so the rows of one batch share one
-//! `fdatasync`. Flushes are group commits too: a write completed before a flush began is
-//! covered by it. Bytes a row wrote without its record committing (a crash between
-//! the two) are never pointed at: the row stays pending and is written again further on.
+//! `fdatasync`. Bytes a row wrote without its record committing (a crash between the two) are
+//! never pointed at: the row stays pending and is written again further on.
 
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
@@ -30,24 +29,19 @@ pub struct OutputFile {
     file: std::fs::File,
     /// The next append's offset.
     end: Mutex<u64>,
+    /// Held while flushing (flushes run one at a time).
     flush: Mutex<Flush>,
-    flushed: std::sync::Condvar,
 }
 
-/// Group commit of the file's flushes: each call to flush takes a ticket (after the writes it
-/// vouches for completed); a flush covers every ticket taken before it began.
 #[derive(Debug, Default)]
 struct Flush {
-    /// The newest ticket handed out.
-    issued: u64,
-    /// Every ticket up to this one is on stable storage.
-    durable: u64,
-    /// A flush is under way.
-    busy: bool,
     /// A flush failed. The kernel reports a write-back error once and may then call the
-    /// pages clean, so no later flush can vouch for them: every append fails from then on
-    /// (the job fails, its rows stay pending; a new runner opens the file afresh).
+    /// pages clean, so no later flush can vouch for them: every write and flush fails from
+    /// then on (the job fails, its rows stay pending; a new runner opens the file afresh).
     failed: bool,
+    /// Flushes made (for tests).
+    #[cfg(test)]
+    made: u64,
 }
 
 /// The file of job `id` under `jobs_dir`.
@@ -78,7 +72,6 @@ impl OutputFile {
             file,
             end: Mutex::new(end),
             flush: Mutex::default(),
-            flushed: std::sync::Condvar::new(),
         })
     }
 
@@ -113,50 +106,30 @@ impl OutputFile {
         Ok(Extent { offset, length })
     }
 
-    /// Returns once every write completed before this call is on stable storage: by a flush
-    /// of its own, or by one that began after those writes (some other row's).
+    /// Returns once every write completed before this call is on stable storage.
     pub fn flush(&self) -> std::io::Result<()> {
         let mut f = self.flush.lock().unwrap_or_else(PoisonError::into_inner);
-        f.issued += 1;
-        let ticket = f.issued;
-        loop {
-            if f.failed {
-                return Err(failed_before());
-            }
-            if f.durable >= ticket {
-                return Ok(());
-            }
-            if !f.busy {
-                break;
-            }
-            f = self.flushed.wait(f).unwrap_or_else(PoisonError::into_inner);
+        if f.failed {
+            return Err(failed_before());
         }
-        // This thread flushes, for every ticket issued so far (their writes completed).
-        f.busy = true;
-        let covers = f.issued;
-        drop(f);
         let synced = self.file.sync_data();
-        let mut f = self.flush.lock().unwrap_or_else(PoisonError::into_inner);
-        f.busy = false;
-        match &synced {
-            Ok(()) => f.durable = f.durable.max(covers),
-            Err(_) => f.failed = true,
+        f.failed = synced.is_err();
+        #[cfg(test)]
+        {
+            f.made += 1;
         }
-        drop(f);
-        self.flushed.notify_all();
         synced
     }
 }
 
 impl OutputFile {
-    /// Tickets made durable so far: with one caller at a time, the flushes made (for tests of
-    /// who flushes how often).
+    /// Flushes made so far (for tests of who flushes how often).
     #[cfg(test)]
     pub fn flushes(&self) -> u64 {
         self.flush
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .durable
+            .made
     }
 
     /// Makes every later flush fail, as after a write-back error.
@@ -266,7 +239,7 @@ mod tests {
     }
 
     #[test]
-    fn concurrent_appends_each_return_durable_and_land_whole() {
+    fn concurrent_appends_each_return_flushed_and_land_whole() {
         let dir = std::env::temp_dir().join(format!("seald-outputs-c-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let p = path(&dir, "job");
@@ -290,8 +263,9 @@ mod tests {
         }
         let flush = f.flush.lock().expect("lock");
         assert_eq!(
-            (flush.issued, flush.durable, flush.busy, flush.failed),
-            (400, 400, false, false)
+            (flush.made, flush.failed),
+            (400, false),
+            "one flush per append"
         );
         drop(flush);
         let mut extents: Vec<Extent> = all.iter().map(|(e, _)| *e).collect();
