@@ -190,41 +190,38 @@ async fn create_job(
         Change::PutJob(Box::new(job.clone())),
     )
     .await?;
-    // Opening a workbook reads its shared strings and styles: off the async workers.
+    // Reading and checking the rows (a workbook's sheet can be a gigabyte of XML) runs on a
+    // blocking thread, which stores each batch of rows from there: never on the async workers.
     let sheet = q.sheet.clone();
     let source = match &received.content {
         Content::Memory { bytes, .. } => Ok(bytes.clone()),
         Content::File(f) => Err(f.path().to_owned()),
     };
-    let opened = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        match source {
-            Ok(bytes) => rows::open(format, std::io::Cursor::new(bytes), sheet.as_deref())
-                .map_err(ApiError::from),
+    let (st, handle) = (state.clone(), tokio::runtime::Handle::current());
+    let (reading, template, fill_font) = (job.clone(), t.clone(), font.clone());
+    let id_column = q.document_id_column.clone();
+    let read = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let input = match source {
+            Ok(bytes) => rows::open(format, std::io::Cursor::new(bytes), sheet.as_deref())?,
             Err(path) => {
                 let file = std::fs::File::open(&path).map_err(|e| {
                     ApiError::internal(format!("cannot read the spooled rows: {e}"))
                 })?;
-                rows::open(format, std::io::BufReader::new(file), sheet.as_deref())
-                    .map_err(ApiError::from)
+                rows::open(format, std::io::BufReader::new(file), sheet.as_deref())?
             }
-        }
+        };
+        read_rows(
+            &st,
+            &handle,
+            &reading,
+            &template,
+            &fill_font,
+            id_column.as_deref(),
+            input,
+        )
     })
     .await
     .unwrap_or_else(|e| Err(ApiError::internal(format!("reading the rows failed: {e}"))));
-    let read = match opened {
-        Ok(input) => {
-            read_rows(
-                state,
-                &job,
-                &t,
-                &font,
-                q.document_id_column.as_deref(),
-                input,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
     let report = match read {
         Ok(r) => r,
         Err(e) => {
@@ -276,8 +273,10 @@ struct Report {
 }
 
 /// Reads and checks every row, storing them as it goes (a batch at a time: memory stays flat).
-async fn read_rows(
+/// Blocking: runs on a blocking thread, and stores through `handle`.
+fn read_rows(
     state: &AppState,
+    handle: &tokio::runtime::Handle,
     job: &JobRecord,
     t: &seald_policy::Template,
     font: &seald_pades::FillFont,
@@ -413,12 +412,12 @@ async fn read_rows(
             done_at: None,
         });
         if batch.len() == BATCH {
-            state.store.insert_job_rows(&job.id, &batch).await?;
+            handle.block_on(state.store.insert_job_rows(&job.id, &batch))?;
             batch.clear();
         }
     }
     if !batch.is_empty() {
-        state.store.insert_job_rows(&job.id, &batch).await?;
+        handle.block_on(state.store.insert_job_rows(&job.id, &batch))?;
     }
     Ok(report)
 }

@@ -109,14 +109,18 @@ impl<R: Read> Rows for CsvRows<R> {
     }
 
     fn next_row(&mut self) -> Option<Result<Row, FileError>> {
-        let record = self.records.next()?;
-        Some(Ok(match record {
-            Ok(r) => Ok(r.iter().map(str::to_owned).collect()),
-            Err(e) => Err(RowProblem {
-                code: "invalid_csv_row",
-                message: e.to_string(),
-            }),
-        }))
+        loop {
+            let record = self.records.next()?;
+            return Some(Ok(match record {
+                // A line of empty cells (",,,") is an empty row, as in a workbook: skipped.
+                Ok(r) if r.iter().all(str::is_empty) => continue,
+                Ok(r) => Ok(r.iter().map(str::to_owned).collect()),
+                Err(e) => Err(RowProblem {
+                    code: "invalid_csv_row",
+                    message: e.to_string(),
+                }),
+            }));
+        }
     }
 }
 
@@ -131,8 +135,8 @@ mod tests {
     }
 
     #[test]
-    fn csv_rows_are_trimmed_and_a_ragged_row_is_a_row_problem() {
-        let csv = "\u{feff}document_id, 姓名 \nA-1, 张三 \n\nA-2,李四,extra\nA-3,王五\n";
+    fn csv_rows_are_trimmed_empty_ones_skipped_and_a_ragged_row_is_a_row_problem() {
+        let csv = "\u{feff}document_id, 姓名 \nA-1, 张三 \n\n , \nA-2,李四,extra\nA-3,王五\n";
         let mut rows = open(Format::Csv, std::io::Cursor::new(csv), None).expect("open");
         assert_eq!(rows.header(), ["document_id", "姓名"]);
         let got = all(rows.as_mut());
